@@ -1,0 +1,49 @@
+# edgeshadow: `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test perf flash deploy sim broker clean help
+
+help:
+	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
+	@echo "make demo    three virtual boards, local broker and shadow service, live monitor"
+	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
+	@echo "make perf    benchmarks (figures for the issues' closing notes)"
+	@echo "make flash BOARD=esp32-devkitc PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC.bin"
+	@echo "make deploy PORT=/dev/ttyUSB0 [CONFIG=device.json]"
+
+setup: $(STAMP) mosquitto
+
+# Re-run pip only when the pins or the package definition change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	touch $@
+
+.PHONY: mosquitto
+mosquitto:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+	  echo "Installing Mosquitto from the system's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+demo: setup
+	$(BIN)/edgeshadow demo
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+perf: setup
+	$(BIN)/python tests/perf/run.py
+
+flash: setup
+	$(BIN)/edgeshadow flash --board $(BOARD) --port $(PORT) --firmware $(FIRMWARE)
+
+deploy: setup
+	$(BIN)/edgeshadow deploy --port $(PORT) $(if $(CONFIG),--config $(CONFIG),)
+
+clean:
+	rm -rf $(VENV) run out

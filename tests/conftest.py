@@ -1,0 +1,72 @@
+"""Test set-up shared by every tier.
+
+Firmware tests (tests/firmware/test_*.py) are plain `def test_...():` functions with `assert`,
+no fixtures, so the same file runs on both runtimes:
+- under CPython, pytest collects them as usual;
+- each test function is also collected a second time as `<name>[micropython]` and run inside the
+  real MicroPython unix port (.venv/bin/micropython) by tests/firmware/_mprun.py.
+A test that passes only on CPython therefore fails the run.
+"""
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+FW_TESTS = ROOT / "tests" / "firmware"
+MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+
+for p in (str(FIRMWARE), str(FW_TESTS)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def micropython_env():
+    env = dict(os.environ)
+    env["MICROPYPATH"] = f"{FIRMWARE}:{FW_TESTS}:.frozen"
+    return env
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.parent == FW_TESTS and file_path.name.startswith("test_") and file_path.suffix == ".py":
+        return MicroPythonFile.from_parent(parent, path=file_path)
+    return None
+
+
+class MicroPythonFile(pytest.File):
+    def collect(self):
+        tree = ast.parse(self.path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                yield MicroPythonItem.from_parent(self, name=f"{node.name}[micropython]", func=node.name)
+
+
+class MicroPythonFailure(Exception):
+    pass
+
+
+class MicroPythonItem(pytest.Item):
+    def __init__(self, *, func, **kw):
+        super().__init__(**kw)
+        self.func = func
+        self.add_marker("micropython")
+
+    def runtest(self):
+        proc = subprocess.run(
+            [str(MICROPYTHON), str(FW_TESTS / "_mprun.py"), self.path.stem, self.func],
+            cwd=str(FW_TESTS), env=micropython_env(), capture_output=True, text=True, timeout=600,
+        )
+        if proc.returncode != 0 or not proc.stdout.rstrip().endswith("PASS"):
+            raise MicroPythonFailure(proc.stdout + proc.stderr)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, MicroPythonFailure):
+            return f"failed inside MicroPython:\n{excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}::{self.name}"
