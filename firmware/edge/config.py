@@ -1,0 +1,189 @@
+# Device config: built-in defaults, overlaid by the board's defaults, overlaid by the device's
+# config, then validated once. Every problem is reported with its path ("rules[2].min: must be a
+# number"), not only the first. Dicts merge key by key; lists and values replace.
+from edge import schema as S
+from edge import calibration, rules, diagnosis
+
+DEFAULTS = {
+    "version": 0,
+    "board": None,
+    "sku": None,
+    "interval_s": 10,
+    "rules": [],
+    "diagnoses": None,  # None: the grid-sensor default set (edge.diagnosis)
+    "mqtt": {"endpoint": None, "port": 8883, "keepalive_s": 60, "clean_session": True,
+             "telemetry_prefix": "dt", "batch_max": 20,
+             "ca": "/certs/root-ca.der", "cert": "/certs/device.der", "key": "/certs/device.key.der"},
+    "wifi": {"ssid": "", "password": ""},
+    "spool": {"max_bytes": 65536, "dir": "/spool"},
+    "ntp": {"host": "pool.ntp.org"},
+    "watchdog_s": 45,
+}
+METRIC_KEYS = ("unit", "sensor", "calibration", "report", "provenance")
+# Keys the shadow's reported state uses beside the metrics: no metric may take these names.
+RESERVED = ("timestamp", "alerts", "diagnoses", "status", "config_version", "fw", "spool",
+            "provenance", "thing")
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:-"
+_SECTIONS = {  # section -> {key: (kind, nullable)}
+    "mqtt": {"endpoint": (S.STR, True), "port": ("port", False), "keepalive_s": ("keepalive", False),
+             "clean_session": (S.BOOL, False), "telemetry_prefix": (S.STR, False),
+             "batch_max": (S.INT, False), "ca": (S.STR, False), "cert": (S.STR, False), "key": (S.STR, False)},
+    "wifi": {"ssid": (S.STR, False), "password": (S.STR, False)},
+    "spool": {"max_bytes": (S.INT, False), "dir": (S.STR, False)},
+    "ntp": {"host": (S.STR, False)},
+}
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+    def __str__(self):
+        return "; ".join(self.problems)
+
+
+def merge(base, over):
+    """A new dict: `over` laid on `base`; nested dicts merge, everything else replaces."""
+    out = dict(base)
+    for k in over:
+        v = over[k]
+        if type(v) is dict and type(out.get(k)) is dict:
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load(device_cfg, board_defaults=None):
+    """Layer built-in defaults, board defaults (a partial device config) and the device config;
+    raise ConfigError naming every problem."""
+    problems = []
+    if type(device_cfg) is not dict:
+        raise ConfigError(["(config): must be a JSON object"])
+    if board_defaults is not None and type(board_defaults) is not dict:
+        raise ConfigError(["(board defaults): must be a JSON object"])
+    cfg = merge(DEFAULTS, board_defaults or {})
+    cfg = merge(cfg, device_cfg)
+    problems = validate(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def valid_name(s, max_len=128):
+    if type(s) is not str or not 1 <= len(s) <= max_len:
+        return False
+    for ch in s:
+        if ch not in _NAME_CHARS:
+            return False
+    return True
+
+
+def validate(cfg):
+    """Every problem in cfg as "path: message" (an empty list when it is valid)."""
+    p = []
+    if type(cfg) is not dict:
+        return ["(config): must be a JSON object"]
+    for k in sorted(cfg):
+        if k not in DEFAULTS and k not in ("thing", "metrics"):
+            p.append("%s: unknown key (known: %s)" % (k, ", ".join(sorted(list(DEFAULTS) + ["thing", "metrics"]))))
+    if "thing" not in cfg:
+        p.append("thing: required")
+    elif not valid_name(cfg["thing"]):
+        p.append("thing: must be 1 to 128 characters of A-Z a-z 0-9 _ : -")
+    v = cfg.get("version", 0)
+    if not (type(v) is int and v >= 0):
+        p.append("version: must be an integer >= 0")
+    b = cfg.get("board")
+    if b is not None and type(b) is not str:
+        p.append("board: must be a string")
+    if not (S.is_num(cfg.get("interval_s", 10)) and cfg.get("interval_s", 10) >= 1):
+        p.append("interval_s: must be a number >= 1")
+    w = cfg.get("watchdog_s", 45)
+    if not (S.is_num(w) and w >= 0):
+        p.append("watchdog_s: must be a number >= 0 (0 disables)")
+    _check_sku(cfg.get("sku"), p)
+    _check_metrics(cfg.get("metrics"), p)
+    rules.validate_rules(cfg.get("rules", []), cfg, p)
+    diagnosis.validate(cfg.get("diagnoses"), cfg, p)
+    for sec in _SECTIONS:
+        _check_section(sec, cfg.get(sec, {}), p)
+    return p
+
+
+def _check_sku(sku, p):
+    if sku is None:
+        return
+    if type(sku) is not dict:
+        p.append("sku: must be an object")
+        return
+    if "name" in sku and type(sku["name"]) is not str:
+        p.append("sku.name: must be a string")
+    r = sku.get("ratings", {})
+    if type(r) is not dict:
+        p.append("sku.ratings: must be an object of metric: rated value")
+    else:
+        for m in sorted(r):
+            if not (S.is_num(r[m]) and r[m] > 0):
+                p.append("sku.ratings.%s: must be a number > 0" % m)
+    for k in sorted(sku):
+        if k not in ("name", "ratings"):
+            p.append("sku.%s: unknown key (known: name, ratings)" % k)
+
+
+def _check_metrics(metrics, p):
+    if metrics is None:
+        p.append("metrics: required")
+        return
+    if type(metrics) is not dict or not metrics:
+        p.append("metrics: must be an object with at least one metric")
+        return
+    for name in sorted(metrics):
+        path = "metrics.%s" % name
+        m = metrics[name]
+        if not valid_name(name, 64) or name in RESERVED:
+            p.append("%s: metric names are 1 to 64 characters of A-Z a-z 0-9 _ : - and not one of %s"
+                     % (path, ", ".join(RESERVED)))
+        if type(m) is not dict:
+            p.append("%s: must be an object" % path)
+            continue
+        for k in sorted(m):
+            if k not in METRIC_KEYS:
+                p.append("%s.%s: unknown key (known: %s)" % (path, k, ", ".join(METRIC_KEYS)))
+        if "unit" in m and type(m["unit"]) is not str:
+            p.append("%s.unit: must be a string" % path)
+        s = m.get("sensor")
+        if s is not None and (type(s) is not dict or type(s.get("driver")) is not str):
+            p.append("%s.sensor: must be an object with a string \"driver\"" % path)
+        calibration.validate_stages(m.get("calibration", []), path + ".calibration", p)
+        calibration.validate_filters(m.get("report", []), path + ".report", p)
+        if "provenance" in m and type(m["provenance"]) is not dict:
+            p.append("%s.provenance: must be an object" % path)
+
+
+def _check_section(sec, d, p):
+    if type(d) is not dict:
+        p.append("%s: must be an object" % sec)
+        return
+    spec = _SECTIONS[sec]
+    for k in sorted(d):
+        if k not in spec:
+            p.append("%s.%s: unknown key (known: %s)" % (sec, k, ", ".join(sorted(spec))))
+            continue
+        kind, nullable = spec[k]
+        v = d[k]
+        if v is None and nullable:
+            continue
+        if kind == "port":
+            ok, msg = type(v) is int and 1 <= v <= 65535, "must be an integer 1..65535"
+        elif kind == "keepalive":
+            ok, msg = type(v) is int and 30 <= v <= 1200, "must be an integer 30..1200 (AWS IoT's range)"
+        elif kind == S.STR:
+            ok, msg = type(v) is str, "must be a string" + (" or null" if nullable else "")
+        elif kind == S.BOOL:
+            ok, msg = type(v) is bool, "must be true or false"
+        else:
+            ok, msg = type(v) is int and v >= 1, "must be an integer >= 1"
+        if not ok:
+            p.append("%s.%s: %s" % (sec, k, msg))

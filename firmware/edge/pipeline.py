@@ -1,0 +1,100 @@
+# One thing's pipeline: calibrate -> detect -> alerts -> diagnoses, one sample at a time.
+# Nothing here reads a clock: the caller passes `ts` (unix seconds).
+from edge import config as _config
+from edge import calibration, rules as _rules, diagnosis, status as _st
+from edge.alerts import Alert, RAISED, ACTIVE, CLEARED
+
+
+class _Check:
+    # A rule with its alert; `limit` marks range/rating rules (their hits make a sample suspect).
+    def __init__(self, c, cfg):
+        self.rule = _rules.build(c, cfg)
+        self.limit = c["type"] in _rules.LIMIT_RULES
+        self.zscore = c["type"] == "zscore"
+        self.alert = Alert(c["metric"], _rules.rule_name(c), c.get("severity", "warning"),
+                           c.get("debounce", 1), c.get("clear_after", 1))
+        self.relearned = False
+
+
+class Device:
+    """Device(cfg) validates and layers cfg (raising edge.config.ConfigError), then
+    `process(ts, raw, status=None)` runs one sample: raw is {metric: number or None}, status the
+    read status of failed reads ({metric: edge.status code}).
+
+    The result's `alerts` dicts are live views valid until the next process() call (copy them to
+    keep them); `events` are fresh copies the caller owns: publish them at once."""
+
+    def __init__(self, cfg):
+        cfg = _config.load(cfg)
+        self.cfg = cfg
+        self.thing = cfg["thing"]
+        self.metrics = tuple(sorted(cfg["metrics"]))
+        self.chains = {}
+        for m in self.metrics:
+            self.chains[m] = calibration.build_chain(cfg["metrics"][m].get("calibration"))
+        checks = [_Check(c, cfg) for c in cfg.get("rules") or ()]
+        # per metric: its limit checks first (they decide `suspect`), then the others, config order
+        self.checks = tuple((m, tuple([k for k in checks if k.alert.metric == m and k.limit] +
+                                      [k for k in checks if k.alert.metric == m and not k.limit]))
+                            for m in self.metrics)
+        self.all_checks = tuple(k for _, ks in self.checks for k in ks)
+        self.diagnoses = diagnosis.build(cfg)
+
+    def calibrate(self, metric, raw):
+        """The calibrated value of one raw reading, without detection (for bench tests).
+        Stateful stages (ema, mean, median) remember it."""
+        return None if raw is None else self.chains[metric](raw)
+
+    def relearn(self, metric=None):
+        """Restart zscore learning (all metrics, or one); their alerts clear at the next sample."""
+        n = 0
+        for k in self.all_checks:
+            if k.zscore and (metric is None or k.alert.metric == metric):
+                k.rule.relearn()
+                k.relearned = True
+                n += 1
+        return n
+
+    def process(self, ts, raw, status=None):
+        values = {}
+        statuses = {}
+        chains = self.chains
+        for m in self.metrics:
+            r = raw.get(m)
+            if r is None:
+                values[m] = None
+                statuses[m] = (status and status.get(m)) or _st.NO_DATA
+            else:
+                v = chains[m](r)
+                values[m] = v
+                statuses[m] = _st.OK if v is not None else _st.OUT_OF_PHYSICAL_RANGE
+        alerts = []
+        events = None
+        for m, checks in self.checks:
+            v = values[m]
+            suspect = False
+            for k in checks:
+                rule = k.rule
+                if k.relearned:
+                    k.relearned = False
+                    hit = False if k.alert.active else None
+                    k.alert.goods = k.alert.clear_after - 1 if k.alert.active else 0
+                else:
+                    hit = rule.check(v, ts, suspect)
+                    if hit and k.limit:
+                        suspect = True
+                a = k.alert
+                ev = a.update(hit, v, ts, rule.reason)
+                if ev is not None:
+                    if events is None:
+                        events = []
+                    events.append(ev)
+                if a.state is not None:
+                    alerts.append(a.record)
+        diags = []
+        for d in self.diagnoses:
+            c = d.confidence(values)
+            if c >= d.min and c > 0:
+                diags.append({"name": d.name, "confidence": c})
+        return {"ts": ts, "thing": self.thing, "values": values, "status": statuses,
+                "alerts": alerts, "events": events or [], "diagnoses": diags}

@@ -1,0 +1,72 @@
+# Tiny parameter schemas shared by the registries (calibration stages, report filters, rules).
+# A schema is a dict name -> (kind, required); check() appends "path: message" problems.
+NUM = "num"        # int or float (not bool)
+POS = "pos"        # number > 0
+NONNEG = "nonneg"  # number >= 0
+INT = "int"        # int >= 1
+BOOL = "bool"
+STR = "str"
+NUMS = "nums"      # non-empty list of numbers
+POINTS = "points"  # list of >= 2 [raw, ref] pairs, raw strictly increasing
+
+_MSG = {NUM: "must be a number", POS: "must be a number > 0", NONNEG: "must be a number >= 0",
+        INT: "must be an integer >= 1", BOOL: "must be true or false", STR: "must be a string",
+        NUMS: "must be a non-empty list of numbers",
+        POINTS: "must be a list of at least 2 [raw, reference] pairs with raw strictly increasing"}
+
+
+def is_num(x):
+    t = type(x)
+    return t is int or t is float and x == x and x - x == 0.0  # finite
+
+
+def _ok(kind, v):
+    if kind == NUM:
+        return is_num(v)
+    if kind == POS:
+        return is_num(v) and v > 0
+    if kind == NONNEG:
+        return is_num(v) and v >= 0
+    if kind == INT:
+        return type(v) is int and v >= 1
+    if kind == INT0:
+        return type(v) is int and v >= 0
+    if kind == FRACTION:
+        return is_num(v) and 0 < v <= 1
+    if kind == BOOL:
+        return type(v) is bool
+    if kind == STR:
+        return type(v) is str
+    if kind == NUMS:
+        return type(v) is list and len(v) > 0 and all(is_num(x) for x in v)
+    if kind == POINTS:
+        if type(v) is not list or len(v) < 2:
+            return False
+        last = None
+        for p in v:
+            if type(p) is not list or len(p) != 2 or not is_num(p[0]) or not is_num(p[1]):
+                return False
+            if last is not None and p[0] <= last:
+                return False
+            last = p[0]
+        return True
+    return False
+
+
+def check(schema, d, path, problems, common=()):
+    """Check d (a dict) against schema; keys in `common` are checked by the caller."""
+    for name in schema:
+        kind, required = schema[name]
+        if name not in d:
+            if required:
+                problems.append("%s.%s: required" % (path, name))
+        elif not _ok(kind, d[name]):
+            problems.append("%s.%s: %s" % (path, name, _MSG[kind]))
+    for name in sorted(d):
+        if name != "type" and name not in schema and name not in common:
+            known = sorted(k for k in schema)
+            problems.append("%s.%s: unknown parameter (known: %s)" % (path, name, ", ".join(known) or "none"))
+INT0 = "int0"          # int >= 0
+FRACTION = "fraction"  # 0 < x <= 1
+_MSG[INT0] = "must be an integer >= 0"
+_MSG[FRACTION] = "must be a number in (0, 1]"
