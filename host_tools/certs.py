@@ -414,6 +414,10 @@ def import_files(thing, thing_dir, cert_file, key_file, root_ca_file=None, now=N
     try:
         cert = load_cert(cert_file)
         key = load_key(key_file)
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+            raise EdgeshadowError(f"not imported: the key {key_file} does not belong to the certificate "
+                                  f"{cert_file}; take both files from the same AWS download")
         write_cert(staging / DEVICE_CRT, cert)
         write_key(staging / DEVICE_KEY, key)
         if root_ca_file:
@@ -425,7 +429,9 @@ def import_files(thing, thing_dir, cert_file, key_file, root_ca_file=None, now=N
         else:
             raise EdgeshadowError(f"no root CA for {thing}: pass --root-ca FILE (for AWS IoT, AmazonRootCA1.pem)")
         report = inspect(thing, staging, now=now)
-        report.problems = [p.replace(str(staging), "the imported files") for p in report.problems]
+        sources = {DEVICE_CRT: cert_file, DEVICE_KEY: key_file, ROOT_CA: root_ca_file or thing_dir / ROOT_CA}
+        for name, src in sources.items():
+            report.problems = [p.replace(str(staging / name), str(src)) for p in report.problems]
         if report.problems:
             raise EdgeshadowError(f"not imported ({thing_dir} unchanged): " + " | ".join(report.problems))
         for name in (DEVICE_KEY, DEVICE_CRT, ROOT_CA):

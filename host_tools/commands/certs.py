@@ -1,0 +1,100 @@
+"""`edgeshadow certs`: local CA, device certificates, import of AWS files, checks."""
+from pathlib import Path
+
+from host_tools import CERTS_DIR
+from host_tools import certs as lib
+
+
+def _certs_dir_arg(p):
+    p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
+                   help=f"certificate folder (default: {CERTS_DIR})")
+
+
+def register(sub):
+    p = sub.add_parser("certs", help="local CA, device certificates, import and check",
+                       description="Make, import and check device certificates under certs/.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    ca = verbs.add_parser("ca", help="the local CA (for the local broker)")
+    ca_verbs = ca.add_subparsers(dest="ca_verb", metavar="VERB")
+    ca_verbs.required = True
+    init = ca_verbs.add_parser("init", help="create the local CA (EC P-256) under certs/ca/")
+    init.add_argument("--force", action="store_true", help="replace an existing CA")
+    init.add_argument("--days", type=int, default=3650, help="validity in days (default 3650)")
+    _certs_dir_arg(init)
+    init.set_defaults(func=do_ca_init)
+
+    dev = verbs.add_parser("device", help="key + certificate signed by the local CA, per thing")
+    dev.add_argument("things", nargs="+", metavar="THING")
+    dev.add_argument("--rsa", action="store_true", help="RSA-2048 key instead of EC P-256")
+    dev.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    _certs_dir_arg(dev)
+    dev.set_defaults(func=do_device)
+
+    imp = verbs.add_parser("import", help="take AWS's downloaded files under our names")
+    imp.add_argument("thing", metavar="THING")
+    imp.add_argument("--cert", type=Path, required=True, metavar="FILE",
+                     help="the <id>-certificate.pem.crt file")
+    imp.add_argument("--key", type=Path, required=True, metavar="FILE", help="the <id>-private.pem.key file")
+    imp.add_argument("--root-ca", type=Path, metavar="FILE",
+                     help="AmazonRootCA1.pem (default: from this machine's trust store)")
+    _certs_dir_arg(imp)
+    imp.set_defaults(func=do_import)
+
+    chk = verbs.add_parser("check", help="check each thing's key, certificate and root CA")
+    chk.add_argument("things", nargs="+", metavar="THING")
+    chk.add_argument("--root-ca", type=Path, metavar="FILE",
+                     help="root CA to check against (default: certs/<thing>/root-ca.crt)")
+    _certs_dir_arg(chk)
+    chk.set_defaults(func=do_check)
+
+
+def do_ca_init(args):
+    crt = lib.init_ca(args.certs_dir / "ca", days=args.days, force=args.force)
+    print(f"local CA written: {crt} (key {crt.with_name('ca.key')}, mode 0600)")
+    return 0
+
+
+def do_device(args):
+    for thing in args.things:
+        lib.validate_thing(thing)
+    for thing in args.things:
+        crt = lib.issue_device(thing, args.certs_dir / thing, args.certs_dir / "ca",
+                               key_type="rsa" if args.rsa else "ec", days=args.days)
+        print(f"{thing}: {crt.parent}/ (device.crt, device.key, root-ca.crt)")
+    return 0
+
+
+def do_import(args):
+    report = lib.import_files(args.thing, args.certs_dir / args.thing, args.cert, args.key, args.root_ca)
+    print(f"{args.thing}: imported into {report.thing_dir}/ ({report.key_type}, "
+          f"{report.days_left} days left)")
+    for w in report.warnings + report.notes:
+        print(f"  {w}")
+    return 0
+
+
+def do_check(args):
+    from rich.console import Console
+    from rich.table import Table
+
+    reports = [lib.inspect(t, args.certs_dir / t, root_ca=args.root_ca) for t in args.things]
+    table = Table(title="certificate check")
+    for col in ("thing", "result", "key", "days left", "issuer"):
+        table.add_column(col)
+    for r in reports:
+        result = "[red]FAIL[/red]" if r.problems else "[yellow]warn[/yellow]" if r.warnings else "[green]ok[/green]"
+        table.add_row(r.thing, result, r.key_type or "-", "-" if r.days_left is None else str(r.days_left),
+                      r.issuer or "-")
+    console = Console()
+    console.print(table)
+    for r in reports:
+        for line in r.problems:
+            print(f"{r.thing}: {line}")
+        for line in r.warnings:
+            print(f"{r.thing}: warning: {line}")
+    failed = sum(1 for r in reports if r.problems)
+    if failed:
+        print(f"{failed} of {len(reports)} failed")
+    return 1 if failed else 0
