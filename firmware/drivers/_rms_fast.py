@@ -1,0 +1,49 @@
+# Machine-code kernels for ac_rms (imported only where the runtime has the native emitters: the
+# ESP32 port and the unix port do; CPython raises ImportError at `import micropython`).
+#
+# sums(buf, n, out): buf holds n samples (array 'i', units of 100 uV, 0..~33000).
+#   out[0] = sum of samples, and sum((x - sum // n) ** 2) = out[2] * 2**29 + out[1]:
+#   the square sum is carried in two words so no 32-bit machine word overflows (one centred
+#   square is at most 33000**2 < 2**31 - 2**29).
+import micropython
+
+
+@micropython.viper
+def sums(buf, n: int, out):
+    p = ptr32(buf)
+    o = ptr32(out)
+    s = 0
+    for i in range(n):
+        s += p[i]
+    m = s // n
+    chunk = 1 << 29
+    lo = 0
+    hi = 0
+    for i in range(n):
+        d = p[i] - m
+        lo += d * d
+        if lo >= chunk:
+            lo -= chunk
+            hi += 1
+    o[0] = s
+    o[1] = lo
+    o[2] = hi
+
+
+@micropython.native
+def sums_native(buf, n, out):
+    s = 0
+    for i in range(n):
+        s += buf[i]
+    m = s // n
+    lo = 0
+    hi = 0
+    for i in range(n):
+        d = buf[i] - m
+        lo += d * d
+        if lo >= 536870912:
+            lo -= 536870912
+            hi += 1
+    out[0] = s
+    out[1] = lo
+    out[2] = hi

@@ -1,0 +1,116 @@
+# AC RMS of a mains signal on an ADC pin: the grid sensor's voltage (through a potential
+# transformer) and current (through a CT clamp and burden resistor).
+#
+# One read() samples a burst of whole mains cycles at samples_per_cycle * mains_hz, paced against
+# absolute deadlines so jitter does not accumulate, removes the DC bias (the signal rides on a
+# mid-rail bias) and returns the RMS of what is left, in volts at the ADC pin. Calibration stages
+# (not this driver) turn it into line volts or amps. A burst that touches either rail of the ADC
+# is clipped: its RMS would be wrong, so the read is out_of_physical_range.
+import math
+from array import array
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+try:
+    from time import ticks_us, ticks_add, ticks_diff
+except ImportError:    # CPython
+    import time as _time
+
+    def ticks_us():
+        return _time.perf_counter_ns() // 1000
+
+    def ticks_add(t, d):
+        return t + d
+
+    def ticks_diff(a, b):
+        return a - b
+
+try:
+    from drivers._rms_fast import sums as _sums
+except (ImportError, SyntaxError, ValueError):    # CPython, or a port built without viper
+    _sums = None
+
+_UNIT_UV = const(100)         # samples are stored in units of 100 uV (fits the viper kernel)
+_CHUNK = const(536870912)     # 2**29: the kernel's carry unit
+_MAX_SAMPLES = const(20000)   # keeps the kernel's plain sum inside 32 bits
+_RAIL_LOW_UV = const(20000)   # within 20 mV of 0 V: clipped at the bottom
+# Full-scale input (uV) of the ESP32 ADC per attenuation; a sample at or above is clipped.
+FULL_SCALE_UV = {0: 950000, 2.5: 1250000, 6: 1750000, 11: 3100000}
+
+
+def sums_plain(buf, n, out):
+    """The kernel in plain Python (same contract as drivers._rms_fast.sums)."""
+    s = 0
+    for i in range(n):
+        s += buf[i]
+    m = s // n
+    sq = 0
+    for i in range(n):
+        d = buf[i] - m
+        sq += d * d
+    out[0] = s
+    out[1] = sq % _CHUNK
+    out[2] = sq // _CHUNK
+
+
+def rms_of(buf, n, out, kernel=None):
+    """RMS (in buffer units) of buf[:n] around its mean."""
+    (kernel or _sums or sums_plain)(buf, n, out)
+    s = out[0]
+    m0 = s // n
+    frac = s / n - m0
+    var = (out[2] * float(_CHUNK) + out[1]) / n - frac * frac
+    return math.sqrt(var) if var > 0.0 else 0.0
+
+
+class ACRMS:
+    QUANTITIES = ("rms",)
+    RANGES = ((0.0, 3.3),)
+
+    def __init__(self, adc, mains_hz=50, samples_per_cycle=40, cycles=5, atten_db=11):
+        n = int(samples_per_cycle) * int(cycles)
+        if not (mains_hz > 0 and samples_per_cycle >= 4 and cycles >= 1 and n <= _MAX_SAMPLES):
+            raise ValueError("ac_rms: need mains_hz > 0, samples_per_cycle >= 4, cycles >= 1, "
+                             "samples_per_cycle * cycles <= %d" % _MAX_SAMPLES)
+        if atten_db not in FULL_SCALE_UV:
+            raise ValueError("ac_rms: atten_db must be one of 0, 2.5, 6, 11")
+        self.adc = adc
+        self.n = n
+        self.period_us = int(1000000 / (mains_hz * samples_per_cycle) + 0.5)
+        self._rail_high = FULL_SCALE_UV[atten_db] - 5000
+        self._buf = array("i", bytes(4 * n))
+        self._out = array("i", (0, 0, 0))
+        self.last_burst_us = 0    # how long the last burst took: the loop time it held
+
+    def _acquire(self):
+        read = self.adc.read_uv
+        buf = self._buf
+        period = self.period_us
+        lo = 1 << 30
+        hi = -1
+        t0 = t = ticks_us()
+        for i in range(self.n):
+            v = read()
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+            buf[i] = v // _UNIT_UV
+            t = ticks_add(t, period)
+            while ticks_diff(t, ticks_us()) > 0:
+                pass
+        self.last_burst_us = ticks_diff(ticks_us(), t0)
+        return lo, hi
+
+    def read(self):
+        try:
+            lo, hi = self._acquire()
+        except OSError:
+            return None, "error"
+        if lo <= _RAIL_LOW_UV or hi >= self._rail_high:
+            return None, "out_of_physical_range"
+        return (rms_of(self._buf, self.n, self._out) * (_UNIT_UV / 1e6),), "ok"

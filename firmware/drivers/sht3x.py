@@ -1,0 +1,56 @@
+# SHT30/31/35 temperature and humidity over I2C (Sensirion datasheet, version 6 2019).
+# Single-shot measurement without clock stretching: write the command, wait, read 6 bytes
+# (T msb, T lsb, CRC, RH msb, RH lsb, CRC).
+import time
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from drivers import oserror_status
+from drivers.sensirion import word
+
+_MEAS_HIGH = const(0x2400)    # single shot, clock stretching disabled, high repeatability
+_MEAS_MEDIUM = const(0x240B)
+_MEAS_LOW = const(0x2416)
+_SOFT_RESET = const(0x30A2)
+_WAIT_MS = {"high": 16, "medium": 7, "low": 5}    # datasheet max measurement duration + margin
+_COMMANDS = {"high": _MEAS_HIGH, "medium": _MEAS_MEDIUM, "low": _MEAS_LOW}
+
+
+def _sleep_ms(ms):
+    if hasattr(time, "sleep_ms"):
+        time.sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000)
+
+
+class SHT3x:
+    QUANTITIES = ("temperature", "humidity")
+    RANGES = ((-40.0, 125.0), (0.0, 100.0))
+
+    def __init__(self, i2c, address=0x44, repeatability="high"):
+        if repeatability not in _COMMANDS:
+            raise ValueError("repeatability must be high, medium or low")
+        self.i2c = i2c
+        self.address = address
+        command = _COMMANDS[repeatability]
+        self._cmd = bytes((command >> 8, command & 0xFF))
+        self._wait_ms = _WAIT_MS[repeatability]
+        self._buf = bytearray(6)
+
+    def read(self):
+        buf = self._buf
+        try:
+            self.i2c.writeto(self.address, self._cmd)
+            _sleep_ms(self._wait_ms)
+            self.i2c.readfrom_into(self.address, buf)
+        except OSError as e:
+            return None, oserror_status(e)
+        t_raw = word(buf, 0)
+        rh_raw = word(buf, 3)
+        if t_raw < 0 or rh_raw < 0:
+            return None, "crc"
+        return (-45.0 + 175.0 * t_raw / 65535.0, 100.0 * rh_raw / 65535.0), "ok"
