@@ -1,0 +1,114 @@
+# AWS IoT Device Shadow documents: the reported state, AWS's limits, and desired-state deltas.
+# Metrics stay flat numbers at state.reported.<metric> beside the device's `timestamp`, so rules
+# like `SELECT state.reported.current FROM '$aws/things/+/shadow/update'` keep working.
+import json
+
+from edge import VERSION
+from edge import config as _config
+
+MAX_STATE_BYTES = 8192   # desired + reported, metadata excluded
+MAX_DEPTH = 6            # levels inside the desired or reported section
+MAX_TOKEN_BYTES = 64
+# Optional fields, dropped first to last when the document would break a limit.
+OPTIONAL = ("provenance", "diagnoses", "status", "alerts", "spool", "config_version", "fw")
+
+try:
+    _dumps_compact = lambda o: json.dumps(o, separators=(",", ":"))
+    _dumps_compact({})
+except TypeError:  # an old MicroPython json without separators
+    _dumps_compact = json.dumps
+
+
+def reported_state(cfg, result, extra=None):
+    """The reported section for one pipeline result (edge.pipeline.Device.process)."""
+    r = {}
+    for m, v in result["values"].items():
+        r[m] = v
+    r["timestamp"] = int(result["ts"])
+    bad = {}
+    for m, s in result.get("status", {}).items():
+        if s != "ok":
+            bad[m] = s
+    if bad:
+        r["status"] = bad
+    r["alerts"] = [{"metric": a["metric"], "rule": a["rule"], "severity": a["severity"], "since": a["since"]}
+                   for a in result.get("alerts", ()) if a["state"] != "cleared"]
+    r["diagnoses"] = [{"name": d["name"], "confidence": int(d["confidence"] * 100) / 100}
+                      for d in result.get("diagnoses", ())]
+    r["config_version"] = cfg.get("version", 0)
+    r["fw"] = VERSION
+    if extra:
+        for k in extra:
+            r[k] = extra[k]
+    return r
+
+
+def depth(o):
+    """Levels of nesting: a scalar is 0, {} or [] is 1, {"a": {}} is 2."""
+    t = type(o)
+    if t is dict:
+        return 1 + max([depth(v) for v in o.values()] or [0])
+    if t is list:
+        return 1 + max([depth(v) for v in o] or [0])
+    return 0
+
+
+def document(reported, client_token):
+    """(json bytes, dropped count): {"state": {"reported": ...}, "clientToken": ...} within AWS's
+    limits. Optional fields too deep, or needed to fit 8 KB, are dropped on purpose and counted;
+    ValueError if even the metrics alone do not fit or the token is too long."""
+    tok = client_token.encode() if type(client_token) is str else client_token
+    if len(tok) > MAX_TOKEN_BYTES:
+        raise ValueError("clientToken: %d bytes, AWS allows %d" % (len(tok), MAX_TOKEN_BYTES))
+    rep = dict(reported)
+    dropped = 0
+    for k in list(rep):
+        if depth(rep[k]) >= MAX_DEPTH:  # the reported object itself is the first level
+            del rep[k]
+            dropped += 1
+    order = [k for k in OPTIONAL if k in rep] + [k for k in rep if k not in OPTIONAL and
+                                                  depth(rep[k]) > 0]
+    while True:
+        state = _dumps_compact({"reported": rep})
+        if len(state) <= MAX_STATE_BYTES:
+            break
+        if not order:
+            raise ValueError("state: %d bytes without optional fields, AWS allows %d"
+                             % (len(state), MAX_STATE_BYTES))
+        del rep[order.pop(0)]
+        dropped += 1
+    doc = '{"state":%s,"clientToken":%s}' % (state, json.dumps(tok.decode()))
+    return doc.encode(), dropped
+
+
+def apply_delta(cfg, msg):
+    """(new config, None) or (None, problems) for an update/delta message {"state": {...}, ...}.
+    Nothing is applied when anything is wrong; paths are config paths (what desired state sets)."""
+    if type(msg) is not dict or type(msg.get("state")) is not dict:
+        return None, ["state: the delta must hold a \"state\" object"]
+    d = msg["state"]
+    p = []
+    if depth(d) > MAX_DEPTH:
+        p.append("state: nested %d levels deep, AWS allows %d" % (depth(d), MAX_DEPTH))
+    size = len(_dumps_compact(d))
+    if size > MAX_STATE_BYTES:
+        p.append("state: %d bytes, AWS allows %d" % (size, MAX_STATE_BYTES))
+    for k in ("thing", "version"):
+        if k in d:
+            p.append("%s: set by the device, not by a delta" % k)
+    known = cfg.get("metrics") or {}
+    if "metrics" in d:
+        if type(d["metrics"]) is not dict:
+            p.append("metrics: must be an object")
+        else:
+            for m in sorted(d["metrics"]):
+                if m not in known:
+                    p.append("metrics.%s: unknown metric (known: %s)" % (m, ", ".join(sorted(known))))
+    if p:
+        return None, p
+    new = _config.merge(cfg, d)
+    new["version"] = cfg.get("version", 0) + 1
+    problems = _config.validate(new)
+    if problems:
+        return None, problems
+    return new, None
