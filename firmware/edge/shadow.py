@@ -9,8 +9,9 @@ from edge import config as _config
 MAX_STATE_BYTES = 8192   # desired + reported, metadata excluded
 MAX_DEPTH = 6            # levels inside the desired or reported section
 MAX_TOKEN_BYTES = 64
-# Optional fields, dropped first to last when the document would break a limit.
-OPTIONAL = ("provenance", "diagnoses", "status", "alerts", "spool", "config_version", "fw")
+# Optional fields, dropped first to last when the document would break a limit: provenance, then
+# any other extra the caller added, then these. Metrics and timestamp are never dropped.
+OPTIONAL = ("spool", "diagnoses", "status", "alerts", "config_version", "fw")
 
 try:
     _dumps_compact = lambda o: json.dumps(o, separators=(",", ":"))
@@ -66,8 +67,9 @@ def document(reported, client_token):
         if depth(rep[k]) >= MAX_DEPTH:  # the reported object itself is the first level
             del rep[k]
             dropped += 1
-    order = [k for k in OPTIONAL if k in rep] + [k for k in rep if k not in OPTIONAL and
-                                                  depth(rep[k]) > 0]
+    extras = [k for k in rep if k not in OPTIONAL and depth(rep[k]) > 0]  # metrics are flat
+    extras.sort(key=lambda k: k != "provenance")
+    order = extras + [k for k in OPTIONAL if k in rep]
     while True:
         state = _dumps_compact({"reported": rep})
         if len(state) <= MAX_STATE_BYTES:

@@ -1,0 +1,84 @@
+import json
+
+import edge
+from _helpers import raises
+from edge import shadow, config
+from edge.pipeline import Device
+from test_edge_fixtures import grid_cfg, sample
+
+
+def result_with_alert():
+    d = Device(grid_cfg())
+    return d.cfg, d.process(1700000000, sample(current=900, humidity=None))
+
+
+def test_reported_state_is_flat_with_timestamp():
+    cfg, res = result_with_alert()
+    rep = shadow.reported_state(cfg, res, {"spool": {"backlog": 3, "dropped": 1}})
+    assert rep["current"] == 900.0 and rep["voltage"] == 24000 and rep["humidity"] is None
+    assert rep["timestamp"] == 1700000000
+    assert rep["status"] == {"humidity": "no_data"}
+    assert rep["alerts"] == [{"metric": "current", "rule": "rating", "severity": "critical", "since": 1700000000}]
+    assert rep["config_version"] == 0 and rep["fw"] == edge.VERSION and rep["spool"]["backlog"] == 3
+
+
+def test_document_shape_and_limits():
+    cfg, res = result_with_alert()
+    data, dropped = shadow.document(shadow.reported_state(cfg, res), "grid-sensor-001-42")
+    doc = json.loads(data)
+    assert dropped == 0
+    assert doc["clientToken"] == "grid-sensor-001-42"
+    assert doc["state"]["reported"]["current"] == 900.0
+    assert raises(ValueError, shadow.document, {}, "x" * 65)
+
+
+def test_document_drops_optional_fields_on_purpose():
+    cfg, res = result_with_alert()
+    deep = {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}
+    big = {"notes": ["x" * 100] * 100}
+    rep = shadow.reported_state(cfg, res, {"provenance": deep, "spool": big})
+    data, dropped = shadow.document(rep, "t")
+    doc = json.loads(data)["state"]["reported"]
+    assert dropped == 2 and "provenance" not in doc and "spool" not in doc
+    assert len(json.dumps({"reported": doc})) <= 8192
+    assert doc["current"] == 900.0 and doc["timestamp"] == 1700000000
+    assert shadow.depth(deep) == 6
+
+
+def test_apply_delta_valid():
+    cfg = config.load(grid_cfg())
+    rules = grid_cfg()["rules"]
+    rules[0]["max"] = 26000
+    new, problems = shadow.apply_delta(cfg, {"state": {"rules": rules, "sku": {"ratings": {"current": 500}}},
+                                             "version": 17, "timestamp": 1700000000})
+    assert problems is None
+    assert new["rules"][0]["max"] == 26000 and new["sku"] == {"name": "MV-600A", "ratings": {"current": 500}}
+    assert new["version"] == 1 and cfg["version"] == 0 and cfg["rules"][0]["max"] == 25000
+
+
+def test_apply_delta_rejects_everything_wrong_and_applies_nothing():
+    cfg = config.load(grid_cfg())
+    before = json.dumps(cfg)
+    cases = [
+        ({"state": {"rules": [{"metric": "voltage", "type": "range", "min": "low"}]}},
+         ["rules[0].min: must be a number"]),
+        ({"state": {"metrics": {"power": {"unit": "W"}}}},
+         ["metrics.power: unknown metric (known: current, humidity, temperature, voltage)"]),
+        ({"state": {"interval_s": "10", "metrics": {"current": {"calibration": [{"type": "foo"}]}}}},
+         None),
+        ({"state": {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}, ["state: nested 7 levels deep, AWS allows 6"]),
+        ({"state": {"wifi": {"ssid": "x" * 9000}}}, None),
+        ({"state": {"thing": "other"}}, ["thing: set by the device, not by a delta"]),
+        ({"nostate": 1}, ["state: the delta must hold a \"state\" object"]),
+    ]
+    for msg, want in cases:
+        new, problems = shadow.apply_delta(cfg, msg)
+        assert new is None and problems
+        if want is not None:
+            assert problems == want, problems
+    _, p = shadow.apply_delta(cfg, cases[2][0])
+    assert "interval_s: must be a number >= 1" in p
+    assert any(x.startswith("metrics.current.calibration[0].type: unknown stage 'foo'") for x in p)
+    _, p = shadow.apply_delta(cfg, cases[4][0])
+    assert p[0].startswith("state: ") and "AWS allows 8192" in p[0]
+    assert json.dumps(cfg) == before
