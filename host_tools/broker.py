@@ -28,15 +28,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from host_tools import certs
+from host_tools import CERTS_DIR, ROOT, certs
 from host_tools.errors import EdgeshadowError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SERVICE_CN = "edgeshadow-shadow-service"
 MONITOR_CN = "edgeshadow-monitor"
 ADMIN_CN = "edgeshadow-admin"
-DEFAULT_WORKDIR = Path("run/broker")
-DEFAULT_CA_DIR = Path("certs/ca")
+RUN_DIR = ROOT / "run"
+DEFAULT_WORKDIR = RUN_DIR / "broker"
+DEFAULT_CA_DIR = CERTS_DIR / "ca"
 STATE_FILE = "broker.json"
 
 ACL = f"""\
@@ -224,9 +225,20 @@ def write_state(broker, path=None):
     return path
 
 
+def find_state(workdir=None):
+    """workdir/broker.json; without workdir run/broker/broker.json, else the newest run/**/broker.json."""
+    if workdir is not None:
+        return Path(workdir) / STATE_FILE
+    default = DEFAULT_WORKDIR / STATE_FILE
+    if default.exists() or not RUN_DIR.is_dir():
+        return default
+    found = sorted(RUN_DIR.glob(f"**/{STATE_FILE}"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else default
+
+
 def read_state(workdir=None):
     """The running local broker's broker.json as a dict; EdgeshadowError if none is running."""
-    path = Path(workdir or DEFAULT_WORKDIR) / STATE_FILE
+    path = find_state(workdir)
     try:
         state = json.loads(path.read_text())
     except FileNotFoundError:
