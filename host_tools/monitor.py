@@ -1,0 +1,498 @@
+"""Live fleet view: what every device last reported, heard on the broker (local Mosquitto or AWS).
+
+`Fleet` folds MQTT messages into per-device state (pure: topic, payload, clock in; no network), so
+it is tested without a broker. `Subscriber` is the paho-mqtt side: one TLS connection, subscribed
+to the shadow documents, telemetry and alerts of every thing. `watch_once` waits for the fleet to
+be heard and returns one snapshot; `watch_live` redraws a rich table as messages arrive.
+
+Messages understood (docs/DESIGN.md, firmware/edge/shadow.py):
+- `$aws/things/<t>/shadow/update/accepted` and `.../get/accepted`: {"state": {"reported": {...}}};
+  `.../update/documents`: {"current": {"state": {"reported": {...}}}}. Reported state is flat
+  metrics plus `timestamp`, `status` (failed reads), `alerts`, `diagnoses`, `config_version`, `fw`,
+  `spool`, `provenance`, `units` and optionally `connected`.
+- `<prefix>/<t>/telemetry`: a batch of readings (a list, or {"readings": [...]}); each reading a
+  dict of metric -> value (plus `ts`), or {"metric": m, "value": v}.
+- `<prefix>/<t>/alerts`: one event (edge.alerts) {"metric", "rule", "severity",
+  "state": "raised"|"active"|"cleared", "value", "since", "reason"}.
+- `$aws/events/presence/connected|disconnected/<t>` (AWS lifecycle events) and
+  `<prefix>/<t>/status` ({"connected": bool} or "online"/"offline", e.g. a last will).
+"""
+import json
+import os
+import ssl
+import threading
+import time
+from pathlib import Path
+
+from host_tools import DATA_DIR
+from host_tools.errors import EdgeshadowError
+
+# Keys of state.reported that are not metric values.
+META_KEYS = frozenset(("timestamp", "ts", "status", "alerts", "diagnoses", "config_version", "fw", "spool",
+                       "units", "connected", "provenance", "calibration", "config", "board", "sku",
+                       "thing", "uptime_s", "heap_free", "rssi", "health"))
+SEVERITY_ORDER = {"critical": 0, "major": 1, "warning": 2, "minor": 3, "info": 4}
+DEFAULT_UNITS_FILE = DATA_DIR / "metric_units.json"
+
+
+def default_units():
+    try:
+        return json.loads(DEFAULT_UNITS_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def topics(prefix="dt"):
+    """Topic filters the monitor subscribes to (all within the monitor client's ACL)."""
+    return [
+        "$aws/things/+/shadow/update/accepted",
+        "$aws/things/+/shadow/update/documents",
+        "$aws/things/+/shadow/get/accepted",
+        f"{prefix}/+/telemetry",
+        f"{prefix}/+/alerts",
+        f"{prefix}/+/status",
+    ]
+
+
+def _alert_key(a):
+    # the firmware keeps one alert per (metric, rule)
+    return "%s/%s" % (a.get("metric", ""), a.get("rule") or a.get("id") or a.get("type") or "")
+
+
+def _sort_alerts(alerts):
+    return sorted(alerts, key=lambda a: (SEVERITY_ORDER.get(a.get("severity"), 9), _alert_key(a)))
+
+
+class Device:
+    def __init__(self, thing):
+        self.thing = thing
+        self.values = {}
+        self.units = {}
+        self.alerts = {}          # alert key -> alert dict (active ones)
+        self.diagnoses = []
+        self.status = {}          # metric -> read status of a failed read (from the shadow)
+        self.connected = None     # None: not told; then judged from last-seen age
+        self.last_seen = None     # monotonic clock of the last message
+        self.reported_ts = None   # device timestamp of the last report
+        self.spool = {}
+        self.fw = None
+        self.config_version = None
+        self.provenance = {}
+        self.messages = 0
+
+
+class Fleet:
+    """Per-device state folded from MQTT messages. Thread-safe: paho calls `handle` from its loop."""
+
+    def __init__(self, units=None, stale_after_s=120.0, prefix="dt", clock=time.monotonic):
+        self.devices = {}
+        self.default_units = dict(default_units() if units is None else units)
+        self.stale_after_s = stale_after_s
+        self.prefix = prefix
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.changed = threading.Event()
+        self.errors = []          # malformed messages seen (topic: reason), newest last, bounded
+
+    def _device(self, thing):
+        d = self.devices.get(thing)
+        if d is None:
+            d = self.devices[thing] = Device(thing)
+        return d
+
+    def _bad(self, topic, why):
+        self.errors.append(f"{topic}: {why}")
+        del self.errors[:-20]
+
+    def handle(self, topic, payload):
+        """Fold one message in; returns the thing it was about, or None if not understood."""
+        parts = topic.split("/")
+        try:
+            body = json.loads(payload) if payload else None
+        except (ValueError, UnicodeDecodeError):
+            body = payload.decode("utf-8", "replace").strip() if isinstance(payload, bytes) else payload
+            if not (len(parts) == 3 and parts[2] == "status"):
+                self._bad(topic, "payload is not JSON")
+                return None
+        with self.lock:
+            thing = self._dispatch(topic, parts, body)
+            if thing is not None:
+                d = self.devices[thing]
+                d.last_seen = self.clock()
+                d.messages += 1
+                self.changed.set()
+            return thing
+
+    def _dispatch(self, topic, parts, body):
+        if len(parts) >= 6 and parts[0] == "$aws" and parts[1] == "things" and parts[3] == "shadow":
+            thing, op = parts[2], "/".join(parts[4:])
+            if op == "update/documents":
+                state = ((body or {}).get("current") or {}).get("state") or {}
+            elif op in ("update/accepted", "get/accepted"):
+                state = (body or {}).get("state") or {}
+            else:
+                return None
+            reported = state.get("reported")
+            if not isinstance(reported, dict):
+                return None  # a desired-only update says nothing about the device
+            # documents and get/accepted hold the whole reported state; update/accepted only the
+            # part that changed
+            self._apply_reported(self._device(thing), reported, whole=op != "update/accepted")
+            return thing
+        if len(parts) == 5 and parts[:2] == ["$aws", "events"] and parts[2] == "presence":
+            d = self._device(parts[4])
+            d.connected = parts[3] == "connected"
+            return d.thing
+        if len(parts) == 3 and parts[0] == self.prefix:
+            thing, kind = parts[1], parts[2]
+            if kind == "telemetry":
+                return self._telemetry(topic, thing, body)
+            if kind == "alerts":
+                return self._alert(topic, thing, body)
+            if kind == "status":
+                d = self._device(thing)
+                if isinstance(body, dict):
+                    body = body.get("connected", body.get("state"))
+                d.connected = body in (True, "online", "connected", "1", 1)
+                return thing
+        return None
+
+    def _apply_reported(self, d, reported, whole=False):
+        if whole:
+            d.values = {}
+        for key, value in reported.items():
+            if key not in META_KEYS and (value is None or isinstance(value, (int, float))) \
+                    and not isinstance(value, bool):
+                d.values[key] = value
+        if isinstance(reported.get("units"), dict):
+            d.units.update(reported["units"])
+        ts = reported.get("timestamp", reported.get("ts"))
+        if isinstance(ts, (int, float)):
+            d.reported_ts = ts
+        if "alerts" in reported:
+            d.alerts = {}
+            for a in reported["alerts"] or ():
+                a = a if isinstance(a, dict) else {"id": str(a)}
+                d.alerts[_alert_key(a)] = a
+        if isinstance(reported.get("status"), dict) or whole:
+            d.status = dict(reported.get("status") or {})
+        if "diagnoses" in reported:
+            d.diagnoses = list(reported["diagnoses"] or ())
+        if isinstance(reported.get("spool"), dict):
+            d.spool.update(reported["spool"])
+        if "fw" in reported:
+            d.fw = reported["fw"]
+        if "config_version" in reported:
+            d.config_version = reported["config_version"]
+        if "connected" in reported and isinstance(reported["connected"], bool):
+            d.connected = reported["connected"]
+        for m, cfg in reported.items():
+            if isinstance(cfg, dict) and isinstance(cfg.get("provenance"), dict):
+                d.provenance[m] = cfg["provenance"]
+        if isinstance(reported.get("provenance"), dict):
+            d.provenance.update(reported["provenance"])
+
+    def _telemetry(self, topic, thing, body):
+        readings = body.get("readings", body.get("batch")) if isinstance(body, dict) else body
+        if isinstance(body, dict) and readings is None:
+            readings = [body]
+        if not isinstance(readings, list):
+            self._bad(topic, "telemetry is not a list of readings")
+            return None
+        d = self._device(thing)
+        for r in readings:
+            if not isinstance(r, dict):
+                continue
+            if "metric" in r and "value" in r:
+                d.values[r["metric"]] = r["value"]
+                continue
+            values = r.get("values") if isinstance(r.get("values"), dict) else r
+            for k, v in values.items():
+                if k not in META_KEYS and (v is None or isinstance(v, (int, float))) and not isinstance(v, bool):
+                    d.values[k] = v
+            ts = r.get("ts", r.get("timestamp"))
+            if isinstance(ts, (int, float)):
+                d.reported_ts = ts
+        if isinstance(body, dict) and isinstance(body.get("spool"), dict):
+            d.spool.update(body["spool"])
+        return thing
+
+    def _alert(self, topic, thing, body):
+        if not isinstance(body, dict):
+            self._bad(topic, "alert event is not a JSON object")
+            return None
+        d = self._device(thing)
+        key = _alert_key(body)
+        if body.get("event", body.get("state")) in ("clear", "cleared", "resolved"):
+            d.alerts.pop(key, None)
+        else:
+            d.alerts[key] = {k: v for k, v in body.items() if k not in ("event", "state")}
+        return thing
+
+    def snapshot(self):
+        """{"devices": {thing: {...}}}: a JSON-able copy of what the fleet last said."""
+        now = self.clock()
+        out = {}
+        with self.lock:
+            for thing in sorted(self.devices):
+                d = self.devices[thing]
+                age = None if d.last_seen is None else round(now - d.last_seen, 1)
+                connected = d.connected
+                if connected is None:
+                    connected = age is not None and age <= self.stale_after_s
+                units = {m: d.units.get(m, self.default_units.get(m)) for m in d.values}
+                out[thing] = {
+                    "values": dict(d.values),
+                    "units": {m: u for m, u in units.items() if u is not None},
+                    "alerts": _sort_alerts(d.alerts.values()),
+                    "diagnoses": list(d.diagnoses),
+                    "status": dict(d.status),
+                    "connected": bool(connected),
+                    "last_seen_s": age,
+                    "spool": dict(d.spool),
+                    "fw": d.fw,
+                    "config_version": d.config_version,
+                    "timestamp": d.reported_ts,
+                }
+                if d.provenance:
+                    out[thing]["provenance"] = dict(d.provenance)
+        return {"devices": out}
+
+
+# ---------------------------------------------------------------- connection settings
+
+class BrokerSettings:
+    def __init__(self, host, port, ca=None, cert=None, key=None, client_id=None, tls=True,
+                 server_hostname=None):
+        self.host, self.port = host, int(port)
+        self.ca, self.cert, self.key = ca, cert, key
+        self.client_id = client_id or f"edgeshadow-monitor-{int(time.time() * 1000) % 10**8}"
+        self.tls = tls
+        self.server_hostname = server_hostname
+
+    def describe(self):
+        return f"{self.host}:{self.port}" + (" (TLS)" if self.tls else "")
+
+
+def _need_file(path, what):
+    if path is None:
+        raise EdgeshadowError(f"no {what} given")
+    p = Path(path)
+    if not p.is_file():
+        raise EdgeshadowError(f"{what} {p} does not exist")
+    return str(p)
+
+
+def local_settings(state_file=None, host=None, port=None, ca=None, cert=None, key=None):
+    """Settings for the local broker: its state file (broker.json) overlaid by explicit flags."""
+    info = {}
+    if state_file is not None:
+        path = Path(state_file)
+        try:
+            info = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise EdgeshadowError(f"no broker state file at {path}",
+                                  hint="start the local broker (`edgeshadow demo` or `edgeshadow broker`) "
+                                       "or pass --host/--port/--ca/--cert/--key")
+        except ValueError as e:
+            raise EdgeshadowError(f"{path}: not valid JSON ({e})")
+        if not isinstance(info, dict):
+            raise EdgeshadowError(f"{path}: must hold a JSON object")
+        pid = info.get("pid")
+        if isinstance(pid, int) and host is None and port is None:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                raise EdgeshadowError(f"the local broker recorded in {path} (pid {pid}) is no longer running",
+                                      hint="start it again (`edgeshadow demo`)")
+            except PermissionError:
+                pass
+    client = info.get("monitor") or info.get("client") or {}
+    if not isinstance(client, dict):
+        client = {}
+    host = host or info.get("host") or "127.0.0.1"
+    port = port or info.get("port")
+    if port is None:
+        raise EdgeshadowError("the local broker's port is unknown",
+                              hint="give --port or --broker-state pointing at broker.json")
+    ca = ca or info.get("ca") or info.get("cafile")
+    cert = cert or client.get("cert") or info.get("client_cert") or info.get("monitor_cert")
+    key = key or client.get("key") or info.get("client_key") or info.get("monitor_key")
+    tls = ca is not None
+    if tls:
+        _need_file(ca, "broker CA certificate")
+        if (cert is None) != (key is None):
+            raise EdgeshadowError("give both a client certificate and its key, or neither")
+        if cert:
+            _need_file(cert, "client certificate")
+            _need_file(key, "client key")
+    return BrokerSettings(host, port, ca, cert, key, tls=tls)
+
+
+def aws_settings(endpoint, cert, key, ca, port=8883, client_id=None):
+    if not endpoint:
+        raise EdgeshadowError("--aws needs --endpoint (the account's ATS data endpoint)",
+                              hint="aws iot describe-endpoint --endpoint-type iot:Data-ATS")
+    return BrokerSettings(endpoint, port, _need_file(ca, "root CA (--ca)"),
+                          _need_file(cert, "client certificate (--cert)"),
+                          _need_file(key, "client key (--key)"), client_id=client_id)
+
+
+# ---------------------------------------------------------------- subscriber (paho-mqtt)
+
+class Subscriber:
+    """One paho-mqtt connection feeding a Fleet. Use as a context manager."""
+
+    def __init__(self, settings, fleet, aws=False, connect_timeout_s=10.0):
+        import paho.mqtt.client as mqtt
+        self.settings, self.fleet = settings, fleet
+        self.connect_timeout_s = connect_timeout_s
+        self.connected = threading.Event()
+        self.failure = None
+        self.topic_list = topics(fleet.prefix)
+        if aws:
+            self.topic_list.append("$aws/events/presence/+/+")
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=settings.client_id, protocol=mqtt.MQTTv311)
+        if settings.tls:
+            ctx = ssl.create_default_context(cafile=settings.ca)
+            if settings.cert:
+                ctx.load_cert_chain(settings.cert, settings.key)
+            self.client.tls_set_context(ctx)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.failure = f"the broker refused the connection: {reason_code}"
+            self.connected.set()
+            return
+        client.subscribe([(t, 0) for t in self.topic_list])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        bad = [rc for rc in reason_codes if rc.is_failure]
+        if bad:
+            self.failure = f"the broker refused the subscriptions: {bad[0]}"
+        self.connected.set()
+
+    def _on_message(self, client, userdata, msg):
+        self.fleet.handle(msg.topic, msg.payload)
+
+    def __enter__(self):
+        s = self.settings
+        try:
+            self.client.connect(s.host, s.port, keepalive=30)
+        except (OSError, ssl.SSLError) as e:
+            raise EdgeshadowError(f"cannot connect to the broker at {s.describe()}: {e}")
+        self.client.loop_start()
+        if not self.connected.wait(self.connect_timeout_s):
+            self.close()
+            raise EdgeshadowError(f"no answer from the broker at {s.describe()} within "
+                                  f"{self.connect_timeout_s:g} s")
+        if self.failure:
+            self.close()
+            raise EdgeshadowError(f"{s.describe()}: {self.failure}")
+        return self
+
+    def close(self):
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def wait_heard(fleet, seconds, expect=None, settle_s=2.0, clock=time.monotonic):
+    """Wait until `expect` devices have reported values, or (without `expect`) until at least one
+    has and no new device or value appeared for `settle_s`; never longer than `seconds`."""
+    deadline = clock() + seconds
+    last_shape, stable_since = None, clock()
+    while True:
+        now = clock()
+        with fleet.lock:
+            with_values = sorted(t for t, d in fleet.devices.items() if d.values)
+            shape = tuple((t, tuple(sorted(fleet.devices[t].values))) for t in with_values)
+        if expect is not None and len(with_values) >= expect:
+            return True
+        if shape != last_shape:
+            last_shape, stable_since = shape, now
+        elif expect is None and with_values and now - stable_since >= settle_s:
+            return True
+        if now >= deadline:
+            return False
+        fleet.changed.wait(min(0.2, max(0.0, deadline - now)))
+        fleet.changed.clear()
+
+
+def watch_once(settings, seconds=30.0, expect=None, settle_s=2.0, aws=False, fleet=None):
+    """Connect, wait for the fleet to be heard, return (snapshot, complete)."""
+    fleet = fleet or Fleet()
+    with Subscriber(settings, fleet, aws=aws):
+        complete = wait_heard(fleet, seconds, expect=expect, settle_s=settle_s)
+    return fleet.snapshot(), complete
+
+
+# ---------------------------------------------------------------- rich view
+
+def _fmt_value(v, unit):
+    if v is None:
+        return "[dim]no value[/]"
+    text = f"{v:.6g}" if isinstance(v, float) else str(v)
+    return f"{text} {unit}" if unit else text
+
+
+_SEV_STYLE = {"critical": "bold red", "major": "red", "warning": "yellow", "minor": "yellow"}
+
+
+def render(snapshot, source=""):
+    """A rich Table of the snapshot (one row per device)."""
+    from rich.table import Table
+    from rich.text import Text
+    devices = snapshot["devices"]
+    table = Table(title=f"edgeshadow fleet — {len(devices)} device(s) {source}".rstrip(),
+                  expand=True, show_lines=True)
+    for col in ("device", "state", "values", "alerts", "diagnoses", "spool", "last seen"):
+        table.add_column(col, overflow="fold")
+    for thing, d in devices.items():
+        state = "[green]connected[/]" if d["connected"] else "[red]offline[/]"
+        values = "\n".join(f"{m}: {_fmt_value(v, d['units'].get(m))}"
+                           + (f" [red]{d['status'][m]}[/]" if d["status"].get(m) else "")
+                           for m, v in sorted(d["values"].items()))
+        alerts = Text()
+        for a in d["alerts"]:
+            sev = a.get("severity", "?")
+            what = a.get("id") or a.get("rule") or a.get("type") or "alert"
+            metric = f" {a['metric']}" if a.get("metric") else ""
+            alerts.append(f"{sev}: {what}{metric}\n", style=_SEV_STYLE.get(sev, ""))
+        diags = "\n".join(str(x.get("name", x.get("id", x)) if isinstance(x, dict) else x)
+                          + (f" ({x['confidence']:.2f})" if isinstance(x, dict)
+                             and isinstance(x.get("confidence"), (int, float)) else "")
+                          for x in d["diagnoses"])
+        spool = d["spool"]
+        spool_text = f"backlog {spool.get('backlog', '?')}\ndropped {spool.get('dropped', '?')}" if spool else "-"
+        seen = "-" if d["last_seen_s"] is None else f"{d['last_seen_s']:.0f} s ago"
+        table.add_row(thing, state, values or "-", alerts if alerts.plain else "-", diags or "-",
+                      spool_text, seen)
+    if not devices:
+        table.add_row("[dim]waiting for devices...[/]", "", "", "", "", "", "")
+    return table
+
+
+def watch_live(settings, seconds=None, aws=False, console=None, fleet=None, until=None):
+    """Redraw the table as messages arrive until Ctrl-C, `seconds` pass or `until(fleet)` holds."""
+    from rich.live import Live
+    fleet = fleet or Fleet()
+    deadline = None if seconds is None else time.monotonic() + seconds
+    with Subscriber(settings, fleet, aws=aws):
+        with Live(render(fleet.snapshot(), settings.describe()), console=console,
+                  refresh_per_second=4, transient=False) as live:
+            while deadline is None or time.monotonic() < deadline:
+                fleet.changed.wait(1.0)  # also redraws every second for the last-seen ages
+                fleet.changed.clear()
+                live.update(render(fleet.snapshot(), settings.describe()))
+                if until is not None and until(fleet):
+                    break
+    return fleet.snapshot()
