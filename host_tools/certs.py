@@ -25,9 +25,9 @@ from host_tools.errors import EdgeshadowError
 THING_RE = re.compile(r"^[A-Za-z0-9_:-]{1,128}$")
 WARN_DAYS = 30
 # AWS IoT signs device certificates (console "create certificate" and CreateCertificateFromCsr)
-# with this issuer; the server side is verified with an Amazon root CA instead.
-AWS_DEVICE_ISSUER_OU = "Amazon Web Services"
-AWS_DEVICE_ISSUER_O = "Amazon.com Inc. L=Seattle ST=Washington C=US"
+# with an issuer whose one OU value reads like a whole name; the board verifies the *server* with
+# an Amazon root CA instead, so such certificates do not chain to root-ca.crt.
+AWS_DEVICE_ISSUER_OU = "Amazon Web Services O=Amazon.com Inc. L=Seattle ST=Washington C=US"
 AWS_CONSOLE_CN = "AWS IoT Certificate"
 # SHA-256 of the public AmazonRootCA1 certificate (https://www.amazontrust.com/repository/).
 AMAZON_ROOT_CA1_SHA256 = "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e"
@@ -294,9 +294,13 @@ def _attr(name, oid):
     return vals[0].value if vals else None
 
 
+def aws_device_issuer():
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, AWS_DEVICE_ISSUER_OU)])
+
+
 def is_aws_issued(cert):
-    return (_attr(cert.issuer, NameOID.ORGANIZATIONAL_UNIT_NAME) == AWS_DEVICE_ISSUER_OU
-            and (_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or "").startswith("Amazon.com"))
+    values = " ".join(str(a.value) for a in cert.issuer)
+    return values.startswith("Amazon Web Services") and "Amazon.com Inc." in values
 
 
 def renew_hint(thing, thing_dir):

@@ -173,8 +173,7 @@ def test_several_problems_are_all_reported(dev):
 
 def _aws_like(tmp_path, cn):
     """A certificate shaped like AWS IoT's (issuer OU=Amazon Web Services), for import tests."""
-    issuer = x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Amazon Web Services"),
-                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, certs.AWS_DEVICE_ISSUER_O)])
+    issuer = certs.aws_device_issuer()
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
             .issuer_name(issuer).public_key(key.public_key()).serial_number(7)
