@@ -362,3 +362,18 @@ class VirtualROM:
                     escaped = True
                 else:
                     packet.append(b)
+
+
+def build_image(chip, payload, flash_size="4MB"):
+    """An app image for `chip` built with esptool's own image classes: one flash-mapped (DROM)
+    segment holding `payload`, flash size/frequency set in the header. Returns the bytes."""
+    from esptool.bin_image import (ELFSection, ESP32C3FirmwareImage, ESP32FirmwareImage,
+                                   ESP32S3FirmwareImage)
+    cls = {"esp32": ESP32FirmwareImage, "esp32s3": ESP32S3FirmwareImage,
+           "esp32c3": ESP32C3FirmwareImage}[chip]
+    rom = cls.ROM_LOADER
+    image = cls()
+    image.entrypoint = rom.IROM_MAP_START
+    image.flash_size_freq = rom.FLASH_SIZES[flash_size]
+    image.segments = [ELFSection(b".flash.rodata", rom.DROM_MAP_START + 0x20, bytes(payload), 0)]
+    return image.save(None)
