@@ -1,0 +1,38 @@
+# The board's entry point: the version banner, then the supervisor in app.py (when deployed).
+# A crash in the application prints its traceback and leaves the REPL reachable.
+import sys
+
+import edge
+
+
+def _thing():
+    try:
+        import json
+        with open("/config.json") as f:
+            return json.load(f).get("thing") or "?"
+    except Exception:
+        return "?"
+
+
+def _has_app():
+    try:
+        import os
+        os.stat("/app.py")
+        return True
+    except OSError:
+        return False
+
+
+print("edgeshadow firmware v%s thing=%s" % (edge.VERSION, _thing()))
+if _has_app():
+    try:
+        import app
+        app.main()
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        print("edgeshadow: the application stopped with an error; the REPL stays available")
+        sys.print_exception(e)
+else:
+    print("edgeshadow: no /app.py on this board yet; staying at the REPL")
+del _thing, _has_app
