@@ -1,0 +1,148 @@
+# The supervisor above net.mqtt: owns reconnection (Wi-Fi, then clock, then MQTT) with exponential
+# backoff and full jitter, resubscribes after every connect, routes messages to handlers and runs
+# on-connect hooks (the shadow GET). The MQTT client re-sends its unacknowledged QoS1 itself.
+import asyncio
+import gc
+import time
+
+from net.backoff import Backoff
+from net import tls
+
+try:
+    from time import ticks_ms, ticks_diff
+    _t = [ticks_ms(), 0]
+
+    def _now():
+        # monotonic seconds from wrapping ticks (valid while called at least every 12 days)
+        t = ticks_ms()
+        _t[1] += ticks_diff(t, _t[0])
+        _t[0] = t
+        return _t[1] / 1000
+except ImportError:
+    _now = time.monotonic
+
+
+def topic_matches(filt, topic):
+    if filt == topic:
+        return True
+    f = filt.split("/")
+    t = topic.split("/")
+    for i, part in enumerate(f):
+        if part == "#":
+            return True
+        if i >= len(t) or (part != "+" and part != t[i]):
+            return False
+    return len(f) == len(t)
+
+
+class Connection:
+    def __init__(self, client, wifi=None, backoff=None, ntp_host=None, log=print):
+        self.client = client
+        self.wifi = wifi                  # async fn() that brings Wi-Fi up or raises OSError
+        self.backoff = backoff or Backoff()
+        self.ntp_host = ntp_host
+        self.log = log
+        self.subs = []                    # [(filter, qos, handler)] in subscription order
+        self.hooks = []                   # async fn() run after each connect
+        self.connects = 0
+        self.last_error = None
+        self._clock_set = False
+        self._stop = False
+        self._stopped = asyncio.Event()
+        self._changed = asyncio.Event()
+        client.on_message = self._route
+
+    @property
+    def up(self):
+        return self.client.connected
+
+    def subscribe(self, filt, handler, qos=1):
+        """Register a subscription (kept across reconnects); handler(topic, payload, retain)."""
+        self.subs.append((filt, qos, handler))
+        if self.up:
+            asyncio.create_task(self._subscribe_now(filt, qos))
+
+    async def _subscribe_now(self, filt, qos):
+        try:
+            await self.client.subscribe(filt, qos)
+        except Exception as e:
+            self.log("net: subscribe %s failed: %s" % (filt, e))
+
+    def on_connect(self, hook):
+        self.hooks.append(hook)
+
+    def _route(self, topic, payload, retain):
+        for filt, _, handler in self.subs:
+            if topic_matches(filt, topic):
+                handler(topic, payload, retain)
+
+    def _notify(self):
+        ev, self._changed = self._changed, asyncio.Event()
+        ev.set()
+
+    async def wait_up(self, timeout=None):
+        async def wait():
+            while not self.up:
+                await self._changed.wait()
+        if timeout is None:
+            await wait()
+        else:
+            await asyncio.wait_for(wait(), timeout)
+
+    async def connect_once(self):
+        """One attempt: Wi-Fi, clock, MQTT, subscriptions, hooks. Raises on failure."""
+        c = self.client
+        if self.wifi is not None:
+            await self.wifi()
+        if not self._clock_set:
+            tls.set_clock(self.ntp_host)  # certificate dates need the time
+            self._clock_set = True
+        gc.collect()  # the handshake peak needs the heap it can get
+        await c.connect()
+        for filt, qos, _ in self.subs:
+            await c.subscribe(filt, qos)  # refused (0x80) raises: a policy problem is loud
+        for hook in self.hooks:
+            await hook()
+
+    async def run(self):
+        """Keep the link up until stop(); never raises."""
+        host = self.client.server_hostname or self.client.server
+        while not self._stop:
+            try:
+                await self.connect_once()
+            except Exception as e:
+                self.last_error = tls.explain(e, host)
+                self.log("net: connect to %s:%d failed: %s" % (host, self.client.port, self.last_error))
+                if self.client.connected:
+                    await self.client.disconnect()
+                await self._sleep(self.backoff.delay())
+                continue
+            if self._stop:
+                await self.client.disconnect()
+                break
+            self.connects += 1
+            self.last_error = None
+            self.backoff.connected(_now())
+            self.log("net: connected to %s:%d (connect #%d, %d unacknowledged re-sent)"
+                     % (host, self.client.port, self.connects, len(self.client.inflight)))
+            self._notify()
+            err = await self.client.wait_down()
+            self.backoff.disconnected(_now())
+            self._notify()
+            if self._stop:
+                break
+            self.last_error = str(err)
+            self.log("net: link down: %s" % err)
+            await self._sleep(self.backoff.delay())
+
+    async def _sleep(self, s):
+        try:
+            await asyncio.wait_for(self._stopped.wait(), s)
+        except asyncio.TimeoutError:
+            pass
+
+    async def stop(self):
+        self._stop = True
+        self._stopped.set()
+        await self.client.disconnect()
+        self._notify()

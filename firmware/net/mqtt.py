@@ -1,0 +1,396 @@
+# MQTT 3.1.1 client on asyncio streams (uasyncio on the board, asyncio on the unix port and CPython).
+# Mechanism only: it speaks the protocol and raises MQTTError/OSError. Reconnection, resubscription
+# and retry policy live in net/connection.py. QoS 0 and 1; QoS1 publishes stay in `inflight` until
+# their PUBACK and are re-sent with DUP after the next connect (same packet ids).
+import asyncio
+import struct
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+MAX_PAYLOAD = const(131072)        # AWS IoT: 128 KB per message
+_MAX_PACKET = const(133120)        # what we accept from the broker
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(0x90)
+_UNSUBSCRIBE = const(0xA2)
+_UNSUBACK = const(0xB0)
+_PINGREQ = b"\xc0\x00"
+_PINGRESP = const(0xD0)
+_DISCONNECT = b"\xe0\x00"
+
+CONNACK_REASONS = {
+    1: "the broker refused the connection: unacceptable protocol version (needs MQTT 3.1.1)",
+    2: "the broker refused the connection: client id rejected (use the thing name, 1..128 chars)",
+    3: "the broker refused the connection: server unavailable",
+    4: "the broker refused the connection: bad user name or password",
+    5: "the broker refused the connection: not authorised (check the device certificate and policy)",
+}
+
+
+class MQTTError(Exception):
+    """A protocol-level failure; `code` is the CONNACK/SUBACK code when there is one."""
+
+    def __init__(self, msg, code=None):
+        super().__init__(msg)
+        self.code = code
+
+
+def _varlen(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return out
+
+
+def _str(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return struct.pack("!H", len(s)) + s
+
+
+def _packet(first, body):
+    return bytes([first]) + _varlen(len(body)) + body
+
+
+async def _open(host, port, ssl_context, server_hostname):
+    if ssl_context is None:
+        return await asyncio.open_connection(host, port)
+    return await asyncio.open_connection(host, port, ssl=ssl_context, server_hostname=server_hostname)
+
+
+class MQTTClient:
+    def __init__(self, client_id, server, port=8883, ssl_context=None, server_hostname=None,
+                 keepalive=60, clean_session=True, will=None, user=None, password=None,
+                 max_inflight=20, timeout=15, opener=None):
+        if not client_id or len(client_id) > 128:
+            raise ValueError("mqtt client id: 1..128 characters, got %r" % (client_id,))
+        if ssl_context is not None and not server_hostname:
+            raise ValueError("mqtt: server_hostname is required with TLS (SNI and name check)")
+        self.client_id = client_id
+        self.server = server
+        self.port = port
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        self.keepalive = keepalive
+        self.clean_session = clean_session
+        self.will = will                  # (topic, payload, qos, retain) or None
+        self.user = user
+        self.password = password
+        self.max_inflight = max_inflight
+        self.timeout = timeout
+        self._opener = opener or _open
+        self.on_message = None            # fn(topic: str, payload: bytes, retain: bool)
+        self.on_puback = None             # fn(pid)
+        self.inflight = {}                # pid -> PUBLISH packet (bytearray)
+        self._order = []                  # inflight pids in send order (dicts are unordered on MicroPython)
+        self.session_present = False
+        self.error = None                 # why the last connection ended
+        self._pid = 0
+        self._w = self._r = None
+        self._tasks = []
+        self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()   # replaced on every state change (acks, pings, down)
+        self._waiting = {}                # pid -> SUBACK/UNSUBACK body
+        self._pong = False
+        self._tx = self._rx = 0
+        self._up = False
+
+    @property
+    def connected(self):
+        return self._up
+
+    # --- connection ------------------------------------------------------------------------
+    async def connect(self):
+        """Open the link, CONNECT, check CONNACK, then re-send unacknowledged QoS1 with DUP."""
+        if self._up:
+            raise MQTTError("mqtt: already connected")
+        self.error = None
+        self._r, self._w = await asyncio.wait_for(
+            self._opener(self.server, self.port, self.ssl_context, self.server_hostname), self.timeout)
+        try:
+            await self._send(self._connect_packet())
+            ptype, body = await asyncio.wait_for(self._read_packet(), self.timeout)
+            if ptype != _CONNACK or len(body) != 2:
+                raise MQTTError("mqtt: expected CONNACK, got packet type 0x%02x" % ptype)
+            if body[1]:
+                raise MQTTError(CONNACK_REASONS.get(body[1], "the broker refused the connection: code %d" % body[1]), body[1])
+        except BaseException:
+            await self._close_stream()
+            raise
+        self.session_present = bool(body[0] & 1)
+        self._up = True
+        self._rx = self._tx = ticks_ms()
+        self._tasks = [asyncio.create_task(self._read_loop())]
+        if self.keepalive:
+            self._tasks.append(asyncio.create_task(self._keepalive_loop()))
+        for pid in self.pending():
+            pkt = self.inflight[pid]
+            pkt[0] |= 0x08  # DUP: the broker may have seen it before the link went down
+            await self._send(pkt)
+
+    def _connect_packet(self):
+        flags = 0x02 if self.clean_session else 0
+        payload = _str(self.client_id)
+        if self.will:
+            topic, msg, qos, retain = self.will
+            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+            payload += _str(topic) + _str(msg)
+        if self.user is not None:
+            flags |= 0x80
+            payload += _str(self.user)
+        if self.password is not None:
+            flags |= 0x40
+            payload += _str(self.password)
+        return _packet(_CONNECT, b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack("!H", self.keepalive) + payload)
+
+    async def disconnect(self):
+        """Polite close: DISCONNECT (the broker then discards the last will)."""
+        if self._up:
+            try:
+                await self._send(_DISCONNECT)
+            except (OSError, MQTTError, asyncio.TimeoutError):
+                pass
+        await self._down(MQTTError("mqtt: disconnected by the client"))
+
+    async def wait_down(self):
+        """Wait until the link is down; returns the reason (an exception)."""
+        while self._up:
+            await self._changed.wait()
+        return self.error
+
+    async def _down(self, exc):
+        if self._up or self._w is not None:
+            self._up = False
+            if self.error is None:
+                self.error = exc
+            me = asyncio.current_task()
+            for t in self._tasks:
+                if t is not me:
+                    t.cancel()
+            self._tasks = []
+            await self._close_stream()
+            self._notify()
+
+    async def _close_stream(self):
+        w, self._w, self._r = self._w, None, None
+        if w is not None:
+            try:
+                w.close()
+                await asyncio.wait_for(w.wait_closed(), 2)
+            except Exception:
+                pass
+
+    def _notify(self):
+        ev, self._changed = self._changed, asyncio.Event()
+        ev.set()
+
+    # --- sending ---------------------------------------------------------------------------
+    async def _send(self, pkt):
+        if self._w is None:
+            raise MQTTError("mqtt: not connected")
+        try:
+            async with self._lock:
+                self._w.write(pkt)
+                await asyncio.wait_for(self._w.drain(), self.timeout)
+        except (OSError, asyncio.TimeoutError) as e:
+            await self._down(e)  # a failed write leaves the stream unusable
+            raise
+        self._tx = ticks_ms()
+
+    def _next_pid(self):
+        while True:
+            self._pid = self._pid % 65535 + 1
+            if self._pid not in self.inflight and self._pid not in self._waiting:
+                return self._pid
+
+    async def publish(self, topic, payload, qos=0, retain=False):
+        """Send one message; returns its packet id for QoS1 (None for QoS0) once written."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError("mqtt publish to %s: payload of %d bytes exceeds the 128 KB limit" % (topic, len(payload)))
+        if not topic or "+" in topic or "#" in topic:
+            raise ValueError("mqtt publish: invalid topic %r" % (topic,))
+        if qos not in (0, 1):
+            raise ValueError("mqtt publish: qos must be 0 or 1")
+        while qos and len(self.inflight) >= self.max_inflight:
+            if not self._up:
+                raise MQTTError("mqtt: not connected")
+            await self._changed.wait()
+        if not self._up:
+            raise MQTTError("mqtt: not connected")
+        body = _str(topic)
+        pid = None
+        if qos:
+            pid = self._next_pid()
+            body += struct.pack("!H", pid)
+        pkt = bytearray(_packet(_PUBLISH | (qos << 1) | (1 if retain else 0), body + payload))
+        if qos:
+            self.inflight[pid] = pkt
+            self._order.append(pid)
+        try:
+            await self._send(pkt)
+        except BaseException:
+            # not (wholly) written: the caller still owns it; a half packet dies with the link
+            if qos:
+                del self.inflight[pid]
+                self._order.remove(pid)
+            raise
+        return pid
+
+    def pending(self):
+        """Unacknowledged QoS1 packet ids, oldest first."""
+        return list(self._order)
+
+    async def wait_puback(self, pid, timeout=None):
+        async def wait():
+            while pid in self.inflight:
+                await self._changed.wait()
+        await asyncio.wait_for(wait(), timeout or self.timeout)
+
+    async def subscribe(self, topic, qos=1):
+        """Subscribe one filter; returns the granted QoS. A refusal (0x80) raises MQTTError."""
+        pid = self._next_pid()
+        body = struct.pack("!H", pid) + _str(topic) + bytes([qos])
+        codes = await self._request(pid, _packet(_SUBSCRIBE, body))
+        if not codes or codes[0] == 0x80:
+            raise MQTTError("mqtt: the broker refused the subscription to %s (check the policy/ACL)" % topic, 0x80)
+        return codes[0]
+
+    async def unsubscribe(self, topic):
+        pid = self._next_pid()
+        await self._request(pid, _packet(_UNSUBSCRIBE, struct.pack("!H", pid) + _str(topic)))
+
+    async def _request(self, pid, pkt):
+        self._waiting[pid] = None
+        try:
+            await self._send(pkt)
+            async def wait():
+                while self._waiting[pid] is None:
+                    if not self._up:
+                        raise MQTTError("mqtt: link lost while waiting for a reply")
+                    await self._changed.wait()
+            await asyncio.wait_for(wait(), self.timeout)
+            return self._waiting[pid]
+        finally:
+            del self._waiting[pid]
+
+    async def ping(self, timeout=None):
+        """PINGREQ and wait for PINGRESP; a missing answer brings the link down and raises."""
+        self._pong = False
+        await self._send(_PINGREQ)
+        async def wait():
+            while not self._pong:
+                if not self._up:
+                    raise MQTTError("mqtt: link lost while waiting for PINGRESP")
+                await self._changed.wait()
+        try:
+            await asyncio.wait_for(wait(), timeout or self.timeout)
+        except asyncio.TimeoutError:
+            err = MQTTError("mqtt: no PINGRESP within %s s: link dead" % (timeout or self.timeout))
+            await self._down(err)
+            raise err
+
+    # --- receiving -------------------------------------------------------------------------
+    async def _read_packet(self):
+        r = self._r
+        ptype = (await r.readexactly(1))[0]
+        n = shift = 0
+        while True:
+            b = (await r.readexactly(1))[0]
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                raise MQTTError("mqtt: malformed remaining length")
+        if n > _MAX_PACKET:
+            raise MQTTError("mqtt: incoming packet of %d bytes exceeds the buffer limit" % n)
+        body = await r.readexactly(n) if n else b""
+        self._rx = ticks_ms()
+        return ptype, body
+
+    async def _read_loop(self):
+        try:
+            while True:
+                ptype, body = await self._read_packet()
+                await self._dispatch(ptype, body)
+        except asyncio.CancelledError:
+            raise
+        except EOFError:
+            await self._down(MQTTError("mqtt: the broker closed the connection"))
+        except Exception as e:
+            await self._down(e)
+
+    async def _dispatch(self, ptype, body):
+        kind = ptype & 0xF0
+        if kind == _PUBLISH:
+            qos = (ptype >> 1) & 3
+            tlen = struct.unpack_from("!H", body, 0)[0]
+            topic = str(body[2:2 + tlen], "utf-8")
+            off = 2 + tlen
+            if qos:
+                pid = struct.unpack_from("!H", body, off)[0]
+                off += 2
+            if self.on_message is not None:
+                try:
+                    self.on_message(topic, body[off:], bool(ptype & 1))
+                except Exception as e:  # a handler bug must not take the link down
+                    print("mqtt: on_message failed for %s: %r" % (topic, e))
+            if qos:
+                await self._send(_packet(_PUBACK, struct.pack("!H", pid)))
+        elif kind == _PUBACK:
+            pid = struct.unpack("!H", body)[0]
+            if self.inflight.pop(pid, None) is not None:
+                self._order.remove(pid)
+                if self.on_puback is not None:
+                    self.on_puback(pid)
+            self._notify()
+        elif kind == _SUBACK or kind == _UNSUBACK:
+            pid = struct.unpack_from("!H", body, 0)[0]
+            if pid in self._waiting:
+                self._waiting[pid] = bytes(body[2:]) or b"\x00"
+                self._notify()
+        elif kind == _PINGRESP:
+            self._pong = True
+            self._notify()
+        else:
+            raise MQTTError("mqtt: unexpected packet type 0x%02x" % ptype)
+
+    async def _keepalive_loop(self):
+        # Ping when we have been quiet for half the keep-alive; the link is dead when nothing has
+        # arrived for 1.5 keep-alives (a PINGRESP would have).
+        ka = self.keepalive * 1000
+        try:
+            while self._up:
+                await asyncio.sleep_ms(ka // 4) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(ka / 4000)
+                now = ticks_ms()
+                if ticks_diff(now, self._rx) > ka * 3 // 2:
+                    await self._down(MQTTError("mqtt: nothing from the broker for %d s: link dead" % (ka * 3 // 2000)))
+                    return
+                if ticks_diff(now, self._tx) >= ka // 2:
+                    await self._send(_PINGREQ)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await self._down(e)

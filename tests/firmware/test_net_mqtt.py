@@ -1,0 +1,205 @@
+# net.mqtt against a fake broker on in-memory streams (both runtimes).
+import asyncio
+import struct
+
+from _helpers import raises
+from _net_fakes import FakeBroker, Opener, publish_packet, run
+from net.mqtt import MQTTClient, MQTTError, MAX_PAYLOAD
+
+
+def client(opener, **kw):
+    return MQTTClient("thing-1", "broker", 8883, opener=opener, timeout=2, **kw)
+
+
+def test_connect_packet_carries_id_keepalive_clean_flag_and_will():
+    async def main():
+        op = Opener()
+        c = client(op, keepalive=45, clean_session=False, will=("dt/thing-1/status", b"gone", 1, True))
+        await c.connect()
+        first, body = op.brokers[0].packets()[0]
+        assert first == 0x10
+        assert body[:7] == b"\x00\x04MQTT\x04"
+        assert body[7] == 0x04 | 0x08 | 0x20  # will, will qos 1, will retain; clean session off
+        assert struct.unpack("!H", body[8:10])[0] == 45
+        assert body[10:] == b"\x00\x07thing-1\x00\x11dt/thing-1/status\x00\x04gone"
+        assert c.connected
+        await c.disconnect()
+        assert op.brokers[0].packets()[-1] == (0xE0, b"")
+        assert not c.connected
+    run(main())
+
+
+def test_connack_refusal_becomes_a_clear_error():
+    async def main():
+        op = Opener(lambda: FakeBroker(connack=5))
+        c = client(op)
+        try:
+            await c.connect()
+        except MQTTError as e:
+            assert e.code == 5
+            assert "not authorised" in str(e)
+        else:
+            raise AssertionError("connect did not fail")
+        assert not c.connected
+        assert op.brokers[0].closed
+    run(main())
+
+
+def test_tls_requires_server_hostname():
+    e = raises(ValueError, MQTTClient, "t", "h", 8883, ssl_context=object())
+    assert "server_hostname" in str(e)
+
+
+def test_qos0_and_qos1_publish_and_puback_tracking():
+    async def main():
+        op = Opener(lambda: FakeBroker(ack_publish=False))
+        c = client(op)
+        acked = []
+        c.on_puback = acked.append
+        await c.connect()
+        assert await c.publish("dt/thing-1/telemetry", b"zero") is None
+        pid = await c.publish("dt/thing-1/telemetry", b"one", qos=1)
+        assert pid == 1 and list(c.inflight) == [1]
+        pubs = op.brokers[0].publishes()
+        assert pubs == [("dt/thing-1/telemetry", None, b"zero", False), ("dt/thing-1/telemetry", 1, b"one", False)]
+        op.brokers[0].feed(b"\x40\x02\x00\x01")  # PUBACK 1
+        await c.wait_puback(pid)
+        assert c.inflight == {} and acked == [1]
+        await c.disconnect()
+    run(main())
+
+
+def test_payload_over_128k_is_refused_before_sending():
+    async def main():
+        op = Opener()
+        c = client(op)
+        await c.connect()
+        before = len(op.brokers[0].out.getvalue())
+        e = raises_async = None
+        try:
+            await c.publish("dt/thing-1/telemetry", b"x" * (MAX_PAYLOAD + 1), qos=1)
+        except ValueError as err:
+            e = err
+        assert e is not None and "128 KB" in str(e)
+        assert len(op.brokers[0].out.getvalue()) == before
+        assert c.inflight == {}
+        await c.disconnect()
+    run(main())
+
+
+def test_unacknowledged_qos1_resent_with_dup_after_reconnect():
+    async def main():
+        op = Opener(lambda: FakeBroker(ack_publish=False))
+        c = client(op)
+        await c.connect()
+        p1 = await c.publish("dt/thing-1/telemetry", b"a", qos=1)
+        p2 = await c.publish("dt/thing-1/telemetry", b"b", qos=1)
+        op.brokers[0].hang_up()
+        err = await asyncio.wait_for(c.wait_down(), 2)
+        assert "closed" in str(err), repr(err)
+        assert c.pending() == [p1, p2]
+        op.factory = FakeBroker  # the next broker acknowledges
+        await c.connect()
+        await c.wait_puback(p2)
+        resent = op.brokers[1].publishes()
+        assert resent == [("dt/thing-1/telemetry", p1, b"a", True), ("dt/thing-1/telemetry", p2, b"b", True)]
+        assert c.inflight == {}
+        await c.disconnect()
+    run(main())
+
+
+def test_subscribe_granted_and_refused():
+    async def main():
+        op = Opener()
+        c = client(op)
+        await c.connect()
+        assert await c.subscribe("$aws/things/thing-1/shadow/update/delta", 1) == 1
+        op.brokers[0].suback = 0x80
+        try:
+            await c.subscribe("$aws/things/other/shadow/update/delta", 1)
+        except MQTTError as e:
+            assert e.code == 0x80 and "other" in str(e)
+        else:
+            raise AssertionError("refused subscription not reported")
+        await c.disconnect()
+    run(main())
+
+
+def test_incoming_qos1_message_is_delivered_and_acknowledged():
+    async def main():
+        op = Opener()
+        c = client(op)
+        got = []
+        c.on_message = lambda t, p, r: got.append((t, bytes(p), r))
+        await c.connect()
+        op.brokers[0].feed(publish_packet("$aws/things/thing-1/shadow/update/delta", b'{"v":1}', qos=1, pid=77))
+        for _ in range(50):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [("$aws/things/thing-1/shadow/update/delta", b'{"v":1}', False)]
+        await asyncio.sleep(0.01)
+        assert op.brokers[0].packets()[-1] == (0x40, b"\x00\x4d")  # PUBACK 77
+        await c.disconnect()
+    run(main())
+
+
+def test_ping_without_answer_declares_the_link_dead():
+    async def main():
+        op = Opener(lambda: FakeBroker(answer_ping=False))
+        c = client(op, keepalive=0)
+        await c.connect()
+        try:
+            await c.ping(timeout=0.2)
+        except MQTTError as e:
+            assert "PINGRESP" in str(e)
+        else:
+            raise AssertionError("dead link not detected")
+        assert not c.connected
+        op.factory = FakeBroker
+        await c.connect()
+        await c.ping(timeout=1)
+        await c.disconnect()
+    run(main())
+
+
+def test_keepalive_pings_when_idle_and_detects_silence():
+    async def main():
+        op = Opener(lambda: FakeBroker(answer_ping=False))
+        c = client(op, keepalive=1)
+        await c.connect()
+        err = await asyncio.wait_for(c.wait_down(), 4)
+        assert "link dead" in str(err)
+        kinds = [f for f, b in op.brokers[0].packets()]
+        assert 0xC0 in kinds  # PINGREQ sent while idle
+    run(main())
+
+
+def test_publish_while_down_raises_and_keeps_nothing():
+    async def main():
+        c = client(Opener())
+        try:
+            await c.publish("dt/thing-1/telemetry", b"x", qos=1)
+        except MQTTError as e:
+            assert "not connected" in str(e)
+        else:
+            raise AssertionError("publish while down did not raise")
+        assert c.inflight == {}
+    run(main())
+
+
+def test_inflight_window_is_bounded():
+    async def main():
+        op = Opener(lambda: FakeBroker(ack_publish=False))
+        c = client(op, max_inflight=3)
+        await c.connect()
+        for i in range(3):
+            await c.publish("dt/thing-1/telemetry", b"x", qos=1)
+        t = asyncio.create_task(c.publish("dt/thing-1/telemetry", b"fourth", qos=1))
+        await asyncio.sleep(0.05)
+        assert len(c.inflight) == 3 and len(op.brokers[0].publishes()) == 3
+        op.brokers[0].feed(b"\x40\x02\x00\x01")
+        pid = await asyncio.wait_for(t, 1)
+        assert pid == 4 and len(c.inflight) == 3
+        await c.disconnect()
+    run(main())
