@@ -1,0 +1,42 @@
+"""`edgeshadow inject --port PORT --thing THING [...]`: certificates and identity onto boards."""
+from pathlib import Path
+
+from host_tools import CERTS_DIR
+from host_tools import inject as lib
+from host_tools.errors import EdgeshadowError
+
+
+def register(sub):
+    p = sub.add_parser("inject", help="write a thing's certificates (DER) and config to a board",
+                       description="Check certs/<thing>/ (as `certs check`), convert to DER and write "
+                                   "/certs/device.der, /certs/device.key.der, /certs/root-ca.der and "
+                                   "/config.json (thing, endpoint) atomically, verified by SHA-256 read-back. "
+                                   "Repeat --port/--thing for a bench of boards.")
+    p.add_argument("--port", action="append", required=True, metavar="PORT",
+                   help="serial port of a board (repeat, paired in order with --thing)")
+    p.add_argument("--thing", action="append", required=True, metavar="THING",
+                   help="thing name whose certificates go to that board")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="device config to merge into (default: the board's current /config.json)")
+    p.add_argument("--root-ca", type=Path, metavar="FILE",
+                   help="root CA to use (default: certs/<thing>/root-ca.crt)")
+    p.add_argument("--check-connect", action="store_true",
+                   help="then have the board open a TLS connection to its endpoint and report it")
+    p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
+                   help=f"certificate folder (default: {CERTS_DIR})")
+    p.set_defaults(func=do_inject)
+
+
+def do_inject(args):
+    if len(args.port) != len(args.thing):
+        raise EdgeshadowError(f"{len(args.port)} --port but {len(args.thing)} --thing; give them in pairs")
+    results = lib.inject_boards(list(zip(args.port, args.thing)), args.certs_dir, config=args.config,
+                                root_ca=args.root_ca, connect=args.check_connect,
+                                progress=lambda msg: print(msg, flush=True))
+    for r in results:
+        print(f"{r.thing} -> {r.port}: {'ok' if r.ok else 'FAILED'}: {r.detail}"
+              + (f"; {r.connect}" if r.connect else ""))
+    failed = sum(1 for r in results if not r.ok)
+    if failed and len(results) > 1:
+        print(f"{failed} of {len(results)} boards failed")
+    return 1 if failed else 0
