@@ -147,11 +147,13 @@ class ADC:
 
     def __init__(self, pin, atten=None):
         self.pin = pin.id if isinstance(pin, Pin) else int(pin)
-        self._atten = self.ATTN_11DB if atten is None else atten
         self._bits = 12
+        self.atten(self.ATTN_11DB if atten is None else atten)
 
     def atten(self, atten):
         self._atten = atten
+        if simhw is not None and hasattr(simhw, "adc_set_atten"):
+            simhw.adc_set_atten(self.pin, atten)
 
     def width(self, width):
         self._bits = 9 + width
@@ -171,52 +173,50 @@ class ADC:
 
 
 class I2C:
+    """Delegates to the simulated bus (simhw.i2c_bus): register-level chip models answer;
+    an address nobody answers raises OSError(ENODEV), as on a board."""
+
     def __init__(self, id=0, scl=None, sda=None, freq=400000, timeout=50000):
         self.id = id
         self.freq = freq
-        self._bus = simhw.i2c_bus(id) if simhw is not None else None
-
-    def _dev(self, addr):
-        dev = self._bus.device(addr) if self._bus is not None else None
-        if dev is None:
-            raise OSError(_ENODEV)
-        return dev
+        self._bus = simhw.i2c_bus(id) if simhw is not None else _NoBus()
 
     def scan(self):
-        return self._bus.scan() if self._bus is not None else []
+        return self._bus.scan()
 
     def writeto(self, addr, buf, stop=True):
-        self._dev(addr).write(bytes(buf))
-        return len(buf)
+        return self._bus.writeto(addr, buf, stop)
 
     def readfrom_into(self, addr, buf, stop=True):
-        data = self._dev(addr).read(len(buf))
-        buf[:len(data)] = data
+        self._bus.readfrom_into(addr, buf, stop)
 
     def readfrom(self, addr, nbytes, stop=True):
         buf = bytearray(nbytes)
-        self.readfrom_into(addr, buf)
+        self._bus.readfrom_into(addr, buf, stop)
         return bytes(buf)
 
     def writeto_mem(self, addr, memaddr, buf, addrsize=8):
-        self._dev(addr).write(_memaddr(memaddr, addrsize) + bytes(buf))
+        self._bus.writeto_mem(addr, memaddr, buf, addrsize)
 
     def readfrom_mem_into(self, addr, memaddr, buf, addrsize=8):
-        dev = self._dev(addr)
-        dev.write(_memaddr(memaddr, addrsize))
-        data = dev.read(len(buf))
-        buf[:len(data)] = data
+        self._bus.readfrom_mem_into(addr, memaddr, buf, addrsize)
 
     def readfrom_mem(self, addr, memaddr, nbytes, addrsize=8):
         buf = bytearray(nbytes)
-        self.readfrom_mem_into(addr, memaddr, buf, addrsize)
+        self._bus.readfrom_mem_into(addr, memaddr, buf, addrsize)
         return bytes(buf)
 
 
-def _memaddr(memaddr, addrsize):
-    if addrsize == 16:
-        return bytes(((memaddr >> 8) & 0xFF, memaddr & 0xFF))
-    return bytes((memaddr & 0xFF,))
+class _NoBus:
+    """A bus with nothing on it (no simulated hardware)."""
+
+    def scan(self):
+        return []
+
+    def _none(self, *args):
+        raise OSError(_ENODEV)
+
+    writeto = readfrom_into = writeto_mem = readfrom_mem_into = _none
 
 
 class SoftI2C(I2C):

@@ -1,8 +1,6 @@
 # Stand-in for the ESP32 `network` module on the virtual board. The unix port reaches the host's
 # network directly; WLAN only models the link state the firmware sees, with scripted outages
-# (simhw.wifi_up(t)) and a signal strength (simhw.wifi_rssi(t)).
-import time
-
+# (simhw.wifi_up()) and a signal strength (simhw.wifi_rssi()).
 import _simenv
 
 try:
@@ -38,7 +36,7 @@ def _link_up():
     if _simenv.flag("wifi_down"):
         return False
     if simhw is not None and hasattr(simhw, "wifi_up"):
-        return bool(simhw.wifi_up(time.time()))
+        return bool(simhw.wifi_up())
     return True
 
 
@@ -85,7 +83,7 @@ class WLAN:
             if not self.isconnected():
                 raise OSError("STA must be connected")
             if simhw is not None and hasattr(simhw, "wifi_rssi"):
-                return int(simhw.wifi_rssi(time.time()))
+                return int(simhw.wifi_rssi())
             return -58
         if key == "mac":
             import machine
