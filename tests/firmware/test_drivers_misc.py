@@ -1,0 +1,99 @@
+# The DC adc channel, DS18x20 and DHT22 (through fakes of MicroPython's modules), and system.
+from drivers.adc import DCChannel
+from drivers.dht22 import DHT22Sensor
+from drivers.onewire_temp import DS18X20Sensor
+from drivers.system import System
+
+
+class ConstADC:
+    def __init__(self, uv):
+        self.uv = uv
+        self.reads = 0
+
+    def read_uv(self):
+        self.reads += 1
+        return self.uv
+
+
+def test_adc_channel_mean_and_rails():
+    adc = ConstADC(1234000)
+    assert DCChannel(adc, samples=8).read() == ((1.234,), "ok")
+    assert adc.reads == 8
+    assert DCChannel(ConstADC(3100000)).read() == (None, "out_of_physical_range")
+    assert DCChannel(ConstADC(0)).read() == (None, "out_of_physical_range")
+
+
+class FakeDS:
+    """The interface of micropython-lib's ds18x20.DS18X20."""
+
+    def __init__(self, roms, temp=21.5, fail=None):
+        self.roms = roms
+        self.temp = temp
+        self.fail = fail
+        self.conversions = 0
+
+    def scan(self):
+        if self.fail == "bus":
+            raise OSError(5)
+        return self.roms
+
+    def convert_temp(self):
+        self.conversions += 1
+
+    def read_temp(self, rom):
+        if self.fail == "crc":
+            raise Exception("CRC error")
+        return self.temp
+
+
+def test_ds18x20_pipelines_conversions():
+    ds = FakeDS([b"\x28" + bytes(7)])
+    s = DS18X20Sensor(ds)
+    assert s.read() == ((21.5,), "ok")
+    assert ds.conversions == 2     # the first read waits; it starts the next conversion too
+    assert s.read() == ((21.5,), "ok")
+    assert ds.conversions == 3     # later reads never wait
+
+
+def test_ds18x20_failures():
+    assert DS18X20Sensor(FakeDS([])).read() == (None, "disconnected")
+    assert DS18X20Sensor(FakeDS([b"x"], fail="crc")).read() == (None, "crc")
+    assert DS18X20Sensor(FakeDS([b"x"], fail="bus")).read() == (None, "disconnected")
+
+
+class FakeDHT:
+    def __init__(self, error=None):
+        self.error = error
+
+    def measure(self):
+        if self.error is not None:
+            raise self.error
+
+    def temperature(self):
+        return 24.3
+
+    def humidity(self):
+        return 55.1
+
+
+def test_dht22():
+    assert DHT22Sensor(FakeDHT()).read() == ((24.3, 55.1), "ok")
+    assert DHT22Sensor(FakeDHT(OSError(110))).read() == (None, "timeout")
+    assert DHT22Sensor(FakeDHT(Exception("checksum error"))).read() == (None, "crc")
+
+
+def test_system_metrics():
+    def broken():
+        raise OSError(1)
+    s = System(mcu_temperature=lambda: 47, freq=lambda: 160000000, rssi=broken,
+               reset_cause=lambda: 5, boot_count=3)
+    s.set_loop_utilisation(250, 10000)
+    values, status = s.read()
+    assert status == "ok"
+    named = dict(zip(System.QUANTITIES, values))
+    assert named["mcu_temperature"] == 47 and named["cpu_freq"] == 160000000
+    assert named["wifi_rssi"] is None            # a failing source gives None, not an exception
+    assert named["reset_cause"] == 5 and named["boot_count"] == 3
+    assert named["loop_utilisation"] == 2.5
+    assert named["uptime"] >= 0
+    assert named["free_heap"] is None or named["free_heap"] > 0
