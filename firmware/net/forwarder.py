@@ -44,7 +44,6 @@ class Forwarder:
         self.log = log
         self.published = 0                # publishes sent (re-sends by the client not counted)
         self.next_seq = spool.head        # first seq not yet handed to MQTT
-        self._pending = {}                # pid -> [seq, ...]
         self._last_pub = None
         self._kick = asyncio.Event()
         self._urgent = False
@@ -55,9 +54,8 @@ class Forwarder:
         self._urgent = self._urgent or urgent
         self._kick.set()
 
-    def _on_puback(self, pid):
-        seqs = self._pending.pop(pid, None)
-        if seqs:
+    def _on_puback(self, pid, seqs):
+        if seqs:  # other publishers' acks (the shadow's) carry no spool records
             self.spool.ack_all(seqs)
 
     async def _wait_kick(self, timeout_ms=None):
@@ -120,7 +118,7 @@ class Forwarder:
                 if gap > 0:
                     await asyncio.sleep(gap / 1000)
             try:
-                pid = await self.client.publish(topic, payload, qos=1)
+                await self.client.publish(topic, payload, qos=1, token=seqs)
             except Exception as e:  # link down (the connection reconnects) or a refused payload
                 if isinstance(e, ValueError):
                     self.log("net: spool records %d..%d cannot be sent (%s): dropped" % (seqs[0], seqs[-1], e))
@@ -131,6 +129,5 @@ class Forwarder:
                     await self.conn.wait_up()
                 continue
             self._last_pub = ticks_ms()
-            self._pending[pid] = seqs
             self.published += 1
             self.next_seq = seqs[-1] + 1

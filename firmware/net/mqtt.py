@@ -100,7 +100,8 @@ class MQTTClient:
         self.timeout = timeout
         self._opener = opener or _open
         self.on_message = None            # fn(topic: str, payload: bytes, retain: bool)
-        self.on_puback = None             # fn(pid)
+        self.on_puback = None             # fn(pid, token): token as given to publish()
+        self._tokens = {}                 # pid -> token of an unacknowledged QoS1 publish
         self.inflight = {}                # pid -> PUBLISH packet (bytearray)
         self._order = []                  # inflight pids in send order (dicts are unordered on MicroPython)
         self.session_present = False
@@ -223,8 +224,9 @@ class MQTTClient:
             if self._pid not in self.inflight and self._pid not in self._waiting:
                 return self._pid
 
-    async def publish(self, topic, payload, qos=0, retain=False):
-        """Send one message; returns its packet id for QoS1 (None for QoS0) once written."""
+    async def publish(self, topic, payload, qos=0, retain=False, token=None):
+        """Send one message; returns its packet id for QoS1 (None for QoS0) once written.
+        on_puback(pid, token) runs when the PUBACK arrives (possibly before this returns)."""
         if isinstance(payload, str):
             payload = payload.encode()
         if len(payload) > MAX_PAYLOAD:
@@ -248,12 +250,14 @@ class MQTTClient:
         if qos:
             self.inflight[pid] = pkt
             self._order.append(pid)
+            self._tokens[pid] = token
         try:
             await self._send(pkt)
         except BaseException:
             # not (wholly) written: the caller still owns it; a half packet dies with the link
             if qos:
                 del self.inflight[pid]
+                del self._tokens[pid]
                 self._order.remove(pid)
             raise
         return pid
@@ -363,8 +367,9 @@ class MQTTClient:
             pid = struct.unpack("!H", body)[0]
             if self.inflight.pop(pid, None) is not None:
                 self._order.remove(pid)
+                token = self._tokens.pop(pid)
                 if self.on_puback is not None:
-                    self.on_puback(pid)
+                    self.on_puback(pid, token)
             self._notify()
         elif kind == _SUBACK or kind == _UNSUBACK:
             pid = struct.unpack_from("!H", body, 0)[0]

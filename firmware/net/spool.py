@@ -23,6 +23,8 @@ KIND_ALERT = 2
 def write_atomic(path, data):
     """Replace `path` with `data` (bytes or str) so a crash leaves the old or the new file, whole."""
     tmp = path + ".tmp"
+    if isinstance(data, str):
+        data = data.encode()
     with open(tmp, "wb") as f:
         f.write(data)
     os.rename(tmp, path)

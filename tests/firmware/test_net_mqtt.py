@@ -55,16 +55,16 @@ def test_qos0_and_qos1_publish_and_puback_tracking():
         op = Opener(lambda: FakeBroker(ack_publish=False))
         c = client(op)
         acked = []
-        c.on_puback = acked.append
+        c.on_puback = lambda pid, token: acked.append((pid, token))
         await c.connect()
         assert await c.publish("dt/thing-1/telemetry", b"zero") is None
-        pid = await c.publish("dt/thing-1/telemetry", b"one", qos=1)
+        pid = await c.publish("dt/thing-1/telemetry", b"one", qos=1, token="t1")
         assert pid == 1 and list(c.inflight) == [1]
         pubs = op.brokers[0].publishes()
         assert pubs == [("dt/thing-1/telemetry", None, b"zero", False), ("dt/thing-1/telemetry", 1, b"one", False)]
         op.brokers[0].feed(b"\x40\x02\x00\x01")  # PUBACK 1
         await c.wait_puback(pid)
-        assert c.inflight == {} and acked == [1]
+        assert c.inflight == {} and acked == [(1, "t1")]
         await c.disconnect()
     run(main())
 
