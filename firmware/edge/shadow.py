@@ -54,13 +54,9 @@ def depth(o):
     return 0
 
 
-def document(reported, client_token):
-    """(json bytes, dropped count): {"state": {"reported": ...}, "clientToken": ...} within AWS's
-    limits. Optional fields too deep, or needed to fit 8 KB, are dropped on purpose and counted;
-    ValueError if even the metrics alone do not fit or the token is too long."""
-    tok = client_token.encode() if type(client_token) is str else client_token
-    if len(tok) > MAX_TOKEN_BYTES:
-        raise ValueError("clientToken: %d bytes, AWS allows %d" % (len(tok), MAX_TOKEN_BYTES))
+def trim(reported):
+    """(reported, dropped count) within AWS's limits: optional fields too deep, or needed to fit
+    8 KB, are dropped on purpose and counted; ValueError if even the metrics alone do not fit."""
     rep = dict(reported)
     dropped = 0
     for k in list(rep):
@@ -70,16 +66,23 @@ def document(reported, client_token):
     extras = [k for k in rep if k not in OPTIONAL and depth(rep[k]) > 0]  # metrics are flat
     extras.sort(key=lambda k: k != "provenance")
     order = extras + [k for k in OPTIONAL if k in rep]
-    while True:
-        state = _dumps_compact({"reported": rep})
-        if len(state) <= MAX_STATE_BYTES:
-            break
+    while len(_dumps_compact({"reported": rep})) > MAX_STATE_BYTES:
         if not order:
             raise ValueError("state: %d bytes without optional fields, AWS allows %d"
-                             % (len(state), MAX_STATE_BYTES))
+                             % (len(_dumps_compact({"reported": rep})), MAX_STATE_BYTES))
         del rep[order.pop(0)]
         dropped += 1
-    doc = '{"state":%s,"clientToken":%s}' % (state, json.dumps(tok.decode()))
+    return rep, dropped
+
+
+def document(reported, client_token):
+    """(json bytes, dropped count): {"state": {"reported": ...}, "clientToken": ...} within AWS's
+    limits (see trim); ValueError if the token is too long or the metrics alone do not fit."""
+    tok = client_token.encode() if type(client_token) is str else client_token
+    if len(tok) > MAX_TOKEN_BYTES:
+        raise ValueError("clientToken: %d bytes, AWS allows %d" % (len(tok), MAX_TOKEN_BYTES))
+    rep, dropped = trim(reported)
+    doc = '{"state":%s,"clientToken":%s}' % (_dumps_compact({"reported": rep}), json.dumps(tok.decode()))
     return doc.encode(), dropped
 
 

@@ -1,0 +1,265 @@
+# The supervisor: composes the layers (board -> pipeline -> spool -> MQTT -> shadow) as asyncio
+# tasks. sampler reads, calibrates and detects at the configured interval and never waits on the
+# network; alert raises and clears go to the spool at once and wake the forwarder; the forwarder
+# sends the spool's backlog in order; the shadow task reports state on change (with a heartbeat)
+# and applies deltas; the watchdog is fed only while the sampler keeps its schedule.
+import gc
+import json
+import sys
+import time
+
+try:
+    import asyncio
+except ImportError:  # MicroPython before 1.21
+    import uasyncio as asyncio
+
+from edge import VERSION, shadow as _shadow
+from edge.config import ConfigError, load as load_config
+from edge.pipeline import Device
+from edge.calibration import build_report_filter
+from net.spool import Spool, KIND_READING, KIND_ALERT, write_atomic
+
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+CONFIG_PATH = "/config.json"
+BOARD_PATH = "/board.json"
+HEARTBEAT_S = 300           # the shadow is reported at least this often, changed or not
+# Delta keys that change how samples are processed: the pipeline is rebuilt for them. Others
+# (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
+_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")
+
+
+def log(*args):
+    print("[%d]" % time.time(), *args)
+
+
+def _dumps(obj):
+    return json.dumps(obj).encode()
+
+
+class App:
+    def __init__(self, cfg, board_def, board=None, now=time.time):
+        self.cfg = cfg
+        self.board_def = board_def
+        self.now = now
+        self.device = Device(cfg)
+        if board is None:
+            from board import Board, bump_boot_count
+            board = Board(board_def, cfg, boot_count=bump_boot_count())
+        self.board = board
+        for p in getattr(board, "problems", ()):
+            log("board:", p)
+        sp = cfg["spool"]
+        self.spool = Spool(sp["dir"], sp["max_bytes"])
+        if self.spool.torn:
+            log("spool: %d torn record(s) skipped after a restart" % self.spool.torn)
+        self._filters()
+        self.result = None
+        self.config_error = None
+        self.last_sample_ms = ticks_ms()
+        self.samples = 0
+        self._report = asyncio.Event()
+        self._reported_ts = None
+        self.forwarder = self.conn = self.shadow = None
+
+    def _filters(self):
+        self.filters = {m: build_report_filter(mc.get("report"))
+                        for m, mc in self.cfg["metrics"].items()}
+
+    # --- sampling (never waits on the network) -------------------------------------------------
+    def sample(self):
+        t0 = ticks_ms()
+        raw, status = self.board.read_all()
+        ts = self.now()
+        r = self.device.process(ts, raw, status)
+        reading = {"ts": ts, "v": r["values"]}
+        bad = {m: s for m, s in r["status"].items() if s != "ok"}
+        if bad:
+            reading["s"] = bad
+        self.spool.append(KIND_READING, _dumps(reading))
+        for e in r["events"]:
+            e["thing"] = self.cfg["thing"]
+            e["ts"] = ts
+            self.spool.append(KIND_ALERT, _dumps(e))
+            log("alert %s: %s %s %s" % (e["state"], e["metric"], e["rule"], e.get("reason", "")))
+        if self.forwarder is not None:
+            self.forwarder.kick(urgent=bool(r["events"]))
+        self.result = r
+        if r["events"] or self._values_changed(r, ts):
+            self._report.set()
+        self.samples += 1
+        self.last_sample_ms = ticks_ms()
+        return ticks_diff(self.last_sample_ms, t0)
+
+    def _values_changed(self, r, ts):
+        changed = self._reported_ts is None or ts - self._reported_ts >= HEARTBEAT_S
+        for m, f in self.filters.items():
+            if f.should_report(r["values"].get(m), ts):
+                changed = True
+        return changed
+
+    async def sampler(self):
+        next_ms = ticks_ms()
+        while True:
+            interval_ms = int(self.cfg["interval_s"] * 1000)
+            try:
+                busy = self.sample()
+                self.board.set_loop_utilisation(busy, interval_ms)
+            except Exception as e:  # a bug in one sample must not stop the loop
+                log("sampler: error:", repr(e))
+                sys.print_exception(e) if hasattr(sys, "print_exception") else None
+            next_ms += interval_ms
+            wait = ticks_diff(next_ms, ticks_ms())
+            if wait < 0:  # fell behind (e.g. a long burst): start again from now, no catch-up burst
+                next_ms = ticks_ms()
+                wait = 0
+            await asyncio.sleep(wait / 1000)
+
+    # --- shadow ---------------------------------------------------------------------------------
+    def reported(self):
+        extra = {"spool": {"backlog": self.spool.backlog, "dropped": self.spool.dropped}}
+        prov = {m: mc["provenance"] for m, mc in self.cfg["metrics"].items() if mc.get("provenance")}
+        if prov:
+            extra["provenance"] = prov
+        rep = _shadow.reported_state(self.cfg, self.result, extra)
+        rep["interval_s"] = self.cfg["interval_s"]
+        rep["config_error"] = self.config_error
+        rep, dropped = _shadow.trim(rep)
+        if dropped:
+            log("shadow: %d optional field(s) dropped to stay within AWS's limits" % dropped)
+        return rep
+
+    async def reporter(self):
+        while True:
+            await self._report.wait()
+            self._report = asyncio.Event()
+            if self.result is None or self.conn is None or not self.conn.up:
+                continue  # reported again on the next change or heartbeat once the link is up
+            try:
+                await self.shadow.report(self.reported())
+                self._reported_ts = self.result["ts"]
+            except Exception as e:
+                log("shadow: report failed:", e)
+
+    def on_delta(self, state, version):
+        """Apply a desired-state delta as a whole or not at all; what we return is reported."""
+        new, problems = _shadow.apply_delta(self.cfg, {"state": state, "version": version})
+        if problems:
+            self.config_error = {"version": version, "problems": problems}
+            log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
+            return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+        try:
+            if any(k in state for k in _PIPELINE_KEYS):
+                device = Device(new)
+            else:
+                device = None
+            write_atomic(CONFIG_PATH, json.dumps(new))
+        except Exception as e:  # not persisted: nothing applied
+            self.config_error = {"version": version, "problems": ["config: %s" % e]}
+            return {"config_error": self.config_error}
+        self.cfg = new
+        if device is not None:
+            self.device = device
+            self._filters()
+        self.config_error = None
+        log("shadow: delta v%d applied: %s" % (version, ", ".join(sorted(state))))
+        out = dict(state)
+        out["config_version"] = new["version"]
+        out["config_error"] = None
+        return out
+
+    # --- network --------------------------------------------------------------------------------
+    def start_network(self):
+        m = self.cfg["mqtt"]
+        if not m.get("endpoint"):
+            log("net: no mqtt.endpoint in the config: sampling and spooling only")
+            return []
+        from net import tls
+        from net.mqtt import MQTTClient
+        from net.connection import Connection
+        from net.forwarder import Forwarder
+        from net.shadow_client import ShadowClient
+        thing = self.cfg["thing"]
+        ctx = tls.load_context(m["ca"], m["cert"], m["key"])
+        client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
+                            server_hostname=m["endpoint"], keepalive=m["keepalive_s"],
+                            clean_session=m["clean_session"])
+        self.conn = Connection(client, wifi=self._wifi, ntp_host=self.cfg["ntp"]["host"], log=log)
+        prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
+        self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",
+                                   batch_max=m["batch_max"], log=log)
+        self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log)
+        self.conn.on_connect(self._on_connect)
+        return [self.conn.run(), self.forwarder.run(), self.reporter()]
+
+    async def _on_connect(self):
+        self._report.set()  # report the current state on every (re)connect
+
+    async def _wifi(self):
+        try:
+            import network
+        except ImportError:
+            return  # the unix port and CPython have the host's network
+        wlan = network.WLAN(network.STA_IF)
+        wlan.active(True)
+        if wlan.isconnected():
+            return
+        w = self.cfg["wifi"]
+        wlan.connect(w["ssid"], w["password"])
+        for _ in range(150):
+            if wlan.isconnected():
+                log("wifi: connected")
+                return
+            await asyncio.sleep(0.1)
+        raise OSError("wifi: could not join %r within 15 s" % w["ssid"])
+
+    # --- watchdog -------------------------------------------------------------------------------
+    async def watchdog(self):
+        try:
+            import machine
+            wdt = machine.WDT(timeout=int(self.cfg["watchdog_s"] * 1000))
+        except (ImportError, AttributeError, ValueError) as e:
+            log("watchdog: not available here (%r)" % e)
+            return
+        while True:
+            # healthy: the sampler ran within two intervals (a long TLS handshake blocks the loop
+            # for seconds; the 30-60 s timeout leaves room for it)
+            late = ticks_diff(ticks_ms(), self.last_sample_ms)
+            if late < 2 * self.cfg["interval_s"] * 1000 + 5000:
+                wdt.feed()
+            await asyncio.sleep(1)
+
+    async def run(self):
+        tasks = [self.sampler(), self.watchdog()] + self.start_network()
+        gc.collect()
+        await asyncio.gather(*tasks)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def main():
+    try:
+        board_def = read_json(BOARD_PATH)
+    except (OSError, ValueError) as e:
+        board_def = {}
+        log("board: %s unreadable (%r): using the config's sensors only" % (BOARD_PATH, e))
+    try:
+        cfg = load_config(read_json(CONFIG_PATH))
+    except (OSError, ValueError) as e:
+        problems = e.problems if isinstance(e, ConfigError) else [repr(e)]
+        log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
+        log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
+        return
+    log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
+    app = App(cfg, board_def)
+    asyncio.run(app.run())
