@@ -1,0 +1,184 @@
+# net.shadow_client over the fake broker playing a scripted shadow service (both runtimes).
+import asyncio
+import json
+
+from _net_fakes import FakeBroker, Opener, publish_packet, run
+from net.backoff import Backoff
+from net.connection import Connection
+from net.mqtt import MQTTClient
+from net.shadow_client import ShadowClient, ShadowError
+
+BASE = "$aws/things/thing-1/shadow/"
+
+
+class ShadowScript:
+    """Answers shadow requests: `answers` maps op -> list of (suffix, body) consumed in order;
+    when the list is empty, get -> accepted with `doc`, update -> accepted with a bumped version."""
+
+    def __init__(self):
+        self.version = 3
+        self.desired = {"interval_s": 5}
+        self.answers = {"get": [], "update": []}
+        self.requests = []
+        self.max_waiting = 0
+        self.waiting = []
+        self.hold = False
+
+    def on_publish(self, broker, topic, payload):
+        if not topic.startswith(BASE):
+            return
+        op = topic[len(BASE):]
+        doc = json.loads(payload)
+        self.requests.append((op, doc))
+        self.waiting.append((broker, op, doc))
+        self.max_waiting = max(self.max_waiting, len(self.waiting))
+        if not self.hold:
+            self.release()
+
+    def release(self):
+        while self.waiting:
+            broker, op, doc = self.waiting.pop(0)
+            tok = doc["clientToken"]
+            if self.answers[op]:
+                suffix, body = self.answers[op].pop(0)
+            elif op == "get":
+                suffix, body = "accepted", {"state": {"desired": self.desired, "delta": self.desired}, "version": self.version}
+            else:
+                self.version += 1
+                suffix, body = "accepted", {"state": doc["state"], "version": self.version}
+            body = dict(body)
+            body["clientToken"] = tok
+            broker.feed(publish_packet(BASE + op + "/" + suffix, json.dumps(body).encode(), qos=1, pid=900))
+
+
+def setup(script, on_delta, **kw):
+    op = Opener(lambda: FakeBroker(on_publish=script.on_publish))
+    c = MQTTClient("thing-1", "broker", 8883, opener=op, timeout=2, keepalive=0)
+    conn = Connection(c, backoff=Backoff(base=0.01, cap=0.05, floor=0.01), log=lambda m: None)
+    sh = ShadowClient(conn, "thing-1", on_delta, log=lambda m: None,
+                      backoff=Backoff(base=0.01, cap=0.02, floor=0.01), **kw)
+    return op, conn, sh
+
+
+async def until(cond, timeout=3):
+    for _ in range(int(timeout * 100)):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met within %s s" % timeout)
+
+
+def test_subscribes_gets_on_connect_and_reports_applied_delta():
+    async def main():
+        script = ShadowScript()
+        deltas = []
+
+        def on_delta(state, version):
+            deltas.append((state, version))
+            return {"interval_s": state["interval_s"]}
+        op, conn, sh = setup(script, on_delta)
+        task = asyncio.create_task(conn.run())
+        await until(lambda: len(script.requests) >= 2)
+        subs = [b for f, b in op.brokers[0].packets() if f == 0x82]
+        topics = [b[4:4 + b[3]].decode() for b in subs]
+        assert sorted(topics) == sorted(BASE + t for t in ("update/delta", "update/accepted", "update/rejected", "get/accepted", "get/rejected"))
+        assert script.requests[0][0] == "get"
+        assert deltas == [({"interval_s": 5}, 3)]
+        assert script.requests[1] == ("update", {"state": {"reported": {"interval_s": 5}}, "clientToken": script.requests[1][1]["clientToken"]})
+        assert len(script.requests[1][1]["clientToken"]) <= 64
+        # a reconnect GETs again
+        op.brokers[0].hang_up()
+        await until(lambda: len(op.brokers) == 2 and len(script.requests) >= 3)
+        assert script.requests[2][0] == "get"
+        await conn.stop()
+        task.cancel()
+    run(main())
+
+
+def test_stale_and_repeated_deltas_are_ignored():
+    async def main():
+        script = ShadowScript()
+        script.desired = {}
+        script.answers["get"] = [("accepted", {"state": {"desired": {}}, "version": 10})]
+        deltas = []
+        op, conn, sh = setup(script, lambda s, v: deltas.append((s, v)))
+        task = asyncio.create_task(conn.run())
+        await until(lambda: sh.version == 10)
+        b = op.brokers[0]
+        for v, val in ((11, 1), (11, 1), (9, 2), (12, 3)):
+            b.feed(publish_packet(BASE + "update/delta", json.dumps({"state": {"x": val}, "version": v}).encode()))
+        await until(lambda: len(deltas) >= 2)
+        await asyncio.sleep(0.05)
+        assert deltas == [({"x": 1}, 11), ({"x": 3}, 12)]
+        await conn.stop()
+        task.cancel()
+    run(main())
+
+
+def test_409_regets_and_retries_with_the_new_version():
+    async def main():
+        script = ShadowScript()
+        script.desired = {}
+        op, conn, sh = setup(script, lambda s, v: None)
+        task = asyncio.create_task(conn.run())
+        await conn.wait_up(2)
+        await until(lambda: sh.version == 3)
+        script.version = 7  # someone else updated meanwhile
+        script.answers["update"] = [("rejected", {"code": 409, "message": "Version conflict"})]
+        script.answers["get"] = [("accepted", {"state": {"desired": {}}, "version": 7})]
+        doc = await sh.report({"fw": "1.0"}, version=3)
+        ops = [(o, d.get("version")) for o, d in script.requests[1:]]
+        assert ops == [("update", 3), ("get", None), ("update", 7)]
+        assert doc["version"] == 8
+        await conn.stop()
+        task.cancel()
+    run(main())
+
+
+def test_429_backs_off_and_retries_other_codes_raise():
+    async def main():
+        script = ShadowScript()
+        script.desired = {}
+        op, conn, sh = setup(script, lambda s, v: None)
+        task = asyncio.create_task(conn.run())
+        await until(lambda: sh.version == 3)
+        script.answers["update"] = [("rejected", {"code": 429, "message": "Too Many Requests"})] * 2
+        doc = await sh.report({"a": 1})
+        assert [o for o, d in script.requests[1:]] == ["update", "update", "update"]
+        assert doc["state"] == {"reported": {"a": 1}}
+        script.answers["update"] = [("rejected", {"code": 400, "message": "Missing required node: state"})]
+        try:
+            await sh.report({"a": 2})
+        except ShadowError as e:
+            assert e.code == 400 and "Missing required node" in str(e)
+        else:
+            raise AssertionError("400 not raised")
+        await conn.stop()
+        task.cancel()
+    run(main())
+
+
+def test_requests_in_flight_stay_under_the_limit():
+    async def main():
+        script = ShadowScript()
+        script.desired = {}
+        op, conn, sh = setup(script, lambda s, v: None, max_inflight=3)
+        task = asyncio.create_task(conn.run())
+        await until(lambda: sh.version == 3)
+        script.hold = True
+        done = []
+
+        async def one(i):
+            done.append(await sh.report({"n": i}))
+        reports = [asyncio.create_task(one(i)) for i in range(10)]
+        await until(lambda: len(script.waiting) == 3)
+        await asyncio.sleep(0.05)
+        assert len(script.waiting) == 3
+        while len(done) < 10:
+            script.release()
+            await asyncio.sleep(0.01)
+        assert script.max_waiting == 3
+        assert sorted(d["state"]["reported"]["n"] for d in done) == list(range(10))
+        await conn.stop()
+        task.cancel()
+    run(main())
