@@ -19,6 +19,43 @@ except ImportError as _e:
         raise
     simhw = None
 
+
+
+class _Flash:
+    """The flash filesystem: VfsPosix on the board's flash folder, with two fixes that make it
+    behave as the ESP32's LittleFS does: rename() with absolute paths (VfsPosix joins both paths
+    in one buffer, so the second overwrites the first) and sizes in ilistdir() (mpremote ls)."""
+
+    def __init__(self, root):
+        self._p = vfs.VfsPosix(root)
+        for name in ("open", "stat", "statvfs", "mkdir", "rmdir", "remove", "chdir", "getcwd"):
+            setattr(self, name, getattr(self._p, name))
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def ilistdir(self, path):
+        prefix = "" if path in ("", ".") else path.rstrip("/") + "/"
+        for e in self._p.ilistdir(path):
+            size = self._p.stat(prefix + e[0])[6] if e[1] == 0x8000 else 0
+            yield (e[0], e[1], e[2], size)
+
+    def rename(self, old, new):
+        if old[:1] != "/" and new[:1] != "/":
+            return self._p.rename(old, new)
+        cwd = self._p.getcwd() or "/"
+        base = cwd.strip("/")
+        rel = lambda p: p.lstrip("/") if p[:1] == "/" else (base + "/" + p if base else p)
+        self._p.chdir("/")
+        try:
+            self._p.rename(rel(old), rel(new))
+        finally:
+            self._p.chdir(cwd)
+
+
 if simhw is not None:
     try:
         simhw.init(_simenv.SIM_DIR)
@@ -27,7 +64,7 @@ if simhw is not None:
         sys.print_exception(_e)
 
 vfs.umount("/")
-vfs.mount(vfs.VfsPosix(os.getenv("EDGESHADOW_FLASH_DIR")), "/")
+vfs.mount(_Flash(os.getenv("EDGESHADOW_FLASH_DIR")), "/")
 os.chdir("/")
 sys.path[:] = ["", "/lib", ".frozen"]
 for _m in ("_boot_sim", "_simenv"):
