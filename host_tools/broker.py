@@ -119,6 +119,7 @@ class Broker:
             "log_dest stderr",
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",
+            "set_tcp_nodelay true",  # Nagle + delayed ACKs otherwise add ~40 ms per small message
             f"listener {self.port} {self.host}",
             f"cafile {self.ca_cert}",
             f"certfile {crt}",

@@ -81,6 +81,9 @@ class LocalShadow:
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             self._refused = str(reason_code)
+        else:
+            from host_tools.shadow_service import no_delay
+            no_delay(client)
         self._connected.set()
 
     @classmethod

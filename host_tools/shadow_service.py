@@ -370,6 +370,18 @@ def tls_context(ca, cert, key):
     return ctx
 
 
+def no_delay(client):
+    """TCP_NODELAY on a connected paho client: without it, Nagle holds a second small publish
+    until the first is ACKed, and delayed ACKs make that about 40 ms per response."""
+    import socket
+    sock = client.socket()
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
 def parse_topic(topic):
     """'$aws/things/T/shadow[/name/N]/op' -> (thing, name or None, op) or None."""
     parts = topic.split("/")
@@ -406,6 +418,7 @@ class ShadowService:
             self._problem = f"the broker refused the shadow service: {reason_code}"
             self._subscribed.set()
             return
+        no_delay(client)
         client.subscribe([(f, 1) for f in REQUEST_FILTERS])  # again after every reconnect
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):

@@ -29,7 +29,7 @@ import pytest
 
 from host_tools import certs
 from host_tools.broker import SERVICE_CN, Broker, write_state
-from host_tools.shadow_service import ShadowService
+from host_tools.shadow_service import ShadowService, no_delay
 
 
 class Message:
@@ -77,6 +77,7 @@ class MqttProbe:
         if rc is None or rc.is_failure:
             self.close()
             raise ConnectionRefusedError("connection closed before CONNACK" if rc is None else f"CONNACK {rc}")
+        no_delay(self.client)
         return self
 
     def _on_message(self, client, userdata, msg):
