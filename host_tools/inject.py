@@ -162,7 +162,8 @@ _CONNECT = """import json, socket, ssl, time
 def _rd(p):
     f = open(p, 'rb'); d = f.read(); f.close(); return d
 def _check():
-    m = json.loads(_rd('/config.json')).get('mqtt') or {}
+    cfg = json.loads(_rd('/config.json'))
+    m = cfg.get('mqtt') or {}
     host, port = m.get('endpoint'), m.get('port') or 8883
     if not host:
         return 'no-endpoint'
@@ -170,7 +171,14 @@ def _check():
         import network
         w = network.WLAN(network.STA_IF)
         if not w.isconnected():
-            return 'no-network'
+            wifi = cfg.get('wifi') or {}
+            w.active(True)
+            w.connect(wifi.get('ssid') or '', wifi.get('password') or '')
+            t0 = time.ticks_ms()
+            while not w.isconnected():
+                if time.ticks_diff(time.ticks_ms(), t0) > 15000:
+                    return 'no-network'
+                time.sleep_ms(100)
     except ImportError:
         pass
     if time.gmtime()[0] < 2024:
@@ -180,6 +188,7 @@ def _check():
         except Exception:
             return 'no-clock'
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # the unix port's default is CERT_NONE despite the name
     ctx.load_cert_chain(_rd(m.get('cert', '/certs/device.der')), _rd(m.get('key', '/certs/device.key.der')))
     ctx.load_verify_locations(cadata=_rd(m.get('ca', '/certs/root-ca.der')))
     s = socket.socket()
@@ -201,6 +210,11 @@ except Exception as e:
 
 # mbedTLS and socket errors as MicroPython raises them, in words.
 _TLS_WORDS = [
+    ("not correctly signed by the trusted CA", "the server's certificate is not signed by "
+                                               "/certs/root-ca.der (wrong root CA for this endpoint?)"),
+    ("CN mismatch", "the server's certificate is not for this host name (check mqtt.endpoint)"),
+    ("has expired", "a certificate in the chain has expired (or the board's clock is wrong)"),
+    ("future validity", "a certificate is not valid yet (is the board's clock set?)"),
     ("X509_CERT_VERIFY_FAILED", "the server's certificate is not trusted by /certs/root-ca.der or is "
                                 "not for this host name (wrong root CA for this endpoint?)"),
     ("-9984", "the server's certificate is not trusted by /certs/root-ca.der or is not for this host name"),
@@ -216,6 +230,10 @@ _TLS_WORDS = [
     ("-2880", "the board ran out of memory parsing a certificate"),
     ("PK_KEY_INVALID", "the board's TLS rejected /certs/device.key.der (damaged key file)"),
     ("X509_INVALID", "the board's TLS rejected a certificate file as damaged"),
+    ("EPIPE", "the server closed the connection during the handshake (device certificate refused?)"),
+    ("(32,", "the server closed the connection during the handshake (device certificate refused?)"),
+    ("ECONNRESET", "the server reset the connection during the handshake (device certificate refused?)"),
+    ("(104,", "the server reset the connection during the handshake (device certificate refused?)"),
     ("ECONNREFUSED", "nothing listens there (connection refused)"),
     ("(111,", "nothing listens there (connection refused)"),
     ("ETIMEDOUT", "no answer (timed out); is the endpoint reachable from the board's network?"),
@@ -228,7 +246,7 @@ _TLS_WORDS = [
 ]
 _STATUS_WORDS = {
     "no-endpoint": "the config has no mqtt.endpoint; provision the thing or pass --config with one",
-    "no-network": "the board has no network connection (Wi-Fi not connected); nothing was tried",
+    "no-network": "the board did not get onto Wi-Fi within 15 s with the config's wifi.ssid/password",
     "no-clock": "the board's clock is not set and NTP failed; TLS would reject the certificate dates",
 }
 
@@ -252,7 +270,7 @@ def check_connect(link, config, timeout_s=15):
         return True, f"TLS to {where}: ok (handshake {ms} ms)"
     if status in _STATUS_WORDS:
         return False, f"TLS to {where}: not tried: {_STATUS_WORDS[status]}"
-    raw = status.removeprefix("error").strip()
+    raw = " ".join(status.removeprefix("error").replace("\\n", " ").split())
     return False, f"TLS to {where} failed: {tls_error_words(raw)} [{raw}]"
 
 

@@ -260,7 +260,7 @@ def test_micropython_mutual_tls_handshake_with_issued_certificates(tmp_path, ca)
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    code = ("import ssl,socket\nc=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+    code = ("import ssl,socket\nc=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\nc.verify_mode=ssl.CERT_REQUIRED\n"
             "c.load_cert_chain(open('c.der','rb').read(),open('k.der','rb').read())\n"
             "c.load_verify_locations(cadata=open('ca.der','rb').read())\n"
             f"s=socket.socket();s.connect(socket.getaddrinfo('127.0.0.1',{port})[0][-1])\n"

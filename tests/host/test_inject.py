@@ -1,0 +1,266 @@
+"""`edgeshadow inject`.
+
+- Every check runs before a board is opened: bad inputs fail with a clear error and the link
+  factory is never called (nothing can have been written).
+- The board-side TLS check (`--check-connect`) runs in the real MicroPython unix port with a flash
+  folder mounted as `/` (as the virtual board mounts it) against a real Mosquitto with mutual TLS.
+- The whole flow against a virtual board (host_tools/sim/board.py + host_tools/link.py) runs when
+  those modules are present, and is skipped with a reason until then.
+"""
+import datetime
+import importlib.util
+import json
+import os
+import subprocess
+
+import pytest
+
+from host_tools import VENV_BIN
+from host_tools import certs
+from host_tools import inject as lib
+from host_tools.cli import main as cli
+from host_tools.errors import EdgeshadowError
+
+MICROPYTHON = str(VENV_BIN / "micropython")
+HAVE_BOARD = (importlib.util.find_spec("host_tools.link") is not None
+              and importlib.util.find_spec("host_tools.sim.board") is not None)
+needs_board = pytest.mark.skipif(not HAVE_BOARD, reason="host_tools/link.py or host_tools/sim/board.py "
+                                                        "not in the tree yet")
+
+
+@pytest.fixture
+def cd(tmp_path):
+    """A certs folder with a local CA and grid-001's files."""
+    d = tmp_path / "certs"
+    certs.init_ca(d / "ca")
+    certs.issue_device("grid-001", d / "grid-001", d / "ca")
+    return d
+
+
+@pytest.fixture
+def port(tmp_path):
+    p = tmp_path / "fake-tty"  # exists, so only the certificate checks can fail
+    p.write_text("")
+    return str(p)
+
+
+def never_opened(port):
+    raise AssertionError(f"a board ({port}) was opened although the checks failed")
+
+
+# -- before any board ---------------------------------------------------------------------------
+
+def test_prepare_makes_der_for_the_board(cd, port):
+    plan = lib.prepare("grid-001", port, cd)
+    assert list(plan.files) == [lib.BOARD_CERT, lib.BOARD_KEY, lib.BOARD_CA]
+    assert plan.files[lib.BOARD_CERT] == certs.to_der(cd / "grid-001" / "device.crt")
+    assert plan.files[lib.BOARD_KEY][:1] == b"\x30" and b"PRIVATE" not in plan.files[lib.BOARD_KEY]
+    assert plan.files[lib.BOARD_CA] == certs.to_der(cd / "ca" / "ca.crt")
+
+
+def _mismatch(cd):
+    certs.issue_device("other", cd / "other", cd / "ca")
+    os.replace(cd / "other" / "device.key", cd / "grid-001" / "device.key")
+
+
+def _expired(cd):
+    certs.issue_device("grid-001", cd / "grid-001", cd / "ca",
+                       not_before=datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc),
+                       not_after=datetime.datetime(2026, 1, 3, tzinfo=datetime.timezone.utc))
+
+
+def _other_ca(cd):
+    certs.init_ca(cd / "ca2", cn="another CA")
+    certs.issue_device("grid-001", cd / "grid-001", cd / "ca2")
+    os.replace(cd / "ca" / "ca.crt", cd / "grid-001" / "root-ca.crt")
+
+
+def _truncated(cd):
+    p = cd / "grid-001" / "device.crt"
+    p.write_bytes(p.read_bytes()[:200])
+
+
+def _readable(cd):
+    os.chmod(cd / "grid-001" / "device.key", 0o644)
+
+
+BAD = [(_mismatch, "does not match the certificate"), (_expired, "expired on 2026-01-03"),
+       (_other_ca, "does not chain to the root CA"), (_truncated, "truncated PEM certificate"),
+       (_readable, "readable by others")]
+
+
+@pytest.mark.parametrize("spoil,needle", BAD, ids=[f.__name__.strip("_") for f, _ in BAD])
+def test_bad_certificates_stop_before_any_board(cd, port, spoil, needle):
+    spoil(cd)
+    with pytest.raises(EdgeshadowError) as e:
+        lib.inject_boards([(port, "grid-001")], cd, link_factory=never_opened)
+    assert "nothing was written to any board" in str(e.value) and needle in str(e.value)
+
+
+def test_unknown_port_and_bad_config_stop_before_any_board(cd, port, tmp_path):
+    with pytest.raises(EdgeshadowError) as e:
+        lib.inject_boards([("/dev/ttyUSB-nope", "grid-001")], cd, link_factory=never_opened)
+    assert "serial port /dev/ttyUSB-nope does not exist" in str(e.value)
+    bad = tmp_path / "dev.json"
+    bad.write_text("{not json")
+    with pytest.raises(EdgeshadowError) as e:
+        lib.inject_boards([(port, "grid-001")], cd, config=bad, link_factory=never_opened)
+    assert f"config {bad} is not valid JSON" in str(e.value)
+
+
+def test_one_bad_pair_stops_the_whole_bench(cd, port, tmp_path):
+    other_port = tmp_path / "tty2"
+    other_port.write_text("")
+    with pytest.raises(EdgeshadowError) as e:
+        lib.inject_boards([(port, "grid-001"), (str(other_port), "grid-404")], cd, link_factory=never_opened)
+    assert "grid-404" in str(e.value) and "grid-001 (" not in str(e.value)
+    with pytest.raises(EdgeshadowError, match="given twice"):
+        lib.inject_boards([(port, "grid-001"), (port, "grid-001")], cd, link_factory=never_opened)
+
+
+def test_cli_errors(cd, port, capsys):
+    assert cli(["inject", "--port", port, "--thing", "grid-001", "--thing", "b", "--certs-dir", str(cd)]) == 1
+    assert "give them in pairs" in capsys.readouterr().err
+    _readable(cd)
+    assert cli(["inject", "--port", port, "--thing", "grid-001", "--certs-dir", str(cd)]) == 1
+    err = capsys.readouterr().err
+    assert "readable by others" in err and "BEGIN" not in err
+
+
+def test_merge_config_keeps_the_board_settings():
+    board = {"thing": "old", "interval_s": 5, "mqtt": {"keepalive_s": 90, "endpoint": "broker.lan"}}
+    got = lib.merge_config(board, "grid-001", {"mqtt": {"endpoint": "x-ats.iot.eu-west-1.amazonaws.com"}})
+    assert got["thing"] == "grid-001" and got["interval_s"] == 5 and got["mqtt"]["keepalive_s"] == 90
+    assert got["mqtt"]["endpoint"] == "broker.lan"  # the given/current config wins
+    assert got["mqtt"]["cert"] == "/certs/device.der" and got["mqtt"]["key"] == "/certs/device.key.der"
+    got = lib.merge_config({}, "grid-001", {"mqtt": {"endpoint": "x-ats.iot.eu-west-1.amazonaws.com",
+                                                     "port": 8883}})
+    assert got["mqtt"]["endpoint"].startswith("x-ats") and got["mqtt"]["port"] == 8883
+    assert board["thing"] == "old"  # not changed in place
+
+
+# -- the board-side TLS check, in real MicroPython against real Mosquitto -----------------------
+
+class MicroPythonOnFlash:
+    """Runs board-side code in the real MicroPython unix port with `flash` mounted as `/`.
+    Only `exec` is needed by check_connect; the rest of BoardLink is tested on the virtual board."""
+
+    def __init__(self, flash):
+        self.flash = flash
+
+    def exec(self, code):
+        prelude = f"import vfs\nvfs.umount('/')\nvfs.mount(vfs.VfsPosix({str(self.flash)!r}), '/')\n"
+        out = subprocess.run([MICROPYTHON, "-c", prelude + code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+
+def flash_for(tmp_path, plan, endpoint, port):
+    flash = tmp_path / "flash"
+    (flash / "certs").mkdir(parents=True, exist_ok=True)
+    for path, data in plan.files.items():
+        (flash / path.lstrip("/")).write_bytes(data)
+    cfg = lib.merge_config({"mqtt": {"endpoint": endpoint, "port": port}}, plan.thing)
+    (flash / "config.json").write_text(json.dumps(cfg))
+    return MicroPythonOnFlash(flash), cfg
+
+
+@pytest.fixture
+def broker(tmp_path, cd):
+    from host_tools.broker import Broker
+    with Broker(tmp_path / "broker", cd / "ca") as b:
+        yield b
+
+
+def test_check_connect_ok_and_in_words(tmp_path, cd, port, broker):
+    plan = lib.prepare("grid-001", port, cd)
+    link, cfg = flash_for(tmp_path, plan, "localhost", broker.port)
+    ok, line = lib.check_connect(link, cfg)
+    assert ok, line
+    assert line.startswith(f"TLS to localhost:{broker.port}: ok (handshake ")
+
+    # the board trusts another root CA: the server's certificate is refused, in words
+    certs.init_ca(cd / "ca2")
+    (tmp_path / "flash" / "certs" / "root-ca.der").write_bytes(certs.to_der(cd / "ca2" / "ca.crt"))
+    ok, line = lib.check_connect(link, cfg)
+    assert not ok and "not signed by /certs/root-ca.der" in line, line
+
+    # the device certificate is from a CA the broker does not know: the broker refuses the handshake
+    certs.issue_device("grid-001", cd / "rogue", cd / "ca2")
+    (tmp_path / "flash" / "certs" / "root-ca.der").write_bytes(plan.files[lib.BOARD_CA])
+    (tmp_path / "flash" / "certs" / "device.der").write_bytes(certs.to_der(cd / "rogue" / "device.crt"))
+    (tmp_path / "flash" / "certs" / "device.key.der").write_bytes(certs.to_der(cd / "rogue" / "device.key"))
+    ok, line = lib.check_connect(link, cfg)
+    assert not ok and ("refused the handshake" in line or "closed the connection" in line), line
+
+
+def test_check_connect_nothing_listening_and_no_endpoint(tmp_path, cd, port):
+    from host_tools.broker import free_port
+    plan = lib.prepare("grid-001", port, cd)
+    free = free_port()
+    link, cfg = flash_for(tmp_path, plan, "localhost", free)
+    ok, line = lib.check_connect(link, cfg)
+    assert not ok and f"TLS to localhost:{free} failed: nothing listens there" in line, line
+    link, cfg = flash_for(tmp_path, plan, None, 8883)
+    ok, line = lib.check_connect(link, cfg)
+    assert not ok and "no mqtt.endpoint" in line
+
+
+def test_tls_error_words():
+    assert "not signed" in lib.tls_error_words("ValueError('The certificate is not correctly signed by the trusted CA')")
+    assert "not trusted" in lib.tls_error_words("OSError(-9984, 'MBEDTLS_ERR_X509_CERT_VERIFY_FAILED')")
+    assert "memory" in lib.tls_error_words("OSError(-17040,)")
+    assert lib.tls_error_words("OSError(-1,)") == "the TLS connection failed"
+
+
+# -- against a virtual board --------------------------------------------------------------------
+
+@pytest.fixture
+def vboard(tmp_path):
+    from host_tools.sim.board import VirtualBoard
+    with VirtualBoard(tmp_path / "vb", thing="grid-001", board="sim") as vb:
+        yield vb
+
+
+def snapshot(flash):
+    return {str(p.relative_to(flash)): p.read_bytes() for p in sorted(flash.rglob("*")) if p.is_file()}
+
+
+@needs_board
+def test_inject_into_a_virtual_board(cd, vboard, capsys):
+    flash = vboard.flash_dir
+    (flash / "config.json").write_text(json.dumps({"thing": "old", "interval_s": 7,
+                                                   "mqtt": {"endpoint": "localhost", "port": 1}}))
+    assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--certs-dir", str(cd)]) == 0
+    out = capsys.readouterr().out
+    assert "grid-001 -> " in out and ": ok: injected" in out and "BEGIN" not in out
+    assert (flash / "certs" / "device.der").read_bytes() == certs.to_der(cd / "grid-001" / "device.crt")
+    assert (flash / "certs" / "device.key.der").read_bytes() == certs.to_der(cd / "grid-001" / "device.key")
+    assert (flash / "certs" / "root-ca.der").read_bytes() == certs.to_der(cd / "ca" / "ca.crt")
+    cfg = json.loads((flash / "config.json").read_text())
+    assert cfg["thing"] == "grid-001" and cfg["interval_s"] == 7 and cfg["mqtt"]["endpoint"] == "localhost"
+    assert not [p for p in flash.rglob("*.new")]
+
+
+@needs_board
+@pytest.mark.parametrize("spoil,needle", BAD, ids=[f.__name__.strip("_") for f, _ in BAD])
+def test_bad_inputs_leave_the_virtual_board_intact(cd, vboard, spoil, needle, capsys):
+    flash = vboard.flash_dir
+    (flash / "certs").mkdir(exist_ok=True)
+    for name in ("device.der", "device.key.der", "root-ca.der"):
+        (flash / "certs" / name).write_bytes(b"previous " + name.encode())
+    (flash / "config.json").write_text('{"thing": "grid-001"}')
+    before = snapshot(flash)
+    spoil(cd)
+    assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--certs-dir", str(cd)]) == 1
+    assert needle in capsys.readouterr().err
+    assert snapshot(flash) == before
+
+
+@needs_board
+def test_check_connect_from_a_virtual_board(tmp_path, cd, vboard, broker, capsys):
+    cfg = tmp_path / "dev.json"
+    cfg.write_text(json.dumps({"mqtt": {"endpoint": "localhost", "port": broker.port}}))
+    assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--config", str(cfg),
+                "--check-connect", "--certs-dir", str(cd)]) == 0
+    assert f"TLS to localhost:{broker.port}: ok" in capsys.readouterr().out
