@@ -126,7 +126,7 @@ class Broker:
             f"keyfile {key}",
             "require_certificate true",
             "use_identity_as_username true",
-            "tls_version tlsv1.2",
+            "tls_version tlsv1.2",  # the minimum: the board's mbedTLS speaks 1.2, host clients may use 1.3
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # see the module docstring

@@ -6,17 +6,23 @@ at a time and delivers to a client in order, so once the marker is in, the forbi
 already have been there.
 """
 import json
+import os
+import signal
 import socket
 import ssl
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from _broker_fixtures import MqttProbe, local_broker  # noqa: F401  (fixture)
 from host_tools import certs
+from host_tools.cli import main as cli_main
 from host_tools.broker import ADMIN_CN, MONITOR_CN, Broker, find_state, local_stack, read_state
 from host_tools.errors import EdgeshadowError
 
+ROOT = Path(__file__).resolve().parents[2]
 A, B = "grid-a", "grid-b"
 
 
@@ -179,3 +185,66 @@ def test_local_stack_writes_and_removes_its_state_file(tmp_path):
     assert not state_path.exists()
     with pytest.raises(EdgeshadowError, match="no local broker is running"):
         read_state(tmp_path / "w")
+
+
+def _answered(thing, host, port, ca, crt, key, deadline_s=10.0):
+    """Poll a shadow GET until the service answers (it reconnects on its own after a restart)."""
+    deadline = time.monotonic() + deadline_s
+    with MqttProbe(host, port, ca, crt, key, client_id=thing) as dev:
+        dev.connect()
+        dev.subscribe(f"$aws/things/{thing}/shadow/get/+")
+        while time.monotonic() < deadline:
+            dev.publish(f"$aws/things/{thing}/shadow/get", b"{}")
+            try:
+                return dev.wait_for(lambda m: m.topic.startswith(f"$aws/things/{thing}/shadow/get/"),
+                                    timeout=0.5).json()
+            except AssertionError:
+                continue
+    raise AssertionError("the shadow service did not answer after the broker restart")
+
+
+def test_shadow_service_comes_back_after_a_broker_restart(tmp_path):
+    with local_stack(tmp_path / "w", tmp_path / "ca") as (broker, service, _):
+        out = tmp_path / "dev"
+        crt = certs.issue_device("restart-1", out, tmp_path / "ca")
+        key = out / certs.DEVICE_KEY
+        with MqttProbe(broker.host, broker.port, broker.ca_cert, crt, key, client_id="restart-1") as dev:
+            dev.connect()
+            dev.subscribe("$aws/things/restart-1/shadow/update/accepted")
+            dev.publish("$aws/things/restart-1/shadow/update", {"state": {"reported": {"v": 1}}})
+            dev.wait_for(lambda m: m.topic.endswith("/accepted"))
+        port = broker.port
+        broker.stop()
+        broker.start()
+        assert broker.port == port
+        doc = _answered("restart-1", broker.host, broker.port, broker.ca_cert, crt, key)
+        assert doc["state"]["reported"] == {"v": 1} and doc["version"] == 1  # persisted, same version
+
+
+def test_broker_command_runs_until_interrupted(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "edgeshadow"), "broker", "--workdir", str(tmp_path / "w"),
+                             "--ca-dir", str(tmp_path / "ca")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("running"):
+                break
+        info = dict(line.split(None, 1) for line in lines if line.split(None, 1)[0] in ("host", "port", "CA"))
+        state = read_state(tmp_path / "w")
+        assert int(info["port"]) == state["port"] and info["CA"].strip() == str(tmp_path / "ca" / "ca.crt")
+        assert cli_main(["shadow", "set", "cmd-1", "interval_s=7", "--workdir", str(tmp_path / "w")]) == 0
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=15)[0]
+        assert proc.returncode == 0 and "stopped" in rest
+        assert not (tmp_path / "w" / "broker.json").exists()
+        with pytest.raises(ProcessLookupError):
+            os.kill(state["pid"], 0)  # Mosquitto went with it
+        assert json.loads((tmp_path / "w" / "shadows" / "cmd-1.json").read_text())["state"]["desired"] == \
+            {"interval_s": 7}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
