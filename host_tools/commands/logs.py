@@ -1,0 +1,50 @@
+"""`edgeshadow logs`: show what a board prints, like a serial monitor, without interrupting it."""
+import os
+import sys
+import time
+
+from host_tools.errors import EdgeshadowError
+
+
+def register(sub):
+    p = sub.add_parser(
+        "logs", help="follow a board's console output (a serial monitor that sends nothing)",
+        description="Print everything the board on PORT writes to its serial console, until "
+                    "Ctrl-C (or --seconds). Nothing is sent to the board, so the firmware keeps "
+                    "running. Works with real boards and with `edgeshadow sim` ports.")
+    p.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0 or /dev/pts/3")
+    p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    p.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    p.set_defaults(func=do_logs)
+
+
+def do_logs(args):
+    follow(args.port, args.baud, args.seconds, sys.stdout.buffer)
+    return 0
+
+
+def follow(port, baud, seconds, out):
+    if not os.path.exists(port):
+        raise EdgeshadowError(f"could not open {port}: no such device",
+                              hint="check the cable, or run `edgeshadow sim` for a virtual board")
+    import serial
+    try:
+        # Keep DTR/RTS as they are: toggling them resets an ESP32 through its auto-reset circuit.
+        s = serial.Serial()
+        s.port, s.baudrate, s.timeout = port, baud, 0.2
+        s.dtr = s.rts = False
+        s.open()
+    except (serial.SerialException, OSError) as e:
+        raise EdgeshadowError(f"could not open {port}: {e}",
+                              hint="is another program (mpremote, a serial monitor) using it?")
+    deadline = time.monotonic() + seconds if seconds else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            data = s.read(4096)
+            if data:
+                out.write(data.replace(b"\r\n", b"\n"))
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        s.close()

@@ -1,0 +1,196 @@
+"""The virtual board as real tools see it: mpremote and ampy (their CLIs, as users run them)
+against a VirtualBoard, resets (soft, machine.reset, watchdog), Ctrl-C, and clean shutdown."""
+import hashlib
+import subprocess
+import time
+
+import pytest
+
+from host_tools.errors import EdgeshadowError
+from host_tools.link import BoardLink
+from host_tools.sim.board import VirtualBoard
+from tests.host.conftest import AMPY, MPREMOTE, processes_of
+
+TICKER = """\
+import time, machine
+print('reset_cause=%d' % machine.reset_cause())
+n = 0
+while True:
+    n += 1
+    print('tick', n)
+    time.sleep(0.05)
+"""
+
+
+def run(*args, timeout=60):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
+    return p.stdout
+
+
+def mpremote(port, *args):
+    return run(MPREMOTE, "connect", port, *args)
+
+
+@pytest.fixture
+def ticker_board(tmp_path):
+    """A board whose main.py loops forever printing ticks (as a firmware's main loop does)."""
+    flash = tmp_path / "tick-001" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "main.py").write_text(TICKER)
+    vb = VirtualBoard(tmp_path / "tick-001", thing="tick-001", firmware=False)
+    try:
+        vb.start()
+        yield vb
+    finally:
+        vb.stop()
+        assert processes_of(vb.sim_dir) == []
+
+
+def test_mpremote_without_resume_exec_cp_ls_cat_sha256_and_soft_reset(virtual_board, tmp_path):
+    vb = virtual_board("sim-001")
+    src = tmp_path / "payload.py"
+    src.write_text("".join(f"line_{i} = {i * i}\n" for i in range(400)))
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = mpremote(vb.port, "exec", "print('sum', 40 + 2)")
+    assert "sum 42" in out
+    out = mpremote(vb.port, "fs", "mkdir", ":lib", "+", "fs", "cp", str(src), ":lib/payload.py",
+                   "+", "fs", "ls", ":lib", "+", "fs", "sha256sum", ":lib/payload.py",
+                   "+", "fs", "cat", ":lib/payload.py")
+    assert f"{src.stat().st_size} payload.py" in out
+    assert digest in out
+    assert "line_399 = 159201" in out
+    assert (vb.flash_dir / "lib" / "payload.py").read_bytes() == src.read_bytes()
+    boots = vb.boots
+    out = mpremote(vb.port, "soft-reset", "+", "exec", "import payload; print(payload.line_12)")
+    assert "144" in out
+    assert vb.boots > boots  # the firmware process was restarted, as a soft reset does
+    back = tmp_path / "back.py"
+    mpremote(vb.port, "fs", "cp", ":lib/payload.py", str(back), "+", "fs", "rm", ":lib/payload.py")
+    assert back.read_bytes() == src.read_bytes()
+    assert not (vb.flash_dir / "lib" / "payload.py").exists()
+
+
+def test_mpremote_resume_keeps_the_running_session(virtual_board):
+    vb = virtual_board("sim-002")
+    mpremote(vb.port, "exec", "marker = 'kept'")
+    boots = vb.boots
+    assert "kept" in mpremote(vb.port, "resume", "eval", "marker")
+    assert "6" in mpremote(vb.port, "resume", "run", str(_script(vb, "print(2 * 3)")))
+    assert vb.boots == boots  # resume: no soft reset on connect
+    # Without resume mpremote soft-resets first: the variable is gone, as on a board.
+    out = subprocess.run([MPREMOTE, "connect", vb.port, "eval", "marker"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and "NameError" in out.stdout + out.stderr
+    assert vb.boots == boots + 1
+
+
+def _script(vb, code):
+    path = vb.workdir / "script.py"
+    path.write_text(code + "\n")
+    return path
+
+
+def test_ampy_ls_put_get(virtual_board, tmp_path):
+    vb = virtual_board("sim-003", firmware=False)
+    src = tmp_path / "hello.txt"
+    src.write_bytes(b"hello from ampy\n" * 50)
+    run(AMPY, "--port", vb.port, "put", str(src), "/hello.txt")
+    assert (vb.flash_dir / "hello.txt").read_bytes() == src.read_bytes()
+    assert "/hello.txt" in run(AMPY, "--port", vb.port, "ls").split()
+    got = run(AMPY, "--port", vb.port, "get", "/hello.txt").replace("\r\n", "\n")
+    assert got.rstrip("\n") == src.read_text().rstrip("\n")
+
+
+def test_firmware_banner_after_soft_reset(virtual_board):
+    vb = virtual_board("grid-007")
+    vb.wait_for_log("edgeshadow firmware v")
+    with BoardLink(vb.port) as link:
+        out = link.soft_reset()
+    assert "MPY: soft reboot" in out
+    assert link.banner["thing"] == "grid-007"
+    import edge
+    assert link.banner["version"] == edge.VERSION
+
+
+def test_ctrl_c_interrupts_main_and_tools_still_work(ticker_board):
+    vb = ticker_board
+    vb.wait_for_log("tick 3")
+    assert "ok" in mpremote(vb.port, "resume", "exec", "print('ok')")
+    assert "KeyboardInterrupt" in vb.log()
+    # At the friendly REPL, Ctrl-D soft-reboots and main.py runs again.
+    mark = len(vb.log())
+    with BoardLink(vb.port) as link:
+        link.interrupt()
+        link.transport.exit_raw_repl()
+        link.transport.serial.write(b"\x04")
+    end = vb.wait_for_log("MPY: soft reboot", start=mark)
+    vb.wait_for_log("tick 2", start=end)
+
+
+def test_machine_reset_restarts_with_soft_reset_cause(ticker_board):
+    vb = ticker_board
+    assert "reset_cause=1" in vb.log()  # power-on
+    mark = len(vb.log())
+    with BoardLink(vb.port) as link:
+        try:
+            link.exec("import machine; machine.reset()", timeout=3)
+        except EdgeshadowError:
+            pass  # a board may reset before it acknowledges; either way it must come back
+    end = vb.wait_for_log("SW_CPU_RESET", start=mark)
+    vb.wait_for_log("reset_cause=5", start=end)
+
+
+def test_watchdog_not_fed_resets_the_board(virtual_board, tmp_path):
+    flash = tmp_path / "wdt-001" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "main.py").write_text(
+        "import machine, time\nprint('reset_cause=%d' % machine.reset_cause())\n"
+        "if machine.reset_cause() != machine.WDT_RESET:\n"
+        "    wdt = machine.WDT(timeout=400)\n    wdt.feed()\n    print('hung')\n"
+        "    while True:\n        time.sleep(0.05)\n")
+    vb = virtual_board("wdt-001", firmware=False)
+    vb.wait_for_log("hung")
+    end = vb.wait_for_log("TG0WDT_SYS_RESET", timeout=20)
+    vb.wait_for_log("reset_cause=3", start=end)
+    assert vb.state()["state"] == "ready"
+
+
+def test_fed_watchdog_does_not_reset(virtual_board, tmp_path):
+    flash = tmp_path / "wdt-002" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "main.py").write_text(
+        "import machine, time\nwdt = machine.WDT(timeout=300)\n"
+        "for i in range(30):\n    wdt.feed()\n    time.sleep(0.05)\nprint('fed-done')\n"
+        "while True:\n    wdt.feed()\n    time.sleep(0.05)\n")
+    vb = virtual_board("wdt-002", firmware=False)
+    vb.wait_for_log("fed-done")
+    assert "WDT" not in vb.log() and vb.boots == 1
+
+
+def test_stop_leaves_no_process(tmp_path):
+    vb = VirtualBoard(tmp_path / "b", thing="stop-001", firmware=False)
+    vb.start()
+    try:
+        pids = processes_of(vb.sim_dir)
+        assert len(pids) == 2  # supervisor + MicroPython
+        child = vb.state()["child_pid"]
+        assert child in pids
+    finally:
+        vb.stop()
+    assert processes_of(vb.sim_dir) == []
+    assert not (tmp_path / "b" / "tty").exists()
+
+
+def test_supervisor_killed_takes_micropython_with_it(tmp_path):
+    vb = VirtualBoard(tmp_path / "b", thing="kill-001", firmware=False)
+    vb.start()
+    try:
+        vb.proc.kill()
+        vb.proc.wait()
+        deadline = time.monotonic() + 10
+        while processes_of(vb.sim_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_of(vb.sim_dir) == []
+    finally:
+        vb.stop()
