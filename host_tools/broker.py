@@ -219,7 +219,8 @@ def write_state(broker, path=None):
     state = {"host": broker.host, "port": broker.port, "ca": str(broker.ca_cert),
              "admin_cert": str(admin_crt), "admin_key": str(admin_key),
              "monitor_cert": str(monitor_crt), "monitor_key": str(monitor_key),
-             "pid": broker.proc.pid if broker.proc else None, "log": str(broker.log_path)}
+             "pid": broker.proc.pid if broker.proc else None, "owner_pid": os.getpid(),
+             "log": str(broker.log_path)}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     os.replace(tmp, path)
@@ -250,12 +251,14 @@ def read_state(workdir=None):
     missing = [k for k in ("host", "port", "ca", "admin_cert", "admin_key") if k not in state]
     if missing:
         raise EdgeshadowError(f"{path} lacks {', '.join(missing)}")
-    pid = state.get("pid")
-    if pid:
+    # Mosquitto (pid) and the process running the shadow service beside it (owner_pid)
+    for what, pid in (("broker", state.get("pid")), ("shadow service", state.get("owner_pid"))):
+        if not pid:
+            continue
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            raise EdgeshadowError(f"the local broker recorded in {path} (pid {pid}) is no longer running",
+            raise EdgeshadowError(f"the local {what} recorded in {path} (pid {pid}) is no longer running",
                                   hint="start it again with `edgeshadow broker`")
         except PermissionError:
             pass

@@ -248,3 +248,16 @@ def test_broker_command_runs_until_interrupted(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_stale_state_file_is_reported(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / "broker.json").write_text(json.dumps({
+        "host": "127.0.0.1", "port": 1, "ca": "ca.crt", "admin_cert": "a.crt", "admin_key": "a.key",
+        "pid": os.getpid(), "owner_pid": dead.pid}))
+    with pytest.raises(EdgeshadowError, match=f"shadow service .* \\(pid {dead.pid}\\) is no longer running"):
+        read_state(tmp_path)
+    (tmp_path / "broker.json").write_text('{"host": "127.0.0.1"}')
+    with pytest.raises(EdgeshadowError, match="lacks port, ca, admin_cert, admin_key"):
+        read_state(tmp_path)
