@@ -5,6 +5,7 @@ import math
 from array import array
 
 from _simhw_path import world
+from _vclock import run
 from drivers import ac_rms
 from drivers.ac_rms import ACRMS
 
@@ -38,7 +39,7 @@ class SineADC:
 
 
 def _read(adc, **kw):
-    values, status = ACRMS(adc, **kw).read()
+    values, status = run(ACRMS(adc, **kw).read)
     assert status == "ok", status
     return values[0]
 
@@ -78,7 +79,7 @@ def test_fast_kernel_equals_plain():
 
 def test_clipping_is_out_of_physical_range():
     # 1.3 V RMS on a 1.55 V bias swings below 0 V: the ADC clips, the RMS would be wrong.
-    assert ACRMS(SineADC(1.3, 40), cycles=1).read() == (None, "out_of_physical_range")
+    assert run(ACRMS(SineADC(1.3, 40), cycles=1).read) == (None, "out_of_physical_range")
 
 
 def test_bad_parameters_are_refused():
@@ -91,11 +92,32 @@ def test_bad_parameters_are_refused():
 
 
 def test_ratio_recovered_on_the_virtual_adc():
-    # The virtual board's pin 34: 24 kV through a 30000:1 transformer, ESP32-like transfer.
+    # The virtual board's pin 34: 24 kV through a 30000:1 transformer, ESP32-like transfer; the
+    # mains phase follows the clock the driver paces against.
     hw = world({"voltage": 24000.0})
 
     class Pin34:
         def read_uv(self):
             return hw.adc_read_uv(34)
-    got = _read(Pin34(), samples_per_cycle=40, cycles=5)
-    assert abs(got * 30000.0 / 24000.0 - 1.0) < 0.005, got
+    values, status = run(ACRMS(Pin34(), samples_per_cycle=40, cycles=5).read, hw)
+    assert status == "ok", status
+    assert abs(values[0] * 30000.0 / 24000.0 - 1.0) < 0.005, values
+
+
+def test_late_samples_give_timeout_not_a_wrong_value():
+    class SlowADC(SineADC):
+        def read_uv(self):
+            if self.i % 20 == 10:    # every 20th sample stalls for 3 slots
+                clock.t += 1500
+            return SineADC.read_uv(self)
+
+    from _vclock import VirtualClock
+    clock = VirtualClock()
+    saved = ac_rms.ticks_us
+    ac_rms.ticks_us = clock.ticks_us
+    try:
+        d = ACRMS(SlowADC(0.5, 40), samples_per_cycle=40, cycles=1)
+        assert d.read() == (None, "timeout")
+        assert d.last_late_us > d.period_us
+    finally:
+        ac_rms.ticks_us = saved

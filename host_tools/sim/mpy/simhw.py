@@ -51,6 +51,7 @@ DEFAULT = {
 }
 
 _scn = None
+_clock_ns = time.time_ns    # the mains phase clock; tests may substitute a virtual one
 _ms0 = 0
 _ns0 = 0
 _seed = 1
@@ -77,7 +78,7 @@ def init(sim_dir=None, scenario=None):
     _scn = scn
     _seed = (int(scn.get("seed", 0)) * 2654435761 + 1) & 0xFFFFFFFF or 1
     _ms0 = ticks_ms()
-    _ns0 = time.time_ns()
+    _ns0 = _clock_ns()
     _buses.clear()
     _adc.clear()
     _amp_cache.clear()
@@ -91,6 +92,13 @@ def init(sim_dir=None, scenario=None):
         cls = simhw_chips.CHIPS[dev["chip"]]
         bus.devices[int(dev["address"])] = cls(_World, int(dev["address"]), dev.get("signals", {}))
     return scn
+
+
+def set_clock(fn_ns=None):
+    """Drive the mains phase from fn_ns() (nanoseconds) instead of the host clock (tests)."""
+    global _clock_ns, _ns0
+    _clock_ns = fn_ns or time.time_ns
+    _ns0 = _clock_ns()
 
 
 def _ensure():
@@ -251,7 +259,7 @@ def _pin_volts(pin):
         _amp_cache[pin] = cached
     hz = cfg.get("mains_hz") or _scn["hardware"].get("mains_hz", 50)
     period_ns = int(1e9 / hz)
-    phase = 2.0 * math.pi * ((time.time_ns() - _ns0) % period_ns) / period_ns
+    phase = 2.0 * math.pi * ((_clock_ns() - _ns0) % period_ns) / period_ns
     return cfg.get("bias_v", 1.55) + cached[1] * math.sin(phase + math.radians(cfg.get("phase_deg", 0.0))) \
         + gauss(cfg.get("noise_v", 0.002))
 
