@@ -1,0 +1,102 @@
+"""`edgeshadow demo`: the whole product on one machine, without hardware or an AWS account.
+
+Starts the local broker and shadow service, makes certificates for N virtual boards, injects them
+(the same code path as `edgeshadow inject` on a real board), starts the boards with the reference
+smart-grid scenario and occasional anomalies, and shows the fleet live. Ctrl-C (or SIGTERM) stops
+everything it started: boards, shadow service, Mosquitto.
+"""
+import json
+import shutil
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from host_tools import CERTS_DIR, DATA_DIR, ROOT, certs
+from host_tools.broker import local_stack
+from host_tools.errors import EdgeshadowError
+from host_tools.inject import inject_boards
+from host_tools.link import BoardLink
+from host_tools.sim.board import start_boards, stop_boards
+
+DEFAULT_WORKDIR = ROOT / "run" / "demo"
+SIM_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"
+THING_PREFIX = "grid-sensor"
+
+
+def device_config(broker_port, interval_s):
+    """The virtual boards' config: the grid sensor, pointed at the local broker."""
+    cfg = json.loads(SIM_CONFIG.read_text())
+    cfg["interval_s"] = interval_s
+    cfg["mqtt"] = {"endpoint": "localhost", "port": broker_port, "keepalive_s": 30}
+    return cfg
+
+
+def ensure_device_certs(things, certs_dir, ca_dir, say):
+    """A usable certificate per thing, signed by the local CA; reissued if missing or unusable."""
+    for thing in things:
+        thing_dir = certs_dir / thing
+        try:
+            certs.check(thing, thing_dir, root_ca=ca_dir / "ca.crt")
+            say(f"certificate for {thing}: ok ({thing_dir})")
+        except EdgeshadowError:
+            certs.issue_device(thing, thing_dir, ca_dir)
+            say(f"certificate for {thing}: issued ({thing_dir})")
+
+
+@contextmanager
+def stop_on_signals():
+    """An Event set by Ctrl-C or SIGTERM, so every shutdown takes the same clean path."""
+    stop = threading.Event()
+    old = {sig: signal.signal(sig, lambda *a: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="smartgrid",
+        headless=False, seconds=None, say=print):
+    if not 1 <= devices <= 50:
+        raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")
+    workdir, certs_dir = Path(workdir), Path(certs_dir)
+    boards_dir = workdir / "boards"
+    shutil.rmtree(boards_dir, ignore_errors=True)  # fresh boards: the current firmware, no old spool
+    with stop_on_signals() as stop:
+        say("starting the local broker (Mosquitto, mutual TLS) and the shadow service...")
+        with local_stack(workdir / "broker", certs_dir / "ca") as (broker, _service, state_path):
+            say(f"broker on {broker.host}:{broker.port}; state in {state_path}")
+            things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]
+            ensure_device_certs(things, certs_dir, certs_dir / "ca", say)
+            say(f"starting {devices} virtual boards (scenario {scenario})...")
+            boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario)
+            try:
+                config_path = workdir / "device-config.json"
+                config_path.write_text(json.dumps(device_config(broker.port, interval_s), indent=1))
+                results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
+                                        config=config_path, progress=say)
+                failed = [r for r in results if not r.ok]
+                if failed:
+                    raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.message}" for r in failed))
+                for b in boards:
+                    with BoardLink(b.port) as link:
+                        link.soft_reset()  # boot the firmware with its certificates and config
+                    say(f"{b.thing}: running on {b.port} (log: edgeshadow logs --port {b.port})")
+                if headless:
+                    say(f"demo running headless; `edgeshadow monitor --once --json --broker-state "
+                        f"{state_path}` shows the fleet; Ctrl-C or SIGTERM stops it")
+                    deadline = None if seconds is None else time.monotonic() + seconds
+                    while not stop.wait(0.5):
+                        if deadline is not None and time.monotonic() > deadline:
+                            break
+                else:
+                    from host_tools import monitor
+                    settings = monitor.local_settings(state_file=state_path)
+                    monitor.watch_live(settings, seconds=seconds, until=lambda fleet: stop.is_set())
+            finally:
+                say("stopping the virtual boards, the shadow service and Mosquitto...")
+                stop_boards(boards)
+    say("demo stopped; nothing left running")
+    return 0
