@@ -31,8 +31,10 @@ def _q(s):
 
 
 class BoardLink:
-    def __init__(self, port, baud=115200):
+    def __init__(self, port, baud=115200, answer_timeout=10):
+        """answer_timeout: seconds to wait for the REPL when taking over the board."""
         self.port = str(port)
+        self.answer_timeout = answer_timeout
         self.banner = None  # {"version", "thing"} from the last soft_reset()
         if not os.path.exists(self.port):
             raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_hint(port))
@@ -67,7 +69,7 @@ class BoardLink:
         """Stop whatever runs (main.py) with Ctrl-C and hold the board in the raw REPL."""
         self._transport()
         try:
-            self.transport.enter_raw_repl(soft_reset=False)
+            self.transport.enter_raw_repl(soft_reset=False, timeout_overall=self.answer_timeout)
         except Exception as e:
             raise EdgeshadowError(f"the board on {self.port} did not answer ({_reason(e)})",
                                   hint="press its reset button or power-cycle it, then retry")
