@@ -14,6 +14,8 @@ help:
 	@echo "make perf    benchmarks (figures for the issues' closing notes)"
 	@echo "make flash BOARD=esp32-devkitc PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC.bin"
 	@echo "make deploy PORT=/dev/ttyUSB0 [CONFIG=device.json]"
+	@echo "make sim [DEVICES=N]    virtual boards until Ctrl-C"
+	@echo "make broker  local Mosquitto (mutual TLS) and shadow service until Ctrl-C"
 
 setup: $(STAMP) mosquitto
 
@@ -44,6 +46,12 @@ flash: setup
 
 deploy: setup
 	$(BIN)/edgeshadow deploy --port $(PORT) $(if $(CONFIG),--config $(CONFIG),)
+
+sim: setup
+	$(BIN)/edgeshadow sim --devices $(or $(DEVICES),1)
+
+broker: setup
+	$(BIN)/edgeshadow broker
 
 clean:
 	rm -rf $(VENV) run out
