@@ -264,3 +264,32 @@ def test_check_connect_from_a_virtual_board(tmp_path, cd, vboard, broker, capsys
     assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--config", str(cfg),
                 "--check-connect", "--certs-dir", str(cd)]) == 0
     assert f"TLS to localhost:{broker.port}: ok" in capsys.readouterr().out
+
+
+@needs_board
+def test_whole_local_flow_board_connects_and_publishes(tmp_path, capsys):
+    """certs ca init -> certs device -> inject into a virtual board -> the firmware boots, connects
+    to the local broker with the injected certificate and publishes on its own topics."""
+    from _broker_fixtures import MqttProbe
+    from host_tools.broker import MONITOR_CN, local_stack
+    from host_tools.link import BoardLink
+    from host_tools.sim.board import VirtualBoard
+
+    cdir = tmp_path / "certs"
+    assert cli(["certs", "ca", "init", "--certs-dir", str(cdir)]) == 0
+    assert cli(["certs", "device", "grid-001", "--certs-dir", str(cdir)]) == 0
+    with local_stack(tmp_path / "broker", cdir / "ca") as (broker, _service, _state):
+        # the endpoint as provision would leave it; inject fills it into the board's own config
+        (cdir / "grid-001" / "config.json").write_text(
+            json.dumps({"mqtt": {"endpoint": "localhost", "port": broker.port}}))
+        with VirtualBoard(tmp_path / "vb", thing="grid-001") as vb:
+            assert cli(["inject", "--port", vb.port, "--thing", "grid-001", "--check-connect",
+                        "--certs-dir", str(cdir)]) == 0
+            assert f"TLS to localhost:{broker.port}: ok" in capsys.readouterr().out
+            crt, key = broker.client_cert(MONITOR_CN)
+            with MqttProbe(broker.host, broker.port, broker.ca_cert, crt, key, timeout=10).connect() as probe:
+                probe.subscribe("dt/grid-001/#", "$aws/things/grid-001/shadow/#")
+                with BoardLink(vb.port) as link:
+                    assert "thing=grid-001" in link.soft_reset()
+                msg = probe.wait_for(lambda m: "grid-001" in m.topic, timeout=60)
+                assert msg.topic.startswith(("$aws/things/grid-001/shadow/", "dt/grid-001/"))
