@@ -30,9 +30,21 @@ _bdef = _bj.load(open('/board.json'))
 _bdev = _bp.Device(_bcfg)
 _bboard = _bb.Board(_bdef, _bdev.cfg)
 _bms = _bdev.metrics
+_bwdt = None
+if _bdev.cfg.get('watchdog_s') and 'app' in __import__('sys').modules:
+    # the firmware ran, so its watchdog runs and cannot be stopped: keep feeding it
+    try:
+        import machine as _bmach
+        _bwdt = _bmach.WDT(timeout=int(_bdev.cfg['watchdog_s'] * 1000))
+    except Exception:
+        _bwdt = None
+def _bfeed():
+    if _bwdt is not None:
+        _bwdt.feed()
 def _bench(n, interval_ms):
     out = []
     for i in range(n):
+        _bfeed()
         if interval_ms and i:
             _bt.sleep_ms(interval_ms)
         t0 = _bt.ticks_us()
@@ -89,14 +101,15 @@ def load_limits(path=LIMITS_FILE):
 
 
 def limits_for(metric, board=None, sku=None, driver=None, data=None):
-    """The limits of one metric: defaults, then the driver's, the board's and the SKU's entries.
-    A SKU's `ratings` (from the device config) cap the expected range of a rated metric."""
+    """The limits of one metric: defaults, then the SKU's entry (what the product should read),
+    the driver's and the board's (what the hardware resolves). A SKU's `ratings` (from the device
+    config) cap the expected range of a rated metric."""
     data = load_limits() if data is None else data
+    sku = sku or {}
     lim = dict(data.get("defaults", {}).get(metric, {}))
+    lim.update(data.get("skus", {}).get(sku.get("name") or "", {}).get(metric, {}))
     lim.update(data.get("drivers", {}).get(driver or "", {}).get(metric, {}))
     lim.update(data.get("boards", {}).get(board or "", {}).get(metric, {}))
-    sku = sku or {}
-    lim.update(data.get("skus", {}).get(sku.get("name") or "", {}).get(metric, {}))
     rating = (sku.get("ratings") or {}).get(metric)
     if isinstance(rating, (int, float)) and "max" not in lim:
         lim["max"] = rating
@@ -114,7 +127,10 @@ def _stats(xs):
 
 
 def _fmt(x, unit=""):
-    return f"{x:.4g}{' ' + unit if unit else ''}"
+    text = f"{x:.4g}"
+    if "e" in text and abs(x) >= 1:  # 24000, not 2.4e+04
+        text = f"{x:.0f}"
+    return f"{text}{' ' + unit if unit else ''}"
 
 
 def judge(metric, raw, status, cal, limits, unit=""):
@@ -187,7 +203,7 @@ def analyse(info, rows, limits_data=None, sensors=None):
 
 # ---------------------------------------------------------------- running on a board
 
-def run_bench(link, samples=20, interval_s=0.0, chunk=10, progress=None, limits_data=None):
+def run_bench(link, samples=20, interval_s=0.0, chunk_s=4.0, progress=None, limits_data=None):
     """Stop the firmware, sample on the board, restart the firmware (always); return the report.
 
     `link` is a host_tools.link.BoardLink (exec, interrupt, soft_reset). Problems reaching or
@@ -198,6 +214,7 @@ def run_bench(link, samples=20, interval_s=0.0, chunk=10, progress=None, limits_
         raise EdgeshadowError("--interval must be >= 0")
     progress = progress or (lambda msg: None)
     rows = []
+    per_read_s = 1.0
     restarted = None
     done = False
     try:
@@ -209,13 +226,19 @@ def run_bench(link, samples=20, interval_s=0.0, chunk=10, progress=None, limits_
                                    "_bdef.get('sensors', {}).get(m) or {}) for m in _bms)))", "the sensor list")
         progress(f"{info.get('thing')}: {len(info['metrics'])} metric(s): {', '.join(info['metrics'])}")
         t0 = time.monotonic()
+        k = min(3, samples)  # a first short chunk measures the read time; then ~chunk_s per chunk
         while len(rows) < samples:
-            k = min(chunk, samples - len(rows))
+            k = min(k, samples - len(rows))
             if rows and interval_s:
+                link.exec("_bfeed()")
                 time.sleep(interval_s)  # the pause between chunks (inside a chunk the board sleeps)
-            got = _exec_json(link, f"_bench({k}, {int(interval_s * 1000)})", "a bench read")
+            c0 = time.monotonic()
+            got = _exec_json(link, f"_bench({k}, {int(interval_s * 1000)})", "a bench read",
+                             timeout=10 + 3 * k * (per_read_s + interval_s))
+            per_read_s = max(0.01, (time.monotonic() - c0) / k - interval_s)
             rows.extend(got)
             progress(f"read {len(rows)}/{samples} ({time.monotonic() - t0:.1f} s)")
+            k = max(1, int(chunk_s / (per_read_s + interval_s)))
         done = True
     finally:
         progress("restarting the firmware")
@@ -234,15 +257,15 @@ def run_bench(link, samples=20, interval_s=0.0, chunk=10, progress=None, limits_
     return report
 
 
-def _exec(link, code, what):
+def _exec(link, code, what, timeout=10):
     try:
-        return link.exec(code)
+        return link.exec(code, timeout=timeout)
     except EdgeshadowError as e:
         raise EdgeshadowError(f"could not run {what} on the board: {e}", exit_code=EXIT_UNTESTED)
 
 
-def _exec_json(link, code, what):
-    return _last_json_line(_exec(link, code, what), what)
+def _exec_json(link, code, what, timeout=10):
+    return _last_json_line(_exec(link, code, what, timeout), what)
 
 
 # ---------------------------------------------------------------- output

@@ -49,14 +49,16 @@ def do_bench(args):
             print(f"bench: {msg}", file=sys.stderr, flush=True)
 
     try:
-        link = BoardLink(args.port)
+        with BoardLink(args.port) as link:
+            report = lib.run_bench(link, samples=args.samples, interval_s=args.interval,
+                                   progress=progress, limits_data=limits)
+    except OSError as e:  # a port that vanished or is busy, below BoardLink's own errors
+        raise EdgeshadowError(f"could not test: cannot use {args.port}: {e.strerror or e}",
+                              exit_code=lib.EXIT_UNTESTED)
     except EdgeshadowError as e:
-        raise EdgeshadowError(f"could not test: {e}", exit_code=lib.EXIT_UNTESTED)
-    try:
-        report = lib.run_bench(link, samples=args.samples, interval_s=args.interval,
-                               progress=progress, limits_data=limits)
-    finally:
-        link.close()
+        if e.exit_code == 1 and not str(e).startswith("could not"):
+            e = EdgeshadowError(f"could not test: {e}", exit_code=lib.EXIT_UNTESTED)
+        raise e
     for line in lib.summary_lines(report):
         print(line)
     if args.json:

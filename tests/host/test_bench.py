@@ -44,14 +44,16 @@ def test_each_failure_names_its_reason():
                        dict(LIMITS, max_failed=1))["result"] == "PASS"
 
 
-def test_limits_layer_defaults_driver_board_sku_and_rating():
+def test_limits_layer_defaults_sku_driver_board_and_rating():
     data = {"defaults": {"current": {"min": 0, "noise_max": 9}},
             "drivers": {"ac_rms": {"current": {"raw_noise_max": 0.01}}},
             "boards": {"sim": {"current": {"noise_max": 7}}},
-            "skus": {"MV-200A": {"current": {"noise_max": 2}}}}
+            "skus": {"MV-200A": {"current": {"noise_max": 2, "min": 1}}}}
     lim = bench.limits_for("current", board="sim", sku={"name": "MV-200A", "ratings": {"current": 200}},
                            driver="ac_rms", data=data)
-    assert lim == {"min": 0, "noise_max": 2, "raw_noise_max": 0.01, "max": 200}
+    assert lim == {"min": 1, "noise_max": 7, "raw_noise_max": 0.01, "max": 200}
+    lim = bench.limits_for("current", board="other", sku={"name": "MV-200A"}, data=data)
+    assert lim == {"min": 1, "noise_max": 2}
     assert bench.limits_for("current", board="other", data=data) == {"min": 0, "noise_max": 9}
 
 
@@ -85,3 +87,100 @@ def test_cli_help_documents_exit_codes():
                        text=True, timeout=60)
     assert r.returncode == 0
     assert "0  PASS" in r.stdout and "1  FAIL" in r.stdout and "3  could not test" in r.stdout
+
+
+# ---------------------------------------------------------------- on the virtual board
+
+SIM_CONFIG = json.loads((ROOT / "host_tools" / "data" / "configs" / "grid-sensor-sim.json").read_text())
+
+
+def start_board(workdir, scenario, thing="bench-001", time_scale=1.0):
+    """A virtual board with the sim device config (transformer ratios as calibration) running
+    `scenario`; time_scale > 1 brings a scenario's faults (from 30 s) forward."""
+    import shutil
+    from host_tools import FIRMWARE_DIR
+    from host_tools.sim import scenarios
+    from host_tools.sim.board import VirtualBoard
+    flash = workdir / "flash"
+    shutil.copytree(FIRMWARE_DIR, flash, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (flash / "config.json").write_text(json.dumps(dict(SIM_CONFIG, thing=thing)))
+    scenarios.prepare(scenario, thing, 0, workdir / "sim", time_scale=time_scale)
+    vb = VirtualBoard(workdir, thing=thing, scenario=None)
+    vb.start()
+    return vb
+
+
+def wait_sim_time(vb, seconds, timeout=20):
+    """Poll the board until its simulated clock passed `seconds` (faults start on that clock)."""
+    import time
+    from host_tools.link import BoardLink
+    deadline = time.monotonic() + timeout
+    with BoardLink(vb.port) as link:
+        while link.eval("__import__('simhw').elapsed()") < seconds:
+            assert time.monotonic() < deadline, "the simulated clock did not advance"
+
+
+def run_cli(vb, tmp_path, samples):
+    r = subprocess.run([sys.executable, "-m", "host_tools", "bench", "--port", vb.port, "--samples", str(samples),
+                        "--json", str(tmp_path / "report.json"), "--plot", str(tmp_path / "report.png")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=180)
+    report = json.loads((tmp_path / "report.json").read_text()) if (tmp_path / "report.json").exists() else None
+    return r, report
+
+
+def assert_firmware_runs_again(vb, log_before):
+    # the soft reset boots main.py: banner, then the supervisor's first log lines
+    end = vb.wait_for_log("edgeshadow firmware v", start=log_before, timeout=30)
+    vb.wait_for_log("net: no mqtt.endpoint", start=end, timeout=30)
+
+
+def test_nominal_board_passes_and_firmware_runs_again(tmp_path):
+    vb = start_board(tmp_path / "board", "nominal")
+    try:
+        boots, log_before = vb.boots, len(vb.log())
+        r, report = run_cli(vb, tmp_path, samples=10)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "overall: PASS" in r.stdout
+        assert report["result"] == "PASS" and report["restart"] == "ok"
+        assert sorted(report["metrics"]) == ["current", "humidity", "temperature", "voltage"]
+        v = report["metrics"]["voltage"]
+        assert v["samples"] == 10 and v["calibrated"]["n"] == 10 and v["failed"] == {}
+        assert 23000 < v["calibrated"]["mean"] < 25000 and 0.7 < v["raw"]["mean"] < 0.9  # ratio 30000
+        assert len(report["series"]["humidity"]["raw"]) == 10 and report["read_time_ms"]["mean"] > 0
+        assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+        assert_firmware_runs_again(vb, log_before)
+        assert vb.boots == boots + 1
+    finally:
+        vb.stop()
+
+
+@pytest.mark.parametrize("scenario,time_scale,samples,failing,reason", [
+    ("stuck", 120.0, 6, {"temperature", "humidity"}, "stuck: "),
+    ("disconnected", 120.0, 6, {"temperature", "humidity"}, "disconnected: 6 of 6 reads failed"),
+    ("noisy", 1.0, 20, {"humidity"}, "noisy: stdev "),
+])
+def test_faulty_sensor_fails_with_reason_and_exit_1(tmp_path, scenario, time_scale, samples, failing, reason):
+    vb = start_board(tmp_path / "board", scenario, time_scale=time_scale)
+    try:
+        if time_scale > 1:
+            wait_sim_time(vb, 31)  # the scenario's faults start at 30 s
+        log_before = len(vb.log())
+        r, report = run_cli(vb, tmp_path, samples=samples)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "overall: FAIL" in r.stdout
+        failed = {m for m, x in report["metrics"].items() if x["result"] == "FAIL"}
+        assert failing <= failed, report["metrics"]
+        for m in failing:
+            assert any(why.startswith(reason) for why in report["metrics"][m]["reasons"]), report["metrics"][m]
+            assert reason in r.stdout
+        assert report["metrics"]["voltage"]["result"] == "PASS"
+        assert (tmp_path / "report.png").exists()
+        assert_firmware_runs_again(vb, log_before)
+    finally:
+        vb.stop()
+
+
+def test_no_board_is_could_not_test_exit_3(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "host_tools", "bench", "--port", str(tmp_path / "ttyNONE")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3 and "could not test" in r.stderr and "ttyNONE" in r.stderr
