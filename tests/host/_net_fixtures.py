@@ -37,6 +37,7 @@ class Relay:
         self.up = bytearray()
         self.down = bytearray()
         self.connections = 0
+        self.gate = True                  # False: new connections are closed at once (link down)
         self._lock = threading.Lock()
         self._srv = socket.socket()
         self._srv.bind(("127.0.0.1", 0))
@@ -52,6 +53,9 @@ class Relay:
                 c, _ = self._srv.accept()
             except OSError:
                 return
+            if not self.gate:
+                c.close()
+                continue
             try:
                 s = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -79,6 +83,15 @@ class Relay:
                     x.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def cut(self):
+        """Close every relayed connection."""
+        for s in self._socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._socks = []
 
     def reset(self):
         with self._lock:
