@@ -116,8 +116,9 @@ class ACRMS:
         try:
             # A sample taken a slot or more after its time (a GC pause, a long interrupt, a busy
             # host under the virtual board) lands on the wrong phase of the sine: take the burst
-            # again, up to three more times. Never all on time: no value rather than a wrong one.
-            for _ in range(4):
+            # again, once (a retry costs a whole burst of loop time). Late again: no value rather
+            # than a wrong one.
+            for _ in range(2):
                 lo, hi, late = self._acquire()
                 if late <= self.period_us:
                     break
