@@ -237,9 +237,9 @@ class Supervisor:
             self.hard_reset(HARD_RESET)
         else:
             # Ctrl-D at a REPL, sys.exit() or machine.soft_reset(): a soft reboot. From the raw
-            # REPL the board comes back in the raw REPL without running main.py.
-            mode = "raw" if (self.mode == "raw" and code != EXIT_SOFT_RESET) else "friendly"
-            self.boot(None, mode, b"MPY: soft reboot\r\n")
+            # REPL the board comes back in the raw REPL without running main.py (pyexec keeps
+            # its mode across a soft reset).
+            self.boot(None, self.mode, b"MPY: soft reboot\r\n")
 
     # -- bytes ---------------------------------------------------------------------------------
     def emit(self, data):

@@ -1,0 +1,60 @@
+"""`edgeshadow sim` and `edgeshadow logs` as users run them."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.host.conftest import MPREMOTE, processes_of
+
+ROOT = Path(__file__).resolve().parents[2]
+EDGESHADOW = [sys.executable, "-m", "host_tools.cli"]
+
+
+def test_sim_starts_boards_prints_ports_and_stops_on_ctrl_c(tmp_path):
+    proc = subprocess.Popen(EDGESHADOW + ["sim", "--devices", "2", "--workdir", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline().split() for _ in range(2)]
+        assert [l[0] for l in lines] == ["sim-001", "sim-002"]
+        for thing, port, *_ in lines:
+            out = subprocess.run([MPREMOTE, "connect", port, "resume", "exec",
+                                  "import json; print(json.load(open('/config.json'))['thing'])"],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.stdout.strip() == thing, out
+        assert processes_of(tmp_path / "sim-001" / "sim")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    for thing in ("sim-001", "sim-002"):
+        assert processes_of(tmp_path / thing / "sim") == []
+
+
+def test_sim_rejects_bad_arguments(tmp_path):
+    p = subprocess.run(EDGESHADOW + ["sim", "--devices", "0", "--workdir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "--devices must be at least 1" in p.stderr
+    p = subprocess.run(EDGESHADOW + ["sim", "--scenario", "nosuch", "--workdir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "nosuch" in p.stderr
+    assert processes_of(tmp_path / "sim-001" / "sim") == []
+
+
+def test_logs_follows_output_without_interrupting_the_firmware(virtual_board, tmp_path):
+    flash = tmp_path / "log-001" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "main.py").write_text(
+        "import time\nn = 0\nwhile True:\n    n += 1\n    print('tick', n)\n    time.sleep(0.05)\n")
+    vb = virtual_board("log-001", firmware=False)
+    vb.wait_for_log("tick 2")
+    p = subprocess.run(EDGESHADOW + ["logs", "--port", vb.port, "--seconds", "0.6"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    ticks = [int(l.split()[1]) for l in p.stdout.splitlines() if l.startswith("tick ")]
+    assert len(ticks) >= 3 and ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+    assert "KeyboardInterrupt" not in vb.log() and vb.boots == 1
+    p = subprocess.run(EDGESHADOW + ["logs", "--port", "/dev/ttyUSB9", "--seconds", "1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "could not open /dev/ttyUSB9" in p.stderr
