@@ -120,12 +120,16 @@ class MpyClient:
                                      cwd=str(workdir))
         self.lines = []
         self.eof = False
+        self.partial = None
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
+            if not line.endswith("\n"):
+                self.partial = line  # cut short by a kill: not a whole line
+                break
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
