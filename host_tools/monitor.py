@@ -30,7 +30,9 @@ from host_tools.errors import EdgeshadowError
 # Keys of state.reported that are not metric values.
 META_KEYS = frozenset(("timestamp", "ts", "status", "alerts", "diagnoses", "config_version", "fw", "spool",
                        "units", "connected", "provenance", "calibration", "config", "board", "sku",
-                       "thing", "uptime_s", "heap_free", "rssi", "health"))
+                       "thing", "uptime_s", "heap_free", "rssi", "health",
+                       # the firmware's own bookkeeping: spool sequence numbers, applied settings
+                       "seq", "interval_s", "config_error"))
 SEVERITY_ORDER = {"critical": 0, "major": 1, "warning": 2, "minor": 3, "info": 4}
 DEFAULT_UNITS_FILE = DATA_DIR / "metric_units.json"
 
@@ -206,7 +208,8 @@ class Fleet:
             if "metric" in r and "value" in r:
                 d.values[r["metric"]] = r["value"]
                 continue
-            values = r.get("values") if isinstance(r.get("values"), dict) else r
+            # the firmware's readings are {"seq", "ts", "v": {metric: value}, "s": {metric: status}}
+            values = next((r[k] for k in ("values", "v") if isinstance(r.get(k), dict)), r)
             for k, v in values.items():
                 if k not in META_KEYS and (v is None or isinstance(v, (int, float))) and not isinstance(v, bool):
                     d.values[k] = v

@@ -91,7 +91,8 @@ def test_config_sensor_overrides_board_wiring():
                                              "cycles": 1}}}}
     name, index, params = resolve("line_v", cfg["metrics"]["line_v"]["sensor"], BOARD)
     assert (name, index) == ("ac_rms", 0)
-    assert params == {"pin": 34, "samples_per_cycle": 16, "cycles": 1, "mains_hz": 50, "atten_db": 11}
+    assert params == {"pin": 34, "samples_per_cycle": 16, "cycles": 1, "mains_hz": 50, "atten_db": 11,
+                      "max_late_us": 0}
     hw = _hw()
     raw, status = run(Board(BOARD, cfg, machine=FakeMachine(hw)).read_all, hw)
     assert status == {"line_v": "ok"}

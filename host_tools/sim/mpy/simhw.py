@@ -259,9 +259,30 @@ def _pin_volts(pin):
         _amp_cache[pin] = cached
     hz = cfg.get("mains_hz") or _scn["hardware"].get("mains_hz", 50)
     period_ns = int(1e9 / hz)
-    phase = 2.0 * math.pi * ((_clock_ns() - _ns0) % period_ns) / period_ns
+    phase = 2.0 * math.pi * ((_sample_ns(cfg) - _ns0) % period_ns) / period_ns
     return cfg.get("bias_v", 1.55) + cached[1] * math.sin(phase + math.radians(cfg.get("phase_deg", 0.0))) \
         + gauss(cfg.get("noise_v", 0.002))
+
+
+_BURST_GAP_NS = 20000000  # reads closer than this belong to one burst
+
+
+def _sample_ns(cfg):
+    """When this read samples the signal. With "sample_rate_hz" the pin models a hardware-timed
+    ADC (as I2S/DMA sampling on an ESP32 is): within a burst each read is exactly one sample
+    period after the previous one, so a host that pauses the virtual board mid-burst (a busy CI
+    machine) does not put samples on the wrong phase of the sine. Without it, the host clock."""
+    now = _clock_ns()
+    rate = cfg.get("sample_rate_hz")
+    if not rate:
+        return now
+    last = cfg.get("_last")
+    if last is None or now - last[0] > _BURST_GAP_NS:
+        t = now
+    else:
+        t = last[1] + int(1e9 / rate)
+    cfg["_last"] = (now, t)
+    return t
 
 
 def _shape(x):
