@@ -18,7 +18,7 @@ from host_tools.errors import EdgeshadowError
 LIMITS_FILE = DATA_DIR / "bench_limits.json"
 EXIT_PASS, EXIT_FAIL, EXIT_UNTESTED = 0, 1, 3
 LIMIT_KEYS = {"min", "max", "noise_max", "noise_max_pct", "raw_noise_max", "stuck_stdev_max",
-              "max_failed", "note"}
+              "max_failed", "max_failed_pct", "note"}
 
 # Exec'd once on the board: firmware objects in the REPL's globals, prefixed to stay out of the way.
 BOARD_SETUP = """
@@ -133,6 +133,15 @@ def _fmt(x, unit=""):
     return f"{text}{' ' + unit if unit else ''}"
 
 
+def _noise_limit(limits, mean):
+    """The stdev allowed: noise_max, or noise_max_pct of the mean, whichever is smaller."""
+    noise_max = limits.get("noise_max")
+    if "noise_max_pct" in limits and mean:
+        pct = abs(mean) * limits["noise_max_pct"] / 100.0
+        noise_max = pct if noise_max is None else min(noise_max, pct)
+    return noise_max
+
+
 def judge(metric, raw, status, cal, limits, unit=""):
     """One metric's result: statistics plus PASS/FAIL with the reasons (each a sentence)."""
     n = len(status)
@@ -145,7 +154,8 @@ def judge(metric, raw, status, cal, limits, unit=""):
     rs, cs = _stats(raw_ok), _stats(cal_ok)
     reasons = []
     n_failed = sum(failed.values())
-    if n_failed > limits.get("max_failed", 0):
+    allowed = max(limits.get("max_failed", 0), int(n * limits.get("max_failed_pct", 0) / 100.0))
+    if n_failed > allowed:
         what = ", ".join(f"{k} x{v}" for k, v in sorted(failed.items()))
         if failed.get("disconnected"):
             reasons.append(f"disconnected: {n_failed} of {n} reads failed ({what})")
@@ -164,10 +174,7 @@ def judge(metric, raw, status, cal, limits, unit=""):
             rng = f"{_fmt(lo) if lo is not None else '-inf'}..{_fmt(hi) if hi is not None else 'inf'}"
             reasons.append(f"out of range: mean {_fmt(cs['mean'], unit)} outside expected {rng}"
                            f"{' ' + unit if unit else ''}")
-        noise_max = limits.get("noise_max")
-        if "noise_max_pct" in limits and cs["mean"]:
-            pct = abs(cs["mean"]) * limits["noise_max_pct"] / 100.0
-            noise_max = pct if noise_max is None else min(noise_max, pct)
+        noise_max = _noise_limit(limits, cs["mean"])
         if noise_max is not None and cs["stdev"] > noise_max:
             reasons.append(f"noisy: stdev {_fmt(cs['stdev'], unit)} above the limit {_fmt(noise_max, unit)}")
         if "raw_noise_max" in limits and rs["stdev"] > limits["raw_noise_max"]:
@@ -311,12 +318,26 @@ def plot(report, path):
         ax2.plot(xs, raw, color="tab:gray", alpha=0.5, linewidth=0.8, label="raw")
         ax2.set_ylabel("raw", color="tab:gray", fontsize=8)
         bad = [x for x, st in zip(xs, s["status"]) if st != "ok"]
-        for x in bad:
-            ax.axvline(x, color="tab:red", alpha=0.3)
+        for i, x in enumerate(bad):
+            ax.axvline(x, color="tab:red", alpha=0.3, label=None if i else f"failed read ({len(bad)})")
         lim = r["limits"]
-        for key in ("min", "max"):
-            if lim.get(key) is not None:
-                ax.axhline(lim[key], color="tab:orange", linestyle="--", linewidth=0.8)
+        good = [v for v in cal if not math.isnan(v)]
+        c = r["calibrated"]
+        if good:
+            # scaled to the data (the noise shows), with the noise limit as a band around the mean
+            # and the expected range's edges where they fall in view
+            noise = _noise_limit(lim, c["mean"])
+            lo, hi = min(good), max(good)
+            pad = max((hi - lo) * 0.2, noise or 0.0, abs(c["mean"]) * 1e-3, 1e-6)
+            ax.set_ylim(lo - pad, hi + pad)
+            if noise:
+                ax.axhspan(c["mean"] - noise, c["mean"] + noise, color="tab:blue", alpha=0.08,
+                           label="mean \u00b1 noise limit")
+            for key in ("min", "max"):
+                if lim.get(key) is not None and lo - pad <= lim[key] <= hi + pad:
+                    ax.axhline(lim[key], color="tab:orange", linestyle="--", linewidth=0.8,
+                               label=f"expected {key}")
+            ax.legend(loc="upper right", fontsize=7)
         title = f"{m} [{r['unit']}] {r['result']}"
         if r["reasons"]:
             title += ": " + "; ".join(r["reasons"])[:110]
