@@ -5,6 +5,15 @@
 #   out[0] = sum of samples, and sum((x - sum // n) ** 2) = out[2] * 2**29 + out[1]:
 #   the square sum is carried in two words so no 32-bit machine word overflows (one centred
 #   square is at most 33000**2 < 2**31 - 2**29).
+#
+# The kernels are compiled on the device, from source, by the runtime's own compiler: decorated
+# viper/native code in this file would tie its .mpy to one machine architecture (mpy-cross needs
+# -march for it), while the source string keeps the file portable to every board and to the
+# mpy-cross check. Where the runtime has no native emitter, exec raises and ac_rms falls back to
+# its plain Python loop.
+import micropython  # noqa: F401  (ImportError on CPython: no kernels there)
+
+_SOURCE = """
 import micropython
 
 
@@ -47,3 +56,10 @@ def sums_native(buf, n, out):
     out[0] = s
     out[1] = lo
     out[2] = hi
+"""
+
+_g = {}
+exec(_SOURCE, _g)
+sums = _g["sums"]
+sums_native = _g["sums_native"]
+del _g
