@@ -213,6 +213,8 @@ class Fleet:
             for k, v in values.items():
                 if k not in META_KEYS and (v is None or isinstance(v, (int, float))) and not isinstance(v, bool):
                     d.values[k] = v
+            if values is not r:  # the reading carries its failed reads' statuses (or none failed)
+                d.status = dict(r.get("s") or r.get("status") or {})
             ts = r.get("ts", r.get("timestamp"))
             if isinstance(ts, (int, float)):
                 d.reported_ts = ts

@@ -88,6 +88,12 @@ def test_alert_events_raise_and_clear_telemetry_and_status():
                                             "spool": {"backlog": 0, "dropped": 0}}).encode())
     snap = f.snapshot()["devices"]["t1"]
     assert snap["values"] == {"voltage": 24001.0, "current": 5.5} and snap["timestamp"] == 2
+    # the firmware's batches: a list of {"seq", "ts", "v": values, "s": statuses of failed reads}
+    f.handle("dt/t1/telemetry", json.dumps([{"seq": 7, "ts": 3, "v": {"voltage": 23990.0, "humidity": None},
+                                             "s": {"humidity": "disconnected"}}]).encode())
+    snap = f.snapshot()["devices"]["t1"]
+    assert snap["values"] == {"voltage": 23990.0, "current": 5.5, "humidity": None}
+    assert snap["status"] == {"humidity": "disconnected"} and snap["timestamp"] == 3
     f.handle("dt/t1/status", b'{"connected": false}')
     assert f.snapshot()["devices"]["t1"]["connected"] is False
     f.handle("dt/t1/status", b"online")
