@@ -1,0 +1,126 @@
+"""The whole firmware (app.py) on a virtual board against the real local broker and shadow service:
+readings, shadow reports and alert events on the right topics; desired-state deltas applied,
+persisted and cleared, or rejected whole with the problems reported."""
+import json
+import time
+
+import pytest
+
+from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + shadow service)
+from host_tools import certs
+from host_tools.demo import device_config
+from host_tools.inject import inject_boards
+from host_tools.link import BoardLink
+from host_tools.shadow_api import LocalShadow
+from host_tools.sim.board import VirtualBoard
+
+THING = "grid-e2e-001"
+INTERVAL_S = 2
+
+
+def wait_until(fn, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def board(local_broker, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    certs.issue_device(THING, root / "certs" / THING, local_broker.ca_dir)
+    config = root / "config.json"
+    config.write_text(json.dumps(device_config(local_broker.port, INTERVAL_S)))
+    vb = VirtualBoard(root / "board", thing=THING, scenario="nominal")
+    vb.start()
+    try:
+        [result] = inject_boards([(vb.port, THING)], root / "certs", config=config)
+        assert result.ok, result.message
+        mark = len(vb.log())
+        with BoardLink(vb.port) as link:
+            link.soft_reset()
+        vb.wait_for_log("net: connected", timeout=60, start=mark)
+        yield vb
+    finally:
+        vb.stop()
+
+
+@pytest.fixture
+def shadow(local_broker):
+    crt, key = local_broker.client_cert("edgeshadow-admin")
+    with LocalShadow(local_broker.host, local_broker.port, local_broker.broker.ca_cert, crt, key) as s:
+        yield s
+
+
+def reported(shadow):
+    return shadow.get(THING).get("state", {}).get("reported", {})
+
+
+def test_readings_and_shadow_reports_arrive_on_their_topics(board, local_broker):
+    with local_broker.probe("edgeshadow-monitor") as mon:
+        mon.subscribe(f"dt/{THING}/telemetry", f"$aws/things/{THING}/shadow/update/accepted")
+        tel = mon.wait_for(lambda m: m.topic == f"dt/{THING}/telemetry", timeout=30).json()
+        assert isinstance(tel, list) and tel
+        r = tel[0]
+        assert isinstance(r["seq"], int) and isinstance(r["ts"], (int, float))
+        assert set(r["v"]) == {"voltage", "current", "temperature", "humidity"}
+        acc = mon.wait_for(lambda m: m.topic.endswith("/update/accepted"), timeout=30).json()
+        rep = acc["state"]["reported"]
+        # flat numbers beside the device's timestamp, as AWS IoT rules expect
+        assert isinstance(rep["voltage"], (int, float)) and 23000 <= rep["voltage"] <= 25000
+        assert isinstance(rep["timestamp"], int)
+        assert rep["fw"] and rep["spool"]["dropped"] == 0
+
+
+def test_interval_change_is_applied_persisted_and_clears_the_delta(board, shadow):
+    flash_cfg = board.flash_dir / "config.json"
+    version = json.loads(flash_cfg.read_text()).get("version", 0)
+    t0 = time.monotonic()
+    shadow.set_desired(THING, {"interval_s": 3})
+    wait_until(lambda: reported(shadow).get("interval_s") == 3, 15, "interval_s 3 reported")
+    applied_after = time.monotonic() - t0
+    assert applied_after < INTERVAL_S + 5, f"applied after {applied_after:.1f} s"
+    state = shadow.get(THING)["state"]
+    assert "delta" not in state, state
+    saved = json.loads(flash_cfg.read_text())
+    assert saved["interval_s"] == 3 and saved["version"] == version + 1
+    # survives a restart: the firmware boots with the new interval
+    mark = len(board.log())
+    with BoardLink(board.port) as link:
+        link.soft_reset()
+    board.wait_for_log("interval 3 s", timeout=30, start=mark)
+
+
+def test_malformed_deltas_are_rejected_whole_and_reported(board, shadow):
+    flash_cfg = board.flash_dir / "config.json"
+    before = flash_cfg.read_bytes()
+    shadow.set_desired(THING, {"interval_s": "fast"})
+    err = wait_until(lambda: reported(shadow).get("config_error"), 15, "config_error reported")
+    assert any(p.startswith("interval_s:") for p in err["problems"]), err
+    shadow.set_desired(THING, {"interval_s": None, "metrics": {"nope": {"unit": "V"}}})
+    wait_until(lambda: any("metrics.nope" in p for p in
+                           (reported(shadow).get("config_error") or {}).get("problems", [])),
+               15, "unknown metric reported")
+    assert flash_cfg.read_bytes() == before  # nothing applied
+    shadow.set_desired(THING, {"metrics": None})
+
+
+def test_alert_events_go_out_at_once(board, shadow, local_broker):
+    with local_broker.probe("edgeshadow-monitor") as mon:
+        mon.subscribe(f"dt/{THING}/alerts")
+        cfg = json.loads((board.flash_dir / "config.json").read_text())
+        rules = [dict(r) for r in cfg["rules"]]
+        for r in rules:
+            if r["metric"] == "voltage" and r["type"] == "range":
+                r["min"], r["max"] = 30000, 40000  # every nominal sample is now below the minimum
+        shadow.set_desired(THING, {"rules": rules})
+        msg = mon.wait_for(lambda m: m.json().get("metric") == "voltage", timeout=20)
+        event = msg.json()
+        assert event["rule"] == "range" and event["state"] == "raised"
+        assert event["thing"] == THING and event["severity"] == "critical"
+        assert isinstance(event["seq"], int)
+        assert time.time() - event["ts"] < 10
