@@ -85,18 +85,23 @@ class App:
             reading["s"] = bad
         self.spool.append(KIND_READING, _dumps(reading))
         for e in r["events"]:
-            e["thing"] = self.cfg["thing"]
-            e["ts"] = ts
-            self.spool.append(KIND_ALERT, _dumps(e))
-            log("alert %s: %s %s %s" % (e["state"], e["metric"], e["rule"], e.get("reason", "")))
-        if self.forwarder is not None:
-            self.forwarder.kick(urgent=bool(r["events"]))
+            self._spool_alert(e, ts)
+        if self.forwarder is not None and not r["events"]:
+            self.forwarder.kick()
         self.result = r
         if r["events"] or self._values_changed(r, ts):
             self._report.set()
         self.samples += 1
         self.last_sample_ms = ticks_ms()
         return ticks_diff(self.last_sample_ms, t0)
+
+    def _spool_alert(self, e, ts):
+        e["thing"] = self.cfg["thing"]
+        e["ts"] = ts
+        self.spool.append(KIND_ALERT, _dumps(e))
+        log("alert %s: %s %s %s" % (e["state"], e["metric"], e["rule"], e.get("reason", "")))
+        if self.forwarder is not None:
+            self.forwarder.kick(urgent=True)
 
     def _values_changed(self, r, ts):
         changed = self._reported_ts is None or ts - self._reported_ts >= HEARTBEAT_S
@@ -166,6 +171,8 @@ class App:
             return {"config_error": self.config_error}
         self.cfg = new
         if device is not None:
+            for e in device.adopt(self.device):  # alerts whose rule is gone clear, with an event
+                self._spool_alert(e, self.now())
             self.device = device
             self._filters()
         self.config_error = None

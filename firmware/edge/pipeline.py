@@ -55,6 +55,30 @@ class Device:
                 n += 1
         return n
 
+    def adopt(self, old):
+        """Take over the active alerts of `old`, the device this one replaces after a config
+        change: a metric still anomalous stays one alert, a fixed one clears with an event at the
+        next sample. Returns the cleared events of active alerts whose rule no longer exists."""
+        mine = {}
+        for k in self.all_checks:
+            mine[(k.alert.metric, k.alert.rule)] = k.alert
+        gone = []
+        for k in old.all_checks:
+            a = k.alert
+            if not a.active:
+                continue
+            new = mine.get((a.metric, a.rule))
+            if new is None:
+                a.record["state"] = CLEARED
+                a.record["reason"] = "rule removed"
+                gone.append(dict(a.record))
+            else:
+                new.active = True
+                new.hits = a.hits
+                new.record = a.record
+                new.record["severity"] = new.severity
+        return gone
+
     def process(self, ts, raw, status=None):
         values = {}
         statuses = {}

@@ -95,3 +95,22 @@ def test_invalid_config_raises():
     c["rules"][1]["max_pct"] = "lots"
     e = raises(ConfigError, Device, c)
     assert e.problems == ["rules[1].max_pct: must be a number >= 0"]
+
+
+def test_a_replacing_device_takes_over_active_alerts():
+    import json
+    from edge.pipeline import Device
+    cfg = {"thing": "t1", "metrics": {"voltage": {"unit": "V"}, "current": {"unit": "A"}},
+           "rules": [{"metric": "voltage", "type": "range", "min": 30000, "max": 40000},
+                     {"metric": "current", "type": "range", "min": 0, "max": 10}]}
+    old = Device(cfg)
+    r = old.process(1, {"voltage": 24000.0, "current": 50.0})
+    assert sorted(e["metric"] for e in r["events"]) == ["current", "voltage"]
+    new_cfg = json.loads(json.dumps(cfg))
+    new_cfg["rules"] = [{"metric": "voltage", "type": "range", "min": 23000, "max": 25000}]
+    new = Device(new_cfg)
+    gone = new.adopt(old)
+    # the current rule was removed: its alert clears now; the voltage alert clears at the next sample
+    assert [(e["metric"], e["state"], e["reason"]) for e in gone] == [("current", "cleared", "rule removed")]
+    r = new.process(2, {"voltage": 24000.0, "current": 50.0})
+    assert [(e["metric"], e["state"]) for e in r["events"]] == [("voltage", "cleared")]
