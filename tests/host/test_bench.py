@@ -154,12 +154,13 @@ def test_nominal_board_passes_and_firmware_runs_again(tmp_path):
         vb.stop()
 
 
-@pytest.mark.parametrize("scenario,time_scale,samples,failing,reason", [
+@pytest.mark.parametrize("scenario,time_scale,samples,must_fail,reason", [
     ("stuck", 120.0, 6, {"temperature", "humidity"}, "stuck: "),
     ("disconnected", 120.0, 6, {"temperature", "humidity"}, "disconnected: 6 of 6 reads failed"),
-    ("noisy", 1.0, 20, {"humidity"}, "noisy: stdev "),
+    # ADC noise 15 times nominal and a noisy SHT3x: whichever metrics show it, noise is the reason
+    ("noisy", 1.0, 15, set(), "noisy: "),
 ])
-def test_faulty_sensor_fails_with_reason_and_exit_1(tmp_path, scenario, time_scale, samples, failing, reason):
+def test_faulty_sensor_fails_with_reason_and_exit_1(tmp_path, scenario, time_scale, samples, must_fail, reason):
     vb = start_board(tmp_path / "board", scenario, time_scale=time_scale)
     try:
         if time_scale > 1:
@@ -167,14 +168,16 @@ def test_faulty_sensor_fails_with_reason_and_exit_1(tmp_path, scenario, time_sca
         log_before = len(vb.log())
         r, report = run_cli(vb, tmp_path, samples=samples)
         assert r.returncode == 1, r.stdout + r.stderr
-        assert "overall: FAIL" in r.stdout
+        assert "overall: FAIL" in r.stdout and reason in r.stdout
         failed = {m for m, x in report["metrics"].items() if x["result"] == "FAIL"}
-        assert failing <= failed, report["metrics"]
-        for m in failing:
+        assert failed and must_fail <= failed, report["metrics"]
+        for m in must_fail:
             assert any(why.startswith(reason) for why in report["metrics"][m]["reasons"]), report["metrics"][m]
-            assert reason in r.stdout
-        for m, x in report["metrics"].items():  # the fault is put on the right sensor only
-            if m not in failing:
+        for m, x in report["metrics"].items():
+            if m in must_fail or not must_fail:  # the right reason, and only that one
+                assert all(why.startswith(reason) for why in x["reasons"]), (m, x["reasons"])
+            else:  # the fault is put on its own sensor only (a sped-up clock makes the line's
+                # slow swings look like noise on the others, so only the fault's reason counts)
                 assert not any(why.startswith(reason) for why in x["reasons"]), (m, x["reasons"])
         assert (tmp_path / "report.png").exists()
         assert_firmware_runs_again(vb, log_before)
