@@ -20,11 +20,20 @@ from host_tools.link import BoardLink  # noqa: E402
 from host_tools.sim.board import VirtualBoard  # noqa: E402
 
 
-def timed_deploy(port, firmware, **kw):
+def timed_deploy(vb, firmware, settle=True, **kw):
+    since = len(vb.log())
     t0 = time.monotonic()
-    with BoardLink(port) as link:
+    with BoardLink(vb.port) as link:
         report = deploy(link, firmware, **kw)
-    return time.monotonic() - t0, report
+    seconds = time.monotonic() - t0
+    if settle:   # the application runs before the next deploy
+        vb.wait_for_log(": thing ", start=since)
+    return seconds, report
+
+
+def line_seconds(payload, baud=115200):
+    """Serial-line time of a payload sent base64-encoded (4/3) at 10 bits a byte."""
+    return payload * 4 / 3 * 10 / baud
 
 
 def main():
@@ -37,14 +46,18 @@ def main():
                 if change:
                     path = firmware / change
                     path.write_text(path.read_text() + "\n# bench change\n")
-                seconds, r = timed_deploy(vb.port, firmware)
+                seconds, r = timed_deploy(vb, firmware)
                 print(f"deploy {label} time: {seconds:.2f} s")
                 print(f"deploy {label} files sent: {len(r.sent)} files")
                 print(f"deploy {label} bytes sent: {r.bytes_sent} bytes")
                 print(f"deploy {label} files skipped: {len(r.skipped)} files")
-            seconds, r = timed_deploy(vb.port, firmware, mpy=True, board="sim")
+                print(f"deploy {label} payload line time at 115200 baud (estimate): "
+                      f"{line_seconds(r.bytes_sent):.1f} s")
+            seconds, r = timed_deploy(vb, firmware, settle=False, mpy=True, board="sim")
             print(f"deploy mpy_after_py time: {seconds:.2f} s")
             print(f"deploy mpy_after_py bytes sent: {r.bytes_sent} bytes")
+            print(f"deploy mpy_after_py payload line time at 115200 baud (estimate): "
+                  f"{line_seconds(r.bytes_sent):.1f} s")
             print(f"deploy mpy_after_py files removed: {len(r.removed)} files")
     return 0
 
