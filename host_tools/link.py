@@ -10,7 +10,9 @@ goes through it, so a deploy of 40 files is one connection, not 40 mpremote runs
 Errors reach callers as EdgeshadowError, one sentence naming the port or the board's exception.
 """
 import ast
+import contextlib
 import hashlib
+import io
 import os
 import re
 import time
@@ -67,12 +69,20 @@ class BoardLink:
     # -- running code ---------------------------------------------------------------------------
     def interrupt(self):
         """Stop whatever runs (main.py) with Ctrl-C and hold the board in the raw REPL."""
-        self._transport()
-        try:
-            self.transport.enter_raw_repl(soft_reset=False, timeout_overall=self.answer_timeout)
-        except Exception as e:
-            raise EdgeshadowError(f"the board on {self.port} did not answer ({_reason(e)})",
-                                  hint="press its reset button or power-cycle it, then retry")
+        t = self._transport()
+        # Ctrl-C can land where the firmware cannot take it (inside an import, an `except
+        # ImportError` fallback); press it again, as a user would, until the raw REPL answers.
+        deadline = time.monotonic() + self.answer_timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
+                    t.enter_raw_repl(soft_reset=False, timeout_overall=max(0.2, min(1.0, left)))
+                return
+            except Exception as e:
+                if time.monotonic() >= deadline:
+                    raise EdgeshadowError(f"the board on {self.port} did not answer ({_reason(e)})",
+                                          hint="press its reset button or power-cycle it, then retry")
 
     def exec(self, code, timeout=10):
         """Run code on the board; returns what it printed. A board exception -> EdgeshadowError."""

@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MPY_DIR = HERE / "mpy"
 ROOT = HERE.parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+MICROPYTHON = os.environ.get("EDGESHADOW_MICROPYTHON") or ROOT / ".venv" / "bin" / "micropython"
 
 # machine.py's exit codes.
 EXIT_RESET, EXIT_SOFT_RESET, EXIT_DEEPSLEEP = 90, 91, 92
@@ -52,6 +52,8 @@ FRIENDLY_BANNER = b'Type "help()" for more information.'
 OUT_HIGH_WATER = 256 * 1024  # stop reading the firmware when this much output waits for the user
 STALL_DROP_S = 2.0           # nobody read the port for this long: drop output, as a UART would
 PR_SET_PDEATHSIG = 1
+HANG_CHECK_S = 0.5   # how often the firmware process is checked for a deadlock
+HANG_CHECKS = 4      # consecutive deadlocked checks before the board is reset
 
 
 def _set_pdeathsig():
@@ -61,6 +63,18 @@ def _set_pdeathsig():
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except Exception:
         pass
+
+
+def _deadlocked(pid):
+    """True when the process is single-threaded and parked on a futex: nobody can wake it."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            if "futex" not in f.read():
+                return False
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split() == ["Threads:", "1"] for line in f)
+    except OSError:
+        return False
 
 
 def _board_tty_mode(fd):
@@ -146,8 +160,13 @@ class Supervisor:
         self.wdt_timeout = None
         self.wdt_fed = 0.0
         self.stopping = False
+        self.next_hang_check = 0.0
+        self.hang_checks = 0
         self.parent = os.getppid()
         self.log = open(self.sim_dir / "console.log", "ab", buffering=0)
+        # EDGESHADOW_SIM_TRACE=1: every byte each way, timestamped, in sim/trace.log (debugging).
+        self.trace = (open(self.sim_dir / "trace.log", "a", buffering=1)
+                      if os.environ.get("EDGESHADOW_SIM_TRACE") else None)
         if link:
             try:
                 os.unlink(link)
@@ -191,6 +210,7 @@ class Supervisor:
         os.set_blocking(master, False)
         self.child_fd = master
         self.boots += 1
+        self.hang_checks = 0
         self.mode = mode
         self.ready = False
         self.swallow_until_raw = False
@@ -248,6 +268,8 @@ class Supervisor:
             self.log.write(data)
 
     def from_child(self, data):
+        if self.trace:
+            self.trace.write(f"{time.monotonic():.3f} <child {data!r}\n")
         for item in self.filter.feed(data):
             if isinstance(item, str):
                 self.on_message(item)
@@ -307,6 +329,8 @@ class Supervisor:
             pass
 
     def from_user(self, data):
+        if self.trace:
+            self.trace.write(f"{time.monotonic():.3f} <user ready={self.ready} {data!r}\n")
         if self.child is None or not self.ready or self.swallow_until_raw:
             self.held_input += data
         else:
@@ -379,6 +403,8 @@ class Supervisor:
         if self.child_fd is not None and self.child_fd in w:
             try:
                 n = os.write(self.child_fd, self.to_child)
+                if self.trace:
+                    self.trace.write(f"{time.monotonic():.3f} >child {bytes(self.to_child[:n])!r}\n")
                 del self.to_child[:n]
             except BlockingIOError:
                 pass
@@ -399,6 +425,17 @@ class Supervisor:
             code = self.child.poll()
             if code is not None:
                 self.on_child_exit(code)
+                return
+        if self.child is not None and now >= self.next_hang_check:
+            self.next_hang_check = now + HANG_CHECK_S
+            self.hang_checks = self.hang_checks + 1 if _deadlocked(self.child.pid) else 0
+            if self.hang_checks >= HANG_CHECKS:
+                # A Ctrl-C that lands inside an import can leave the unix port waiting on a lock
+                # nobody holds (one thread, parked on a futex). A board's interrupt watchdog
+                # resets a hung CPU; so do we.
+                self.emit(b"\r\nGuru Meditation Error: Core  1 panic'ed (Interrupt wdt timeout on "
+                          b"CPU1): the firmware process is deadlocked\r\n")
+                self.hard_reset(HARD_RESET)
                 return
         if self.wdt_timeout is not None and now - self.wdt_fed > self.wdt_timeout:
             self.emit(b"\r\nE (%d) task_wdt: Task watchdog got triggered.\r\n" % int(now * 1000))

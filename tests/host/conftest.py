@@ -8,6 +8,7 @@ teardown (and checked to have left no process behind).
         with BoardLink(vb.port) as link: ...
 """
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,15 @@ def processes_of(sim_dir):
         if env_mark in env or (b"host_tools.sim.supervisor" in cmd and sim_dir.encode() in cmd):
             found.append(int(pid))
     return found
+
+
+def firmware_without_app(board_dir):
+    """Put our firmware, minus app.py, in board_dir/flash: main.py prints its banner and returns
+    to the REPL at once, so a test's Ctrl-C never lands in the application's imports (where the
+    unix port can deadlock: the supervisor then resets the board, as a watchdog would)."""
+    flash = Path(board_dir) / "flash"
+    shutil.copytree(ROOT / "firmware", flash, ignore=shutil.ignore_patterns("__pycache__", "app.py"))
+    return flash
 
 
 @pytest.fixture

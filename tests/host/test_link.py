@@ -5,6 +5,7 @@ import pytest
 
 from host_tools.errors import EdgeshadowError
 from host_tools.link import BoardLink
+from tests.host.conftest import firmware_without_app
 
 
 @pytest.fixture
@@ -59,9 +60,10 @@ def test_missing_paths_are_named(link):
         link.mkdir("/afile/sub")
 
 
-def test_interrupt_stops_main_and_soft_reset_runs_it_again(virtual_board):
-    vb = virtual_board("link-002")  # our firmware: main.py prints the banner
-    vb.wait_for_log("edgeshadow firmware v")
+def test_interrupt_stops_main_and_soft_reset_runs_it_again(virtual_board, tmp_path):
+    firmware_without_app(tmp_path / "link-002")
+    vb = virtual_board("link-002")  # our main.py: it prints the banner
+    vb.wait_for_log("no /app.py on this board yet")
     with BoardLink(vb.port) as link:
         link.interrupt()
         assert link.eval("2 ** 10") == 1024

@@ -9,7 +9,7 @@ import pytest
 from host_tools.errors import EdgeshadowError
 from host_tools.link import BoardLink
 from host_tools.sim.board import VirtualBoard
-from tests.host.conftest import AMPY, MPREMOTE, processes_of
+from tests.host.conftest import AMPY, MPREMOTE, firmware_without_app, processes_of
 
 TICKER = """\
 import time, machine
@@ -102,9 +102,10 @@ def test_ampy_ls_put_get(virtual_board, tmp_path):
     assert got.rstrip("\n") == src.read_text().rstrip("\n")
 
 
-def test_firmware_banner_after_soft_reset(virtual_board):
+def test_firmware_banner_after_soft_reset(virtual_board, tmp_path):
+    firmware_without_app(tmp_path / "grid-007")
     vb = virtual_board("grid-007")
-    vb.wait_for_log("edgeshadow firmware v")
+    vb.wait_for_log("no /app.py on this board yet")
     with BoardLink(vb.port) as link:
         out = link.soft_reset()
     assert "MPY: soft reboot" in out
@@ -194,3 +195,23 @@ def test_supervisor_killed_takes_micropython_with_it(tmp_path):
         assert processes_of(vb.sim_dir) == []
     finally:
         vb.stop()
+
+
+def test_deadlock_detector_tells_a_parked_process_from_a_sleeping_one():
+    from host_tools.sim.supervisor import _deadlocked
+    import sys
+    code = {"parked": "import threading\nl = threading.Lock()\nl.acquire()\nprint('x', flush=True)\nl.acquire()",
+            "sleeping": "import time\nprint('x', flush=True)\ntime.sleep(60)"}
+    procs = {k: subprocess.Popen([sys.executable, "-c", c], stdout=subprocess.PIPE) for k, c in code.items()}
+    try:
+        for p in procs.values():
+            p.stdout.readline()
+        deadline = time.monotonic() + 10
+        while not _deadlocked(procs["parked"].pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _deadlocked(procs["parked"].pid)
+        assert not _deadlocked(procs["sleeping"].pid)
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()

@@ -19,7 +19,7 @@ def test_sim_starts_boards_prints_ports_and_stops_on_ctrl_c(tmp_path):
         lines = [proc.stdout.readline().split() for _ in range(2)]
         assert [l[0] for l in lines] == ["sim-001", "sim-002"]
         for thing, port, *_ in lines:
-            out = subprocess.run([MPREMOTE, "connect", port, "resume", "exec",
+            out = subprocess.run([MPREMOTE, "connect", port, "exec",
                                   "import json; print(json.load(open('/config.json'))['thing'])"],
                                  capture_output=True, text=True, timeout=60)
             assert out.stdout.strip() == thing, out
