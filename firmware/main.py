@@ -15,12 +15,14 @@ def _thing():
 
 
 def _has_app():
-    try:
-        import os
-        os.stat("/app.py")
-        return True
-    except OSError:
-        return False
+    import os
+    for name in ("/app.py", "/app.mpy"):  # `edgeshadow deploy --mpy` sends compiled modules
+        try:
+            os.stat(name)
+            return True
+        except OSError:
+            pass
+    return False
 
 
 print("edgeshadow firmware v%s thing=%s" % (edge.VERSION, _thing()))
