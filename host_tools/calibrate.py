@@ -146,6 +146,10 @@ def new_calibration(stages, fitted_stage):
     return out
 
 
+def _sig(x):
+    return float(f"{float(x):.6g}")
+
+
 def updated_config(cfg_text, metric, fit, references, raws, samples, stdevs, now=None):
     """The new /config.json text (validated); raises EdgeshadowError naming what is wrong."""
     try:
@@ -157,17 +161,18 @@ def updated_config(cfg_text, metric, fit, references, raws, samples, stdevs, now
     m = cfg["metrics"][metric]
     now = now or datetime.datetime.now(datetime.timezone.utc)
     m["calibration"] = new_calibration(m.get("calibration"), fit.stage())
+    # six significant digits: the shadow carries this (AWS's 8 KB), and the fit is not better
     m["provenance"] = {
         "date": now.isoformat(timespec="seconds"),
         "method": f"least squares {fit.kind}" + ("" if fit.kind == "linear" else f" degree {len(fit.coefficients) - 1}"),
         "tool": "edgeshadow calibrate",
-        "references": [float(r) for r in references],
-        "raw": [float(x) for x in raws],
-        "raw_stdev": [float(x) for x in stdevs],
+        "references": [_sig(r) for r in references],
+        "raw": [_sig(x) for x in raws],
+        "raw_stdev": [_sig(x) for x in stdevs],
         "samples": samples,
-        "residuals": [float(r) for r in fit.residuals],
-        "residual_rms": fit.rms,
-        "residual_max": fit.max_abs_residual,
+        "residuals": [_sig(r) for r in fit.residuals],
+        "residual_rms": _sig(fit.rms),
+        "residual_max": _sig(fit.max_abs_residual),
     }
     config = _edge_config()
     try:
