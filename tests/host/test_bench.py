@@ -189,3 +189,28 @@ def test_no_board_is_could_not_test_exit_3(tmp_path):
     r = subprocess.run([sys.executable, "-m", "host_tools", "bench", "--port", str(tmp_path / "ttyNONE")],
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 3 and "could not test" in r.stderr and "ttyNONE" in r.stderr
+
+
+def test_ctrl_c_during_the_bench_restarts_the_firmware(tmp_path):
+    from host_tools.link import BoardLink
+
+    class InterruptedLink(BoardLink):
+        reads = 0
+
+        def exec(self, code, timeout=10):
+            if code.startswith("_bench("):
+                self.reads += 1
+                if self.reads == 2:
+                    raise KeyboardInterrupt  # the person at the bench pressed Ctrl-C
+            return super().exec(code, timeout)
+
+    vb = start_board(tmp_path / "board", "nominal")
+    try:
+        log_before = len(vb.log())
+        with InterruptedLink(vb.port) as link:
+            with pytest.raises(KeyboardInterrupt):
+                bench.run_bench(link, samples=10)
+            assert link.reads == 2
+        assert_firmware_runs_again(vb, log_before)
+    finally:
+        vb.stop()

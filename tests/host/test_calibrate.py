@@ -132,3 +132,22 @@ def test_unknown_metric_changes_nothing_and_restarts_the_firmware(board):
     assert "voltage" in r.stderr  # names the metrics it has
     assert cfg_path.read_bytes() == before
     board.wait_for_log("edgeshadow firmware v", start=log_before, timeout=30)
+
+
+def test_interactive_wizard_asks_for_each_reference_until_empty(board):
+    from host_tools.link import BoardLink
+    answers = iter(["12000", "", "twelve", "18000", "24000", ""])  # one Enter too early, and a typo
+    prompts, said = [], []
+
+    def ask(prompt):
+        prompts.append(prompt)
+        return next(answers)
+
+    with BoardLink(board.port) as link:
+        r = calibrate.run_calibration(link, "voltage", samples=3, ask=ask, progress=said.append)
+    assert r["references"] == [12000.0, 18000.0, 24000.0] and r["written"]
+    assert len(prompts) == 6 and prompts[0].startswith("reference 1: apply a known voltage, type its value in V")
+    assert "need at least 2 points, have 1" in said and "not a number: 'twelve'" in said
+    assert abs(r["stage"]["gain"] - 30000.0) / 30000.0 < 0.005
+    assert json.loads((board.flash_dir / "config.json").read_text())["metrics"]["voltage"]["provenance"]["references"] \
+        == [12000.0, 18000.0, 24000.0]
