@@ -464,14 +464,14 @@ def render(snapshot, source=""):
     for thing, d in devices.items():
         state = "[green]connected[/]" if d["connected"] else "[red]offline[/]"
         values = "\n".join(f"{m}: {_fmt_value(v, d['units'].get(m))}"
-                           + (f" [red]{d['status'][m]}[/]" if d["status"].get(m) else "")
+                           + (f" [red]({d['status'][m]})[/]" if d["status"].get(m) else "")
                            for m, v in sorted(d["values"].items()))
         alerts = Text()
         for a in d["alerts"]:
             sev = a.get("severity", "?")
             what = a.get("id") or a.get("rule") or a.get("type") or "alert"
-            metric = f" {a['metric']}" if a.get("metric") else ""
-            alerts.append(f"{sev}: {what}{metric}\n", style=_SEV_STYLE.get(sev, ""))
+            metric = f"{a['metric']} " if a.get("metric") else ""
+            alerts.append(f"{sev}: {metric}{what}\n", style=_SEV_STYLE.get(sev, ""))
         diags = "\n".join(str(x.get("name", x.get("id", x)) if isinstance(x, dict) else x)
                           + (f" ({x['confidence']:.2f})" if isinstance(x, dict)
                              and isinstance(x.get("confidence"), (int, float)) else "")

@@ -118,7 +118,7 @@ def test_render_lists_devices_values_and_alerts():
     buf = io.StringIO()
     Console(file=buf, width=160).print(monitor.render(f.snapshot()))
     text = buf.getvalue()
-    for want in ("t1", "24000 V", "critical: range voltage", "backlog 7", "dropped 2", "connected"):
+    for want in ("t1", "24000 V", "critical: voltage range", "backlog 7", "dropped 2", "connected"):
         assert want in text, want
 
 
