@@ -161,6 +161,8 @@ class Supervisor:
         self.wdt_fed = 0.0
         self.stopping = False
         self.next_hang_check = 0.0
+        self.sleep_ms = None
+        self.wake_at = None
         self.hang_checks = 0
         self.parent = os.getppid()
         self.log = open(self.sim_dir / "console.log", "ab", buffering=0)
@@ -251,7 +253,15 @@ class Supervisor:
         if code == EXIT_RESET:
             self.hard_reset(SOFT_RESET)
         elif code == EXIT_DEEPSLEEP:
-            self.hard_reset(DEEPSLEEP_RESET)
+            # Asleep: no process until the timer wakes the chip (machine.deepsleep(ms)).
+            self.wake_at = time.monotonic() + (self.sleep_ms or 0) / 1000.0
+            self.sleep_ms = None
+            self.write_state("asleep")
+        elif code == -signal.SIGINT:
+            # A Ctrl-C that reached the process between two runs of code (the unix port puts the
+            # default SIGINT action back after each): a board would just carry on, so reboot
+            # softly into the same REPL mode.
+            self.boot(None, self.mode, b"MPY: soft reboot\r\n")
         elif code is not None and code < 0:
             self.emit(b"\r\nGuru Meditation Error: the firmware process died (signal %d)\r\n" % -code)
             self.hard_reset(HARD_RESET)
@@ -318,6 +328,11 @@ class Supervisor:
                 self.swallow_until_raw = True
             else:
                 self.set_ready()
+        elif msg.startswith("exit="):  # boot.py/main.py ended with SystemExit
+            self.kill_child()
+            self.on_child_exit(int(msg[5:]))
+        elif msg.startswith("sleep="):
+            self.sleep_ms = int(msg[6:])
         elif msg.startswith("wdt="):
             self.wdt_timeout = int(msg[4:]) / 1000.0
             self.wdt_fed = time.monotonic()
@@ -426,6 +441,10 @@ class Supervisor:
             if code is not None:
                 self.on_child_exit(code)
                 return
+        if self.wake_at is not None and now >= self.wake_at:
+            self.wake_at = None
+            self.hard_reset(DEEPSLEEP_RESET)
+            return
         if self.child is not None and now >= self.next_hang_check:
             self.next_hang_check = now + HANG_CHECK_S
             self.hang_checks = self.hang_checks + 1 if _deadlocked(self.child.pid) else 0
@@ -437,7 +456,8 @@ class Supervisor:
                           b"CPU1): the firmware process is deadlocked\r\n")
                 self.hard_reset(HARD_RESET)
                 return
-        if self.wdt_timeout is not None and now - self.wdt_fed > self.wdt_timeout:
+        if (self.wdt_timeout is not None and self.child is not None
+                and now - self.wdt_fed > self.wdt_timeout):
             self.emit(b"\r\nE (%d) task_wdt: Task watchdog got triggered.\r\n" % int(now * 1000))
             self.hard_reset(WDT_RESET)
         if os.getppid() != self.parent:  # whoever started us is gone

@@ -215,3 +215,36 @@ def test_deadlock_detector_tells_a_parked_process_from_a_sleeping_one():
         for p in procs.values():
             p.kill()
             p.wait()
+
+
+def test_deepsleep_wakes_up_with_deepsleep_reset_cause(virtual_board, tmp_path):
+    flash = tmp_path / "sleep-001" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "main.py").write_text(
+        "import machine\nprint('reset_cause=%d' % machine.reset_cause())\n"
+        "if machine.reset_cause() != machine.DEEPSLEEP_RESET:\n    machine.deepsleep(300)\n")
+    vb = virtual_board("sleep-001", firmware=False)
+    end = vb.wait_for_log("DEEPSLEEP_RESET")
+    vb.wait_for_log("reset_cause=4", start=end)
+
+
+def test_sys_exit_and_machine_reset_in_main(virtual_board, tmp_path):
+    flash = tmp_path / "exit-001" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "main.py").write_text(
+        "import machine, sys\nc = machine.reset_cause()\nprint('reset_cause=%d' % c)\n"
+        "if c == machine.PWRON_RESET:\n    machine.reset()\n")
+    vb = virtual_board("exit-001", firmware=False)
+    end = vb.wait_for_log("SW_CPU_RESET")
+    end = vb.wait_for_log("reset_cause=5", start=end)
+    (vb.flash_dir / "main.py").write_text(
+        "import os, sys\ntry:\n    os.stat('/ran')\n    print('second run')\nexcept OSError:\n"
+        "    open('/ran', 'w').close()\n    print('main ran')\n    sys.exit()\n")
+    with BoardLink(vb.port) as link:
+        link.exec("import machine\nmachine.soft_reset()", timeout=3)
+        link.interrupt()  # back in the raw REPL once the board has restarted
+        link.transport.exit_raw_repl()  # to the friendly REPL: the next soft reset runs main.py
+        link.transport.serial.write(b"\x04")
+    end = vb.wait_for_log("main ran", start=end)
+    end = vb.wait_for_log("MPY: soft reboot", start=end)  # sys.exit() in main.py: a soft reboot
+    vb.wait_for_log("second run", start=end)

@@ -4,6 +4,7 @@
 # then the REPL. The supervisor (host_tools/sim/supervisor.py) holds input until "ready".
 import sys
 import os
+import time
 import vfs
 
 import _simenv
@@ -82,8 +83,13 @@ def _run(_path, _mode):
         if _mode != "raw":
             _simenv.tell("ready")
         exec(_code, globals())
-    except SystemExit:
-        raise
+    except SystemExit as _e:
+        # On a board, SystemExit out of boot.py/main.py (sys.exit(), machine.reset()) ends the
+        # run; the unix port's -i would go on to the REPL instead, so ask the supervisor.
+        _code = _e.args[0] if _e.args else 0
+        _simenv.tell("exit=%d" % (_code if isinstance(_code, int) else 1))
+        while True:
+            time.sleep(1)
     except BaseException as _e:
         sys.print_exception(_e)
 
