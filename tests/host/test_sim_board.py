@@ -248,3 +248,13 @@ def test_sys_exit_and_machine_reset_in_main(virtual_board, tmp_path):
     end = vb.wait_for_log("main ran", start=end)
     end = vb.wait_for_log("MPY: soft reboot", start=end)  # sys.exit() in main.py: a soft reboot
     vb.wait_for_log("second run", start=end)
+
+
+def test_a_crashing_app_leaves_the_repl_reachable(virtual_board, tmp_path):
+    flash = firmware_without_app(tmp_path / "crash-001")
+    (flash / "app.py").write_text("def main():\n    raise ValueError('sensor table is empty')\n")
+    vb = virtual_board("crash-001")
+    vb.wait_for_log("ValueError: sensor table is empty")
+    assert "edgeshadow firmware v" in vb.log()
+    with BoardLink(vb.port) as link:
+        assert link.eval("1 + 1") == 2
