@@ -194,12 +194,15 @@ class App:
         from net.forwarder import Forwarder
         from net.shadow_client import ShadowClient
         thing = self.cfg["thing"]
+        prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
+        self.status_topic = prefix + "status"
         ctx = tls.load_context(m["ca"], m["cert"], m["key"])
+        # the broker tells the fleet when the link dies: a retained "connected": false as last will
         client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
                             server_hostname=m["endpoint"], keepalive=m["keepalive_s"],
-                            clean_session=m["clean_session"])
+                            clean_session=m["clean_session"],
+                            will=(self.status_topic, b'{"connected":false}', 1, True))
         self.conn = Connection(client, wifi=self._wifi, ntp_host=self.cfg["ntp"]["host"], log=log)
-        prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
         self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",
                                    batch_max=m["batch_max"], log=log)
         self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log)
@@ -207,6 +210,7 @@ class App:
         return [self.conn.run(), self.forwarder.run(), self.reporter()]
 
     async def _on_connect(self):
+        await self.conn.client.publish(self.status_topic, b'{"connected":true}', qos=1, retain=True)
         self._report.set()  # report the current state on every (re)connect
 
     async def _wifi(self):

@@ -88,16 +88,11 @@ def _exec_json(link, code, what, timeout=10):
 
 # Exec'd on the virtual board: hold the simulated physical signal behind the metric at a value.
 # simhw replays a timeline of signals (host_tools/sim/mpy/simhw.py); a one-value timeline is a
-# constant. simhw.set_signal is used when the simulation offers it.
+# constant: simhw.set_signal holds it.
 SIM_REFERENCE = """
 import simhw as _sh
 _sig = %(signal)r
-if hasattr(_sh, 'set_signal'):
-    _sh.set_signal(_sig, %(value)r)
-else:
-    _sh._ensure()
-    _sh._scn['timeline']['signals'][_sig] = [%(value)r]
-    _sh._amp_cache.clear()
+_sh.set_signal(_sig, %(value)r)
 print('{"signal": "%%s"}' %% _sig)
 """
 

@@ -24,7 +24,7 @@ from host_tools.boards import load_board
 from host_tools.errors import EdgeshadowError
 
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
-BUNDLED_CONFIG = DATA_DIR / "configs" / "grid-sensor.json"
+BUNDLED_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"  # the grid sensor with the sim wiring's ratios
 START_TIMEOUT_S = 30.0  # generous: CI runs this on 2 busy cores
 ESPRESSIF_OUI = "240ac4"
 

@@ -74,6 +74,9 @@ def test_readings_and_shadow_reports_arrive_on_their_topics(board, local_broker)
         assert isinstance(rep["voltage"], (int, float)) and 23000 <= rep["voltage"] <= 25000
         assert isinstance(rep["timestamp"], int)
         assert rep["fw"] and rep["spool"]["dropped"] == 0
+    with local_broker.probe("edgeshadow-monitor") as mon:  # retained: a late subscriber sees it
+        mon.subscribe(f"dt/{THING}/status")
+        assert mon.wait_for(lambda m: m.topic == f"dt/{THING}/status", timeout=10).json() == {"connected": True}
 
 
 def test_interval_change_is_applied_persisted_and_clears_the_delta(board, shadow):

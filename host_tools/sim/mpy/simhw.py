@@ -164,6 +164,13 @@ def value(name, noisy=True):
     return v
 
 
+def set_signal(name, value):
+    """Hold a physical signal at `value` from now on (a reference applied at the bench)."""
+    _ensure()
+    _scn["timeline"]["signals"][name] = [value]
+    _amp_cache.clear()
+
+
 def fault(address, kind, bus=None):
     """The active device fault of `kind` on `address` (crc faults fire with their probability)."""
     _ensure()
