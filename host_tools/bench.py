@@ -59,7 +59,7 @@ print(_bj.dumps({'metrics': list(_bms), 'thing': _bdev.thing, 'board': _bdef.get
 """
 
 
-def _last_json_line(out, what):
+def last_json_line(out, what):
     for line in reversed(out.strip().splitlines()):
         line = line.strip()
         if line.startswith(("{", "[")):
@@ -228,7 +228,7 @@ def run_bench(link, samples=20, interval_s=0.0, chunk_s=4.0, progress=None, limi
         progress("stopping the firmware's main loop")
         link.interrupt()
         out = _exec(link, BOARD_SETUP, "the bench set-up")
-        info = _last_json_line(out, "the bench set-up")
+        info = last_json_line(out, "the bench set-up")
         sensors = _exec_json(link, "print(_bj.dumps(dict((m, _bcfg['metrics'][m].get('sensor') or "
                                    "_bdef.get('sensors', {}).get(m) or {}) for m in _bms)))", "the sensor list")
         progress(f"{info.get('thing')}: {len(info['metrics'])} metric(s): {', '.join(info['metrics'])}")
@@ -272,7 +272,7 @@ def _exec(link, code, what, timeout=10):
 
 
 def _exec_json(link, code, what, timeout=10):
-    return _last_json_line(_exec(link, code, what, timeout), what)
+    return last_json_line(_exec(link, code, what, timeout), what)
 
 
 # ---------------------------------------------------------------- output

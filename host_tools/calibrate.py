@@ -17,10 +17,10 @@ import sys
 
 from host_tools import FIRMWARE_DIR
 from host_tools import fit as fitlib
+from host_tools.bench import EXIT_UNTESTED, last_json_line
 from host_tools.errors import EdgeshadowError
 
 TRANSFER_STAGES = ("linear", "two_point", "polynomial", "table", "offset", "multiply", "kelvin_to_celsius")
-EXIT_UNTESTED = 3
 
 # Exec'd once on the board: a Board holding only the metric's sensor, so a read is one sensor.
 CAL_SETUP = """
@@ -66,24 +66,12 @@ def _edge_config():
     return config
 
 
-def _json_line(out, what):
-    for line in reversed(out.strip().splitlines()):
-        line = line.strip()
-        if line.startswith(("{", "[")):
-            try:
-                return json.loads(line)
-            except ValueError:
-                break
-    raise EdgeshadowError(f"the board's answer to {what} is not JSON: {out.strip()[-300:]!r}",
-                          exit_code=EXIT_UNTESTED)
-
-
 def _exec_json(link, code, what, timeout=10):
     try:
         out = link.exec(code, timeout=timeout)
     except EdgeshadowError as e:
         raise EdgeshadowError(f"could not run {what} on the board: {e}", exit_code=EXIT_UNTESTED)
-    return _json_line(out, what)
+    return last_json_line(out, what)
 
 
 # Exec'd on the virtual board: hold the simulated physical signal behind the metric at a value.
