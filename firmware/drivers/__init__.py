@@ -13,6 +13,14 @@
 #             name -> (type name, default)
 #   "addresses": the I2C addresses the chip can answer on (i2c drivers only)
 
+try:
+    from time import sleep_ms  # MicroPython
+except ImportError:  # CPython
+    from time import sleep as _sleep
+
+    def sleep_ms(ms):
+        _sleep(ms / 1000)
+
 DRIVERS = {
     "ac_rms": {"module": "drivers.ac_rms", "cls": "ACRMS", "bus": "adc",
                "quantities": ("rms",),

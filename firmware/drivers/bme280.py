@@ -2,7 +2,7 @@
 # Forced mode: one measurement per read(), then the chip sleeps. Compensation is the datasheet's
 # integer code (4.2.3: int32 temperature and humidity, int64 pressure): exact on MicroPython, whose
 # floats are single precision on the ESP32 and would lose the pressure formula's low digits.
-import time
+from drivers import sleep_ms
 
 try:
     from micropython import const
@@ -129,12 +129,12 @@ class BME280:
             i2c, addr = self.i2c, self.address
             i2c.writeto_mem(addr, _REG_CTRL_HUM, self._hum)   # takes effect at the ctrl_meas write
             i2c.writeto_mem(addr, _REG_CTRL_MEAS, self._meas)
-            _sleep_ms(self._wait_ms)
+            sleep_ms(self._wait_ms)
             for _ in range(10):
                 i2c.readfrom_mem_into(addr, _REG_STATUS, self._one)
                 if not self._one[0] & _STATUS_MEASURING:
                     break
-                _sleep_ms(1)
+                sleep_ms(1)
             else:
                 return None, "timeout"
             d = self._data
@@ -152,10 +152,3 @@ class BME280:
         p = compensate_p(adc_p, t_fine, p_cal) if adc_p != _SKIPPED_20 else 0
         h = compensate_h(adc_h, t_fine, h_cal) if adc_h != _SKIPPED_16 else -1
         return (t / 100.0, h / 1024.0 if h >= 0 else None, p / 256.0 if p else None), "ok"
-
-
-def _sleep_ms(ms):
-    if hasattr(time, "sleep_ms"):
-        time.sleep_ms(ms)
-    else:
-        time.sleep(ms / 1000)

@@ -4,14 +4,7 @@
 #
 # A conversion takes up to 750 ms: read() returns the conversion started by the previous read()
 # and starts the next, so the sampling loop never waits for it except on the very first read.
-import time
-
-
-def _sleep_ms(ms):
-    if hasattr(time, "sleep_ms"):
-        time.sleep_ms(ms)
-    else:
-        time.sleep(ms / 1000)
+from drivers import sleep_ms
 
 
 class DS18X20Sensor:
@@ -37,7 +30,7 @@ class DS18X20Sensor:
                 self._rom = roms[self.index]
             if not self._pending:
                 self._convert()
-                _sleep_ms(750)
+                sleep_ms(750)
             self._pending = False
             t = self.ds.read_temp(self._rom)
             self._convert()

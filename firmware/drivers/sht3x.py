@@ -1,7 +1,7 @@
 # SHT30/31/35 temperature and humidity over I2C (Sensirion datasheet, version 6 2019).
 # Single-shot measurement without clock stretching: write the command, wait, read 6 bytes
 # (T msb, T lsb, CRC, RH msb, RH lsb, CRC).
-import time
+from drivers import sleep_ms
 
 try:
     from micropython import const
@@ -18,13 +18,6 @@ _MEAS_LOW = const(0x2416)
 _SOFT_RESET = const(0x30A2)
 _WAIT_MS = {"high": 16, "medium": 7, "low": 5}    # datasheet max measurement duration + margin
 _COMMANDS = {"high": _MEAS_HIGH, "medium": _MEAS_MEDIUM, "low": _MEAS_LOW}
-
-
-def _sleep_ms(ms):
-    if hasattr(time, "sleep_ms"):
-        time.sleep_ms(ms)
-    else:
-        time.sleep(ms / 1000)
 
 
 class SHT3x:
@@ -45,7 +38,7 @@ class SHT3x:
         buf = self._buf
         try:
             self.i2c.writeto(self.address, self._cmd)
-            _sleep_ms(self._wait_ms)
+            sleep_ms(self._wait_ms)
             self.i2c.readfrom_into(self.address, buf)
         except OSError as e:
             return None, oserror_status(e)

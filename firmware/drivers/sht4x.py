@@ -1,6 +1,6 @@
 # SHT40/41/45 temperature and humidity over I2C (Sensirion datasheet, version 6.6 2023).
 # One command byte, wait, read 6 bytes (T msb, T lsb, CRC, RH msb, RH lsb, CRC).
-import time
+from drivers import sleep_ms
 
 try:
     from micropython import const
@@ -16,13 +16,6 @@ _MEAS_MEDIUM = const(0xF6)
 _MEAS_LOW = const(0xE0)
 _COMMANDS = {"high": _MEAS_HIGH, "medium": _MEAS_MEDIUM, "low": _MEAS_LOW}
 _WAIT_MS = {"high": 10, "medium": 5, "low": 2}
-
-
-def _sleep_ms(ms):
-    if hasattr(time, "sleep_ms"):
-        time.sleep_ms(ms)
-    else:
-        time.sleep(ms / 1000)
 
 
 class SHT4x:
@@ -42,7 +35,7 @@ class SHT4x:
         buf = self._buf
         try:
             self.i2c.writeto(self.address, self._cmd)
-            _sleep_ms(self._wait_ms)
+            sleep_ms(self._wait_ms)
             self.i2c.readfrom_into(self.address, buf)
         except OSError as e:
             return None, oserror_status(e)
