@@ -173,18 +173,7 @@ STAGES = {
 
 
 def validate_stages(stages, path, problems):
-    if type(stages) is not list:
-        problems.append("%s: must be a list of stages" % path)
-        return
-    for i, st in enumerate(stages):
-        p = "%s[%d]" % (path, i)
-        if type(st) is not dict:
-            problems.append("%s: must be an object with a \"type\"" % p)
-            continue
-        t = st.get("type")
-        if t not in STAGES:
-            problems.append("%s.type: unknown stage %r (known: %s)" % (p, t, ", ".join(sorted(STAGES))))
-            continue
+    for p, t, st in S.typed_items(stages, path, STAGES, "stage", problems):
         S.check(STAGES[t][1], st, p, problems)
         if t == "two_point" and type(st.get("points")) is list and len(st["points"]) > 2:
             problems.append("%s.points: two_point takes exactly 2 pairs" % p)
@@ -220,18 +209,8 @@ FILTERS = {
 
 
 def validate_filters(items, path, problems):
-    if type(items) is not list:
-        problems.append("%s: must be a list of report filters" % path)
-        return
-    for i, f in enumerate(items):
-        p = "%s[%d]" % (path, i)
-        if type(f) is not dict:
-            problems.append("%s: must be an object with a \"type\"" % p)
-        elif f.get("type") not in FILTERS:
-            problems.append("%s.type: unknown report filter %r (known: %s)"
-                            % (p, f.get("type"), ", ".join(sorted(FILTERS))))
-        else:
-            S.check(FILTERS[f["type"]], f, p, problems)
+    for p, t, f in S.typed_items(items, path, FILTERS, "report filter", problems):
+        S.check(FILTERS[t], f, p, problems)
 
 
 class ReportFilter:

@@ -70,3 +70,20 @@ INT0 = "int0"          # int >= 0
 FRACTION = "fraction"  # 0 < x <= 1
 _MSG[INT0] = "must be an integer >= 0"
 _MSG[FRACTION] = "must be a number in (0, 1]"
+
+
+def typed_items(items, path, known, what, problems):
+    """Yields (path, type, item) for the items of a list of {"type": ...} objects whose type is in
+    `known`, reporting a non-list, a non-object item and an unknown type in item order."""
+    if type(items) is not list:
+        problems.append("%s: must be a list of %ss" % (path, what))
+        return
+    for i, it in enumerate(items):
+        p = "%s[%d]" % (path, i)
+        if type(it) is not dict:
+            problems.append("%s: must be an object with a \"type\"" % p)
+        elif it.get("type") not in known:
+            problems.append("%s.type: unknown %s %r (known: %s)"
+                            % (p, what, it.get("type"), ", ".join(sorted(known))))
+        else:
+            yield p, it["type"], it
