@@ -15,8 +15,8 @@ def register(sub):
                                    "1 error, 2 usage, 3 the board could not be reached or read.")
     p.add_argument("--port", required=True, help="serial port of the board (a virtual board's pty works too)")
     p.add_argument("--metric", required=True, metavar="NAME", help="the metric to calibrate (e.g. voltage)")
-    p.add_argument("--ref", type=float, nargs="+", metavar="VALUE",
-                   help="reference values in the metric's unit (non-interactive; at least 2)")
+    p.add_argument("--ref", type=float, nargs="+", action="extend", metavar="VALUE",
+                   help="reference values in the metric's unit (non-interactive; at least 2; `--ref 100 300` or `--ref 100 --ref 300`)")
     p.add_argument("--samples", type=int, default=10, metavar="N", help="reads per reference (default 10)")
     p.add_argument("--degree", type=int, default=1, choices=(1, 2, 3),
                    help="1: linear gain/offset (default); 2, 3: polynomial")

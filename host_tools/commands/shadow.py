@@ -10,9 +10,12 @@ def _common(p):
     p.add_argument("--aws", action="store_true", help="AWS IoT (boto3 iot-data) instead of the local broker")
     p.add_argument("--region", help="AWS region (with --aws; default from the AWS configuration)")
     p.add_argument("--endpoint-url", metavar="URL", help="iot-data endpoint (with --aws; default boto3's)")
-    p.add_argument("--workdir", type=Path, metavar="DIR",
-                   help="the local broker's folder holding broker.json (default: run/broker, "
-                        "else the newest run/**/broker.json)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workdir", type=Path, metavar="DIR",
+                       help="the local broker's folder holding broker.json (default: run/broker, "
+                            "else the newest run/**/broker.json)")
+    where.add_argument("--broker-state", type=Path, metavar="FILE",
+                       help="the local broker's broker.json, as `edgeshadow monitor` takes it")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="wait for an answer (default 10)")
 
 
@@ -34,7 +37,8 @@ def register(sub):
 
 def _open(args):
     return lib.open_shadow(aws=args.aws, region=args.region, endpoint_url=args.endpoint_url,
-                           workdir=args.workdir, timeout=args.timeout)
+                           workdir=args.broker_state.parent if args.broker_state else args.workdir,
+                           timeout=args.timeout)
 
 
 def do_get(args):
