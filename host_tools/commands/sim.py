@@ -30,7 +30,10 @@ def do_sim(args):
     if args.devices < 1:
         raise EdgeshadowError(f"--devices must be at least 1, got {args.devices}")
     print(f"starting {args.devices} virtual board(s) in {args.workdir} ...", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM both stop the boards, also when started as a background job (which
+    # begins with SIGINT ignored)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     boards = []
     try:
         boards = start_boards(args.devices, args.workdir, args.prefix, args.board, args.scenario,
