@@ -222,8 +222,13 @@ def vboard(tmp_path):
         yield vb
 
 
+# written by the running firmware itself at any moment, never by inject
+FIRMWARE_RUNTIME = ("boot_count", "spool/")
+
+
 def snapshot(flash):
-    return {str(p.relative_to(flash)): p.read_bytes() for p in sorted(flash.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(flash)): p.read_bytes() for p in sorted(flash.rglob("*"))
+            if p.is_file() and not str(p.relative_to(flash)).startswith(FIRMWARE_RUNTIME)}
 
 
 @needs_board
