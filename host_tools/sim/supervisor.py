@@ -52,8 +52,8 @@ FRIENDLY_BANNER = b'Type "help()" for more information.'
 OUT_HIGH_WATER = 256 * 1024  # stop reading the firmware when this much output waits for the user
 STALL_DROP_S = 2.0           # nobody read the port for this long: drop output, as a UART would
 PR_SET_PDEATHSIG = 1
-HANG_CHECK_S = 0.5   # how often the firmware process is checked for a deadlock
-HANG_CHECKS = 4      # consecutive deadlocked checks before the board is reset
+HANG_CHECK_S = 0.25  # how often the firmware process is checked for a deadlock
+HANG_CHECKS = 3      # consecutive deadlocked checks before the board is reset
 
 
 def _set_pdeathsig():
@@ -449,9 +449,9 @@ class Supervisor:
             self.next_hang_check = now + HANG_CHECK_S
             self.hang_checks = self.hang_checks + 1 if _deadlocked(self.child.pid) else 0
             if self.hang_checks >= HANG_CHECKS:
-                # A Ctrl-C that lands inside an import can leave the unix port waiting on a lock
-                # nobody holds (one thread, parked on a futex). A board's interrupt watchdog
-                # resets a hung CPU; so do we.
+                # A Ctrl-C that lands inside an import or a compile can leave the unix port's qstr
+                # lock taken, and the next compile waits on it (one thread, parked on a futex:
+                # nobody can wake it). A board's interrupt watchdog resets a hung CPU; so do we.
                 self.emit(b"\r\nGuru Meditation Error: Core  1 panic'ed (Interrupt wdt timeout on "
                           b"CPU1): the firmware process is deadlocked\r\n")
                 self.hard_reset(HARD_RESET)

@@ -99,5 +99,11 @@ if _simenv.MODE == "raw":
     _simenv.tell("ready")
 else:
     _run("/main.py", _simenv.MODE)
+    # A Ctrl-C (SIGINT) that lands while the unix port holds its qstr lock (inside an import or a
+    # compile) leaves the lock taken, and the next compile waits on it forever: on the first
+    # command a host sends, mid-paste. Compile something now, so that hang happens here, before
+    # the REPL answers, where the supervisor's hang check resets the board and the host's
+    # Ctrl-C is simply tried again.
+    compile("_", "_", "eval")
     _simenv.tell("ready")
 del _run, _simenv, _m
