@@ -121,9 +121,21 @@ def limits_for(metric, board=None, sku=None, driver=None, data=None):
 
 def _stats(xs):
     if not xs:
-        return {"n": 0, "mean": None, "min": None, "max": None, "stdev": None}
+        return {"n": 0, "mean": None, "min": None, "max": None, "stdev": None, "noise": None}
     return {"n": len(xs), "mean": statistics.fmean(xs), "min": min(xs), "max": max(xs),
-            "stdev": statistics.stdev(xs) if len(xs) > 1 else 0.0}
+            "stdev": statistics.stdev(xs) if len(xs) > 1 else 0.0, "noise": _noise(xs)}
+
+
+def _noise(xs):
+    """The noise with the trend taken out: from second differences, sqrt(mean(d2^2) / 6) with
+    d2 = x[i+1] - 2 x[i] + x[i-1] (first differences, sqrt(mean(d1^2) / 2), for two readings).
+    For white noise it equals the plain stdev; a steady drift (a room warming up, the line's
+    daily swing) cancels out, where it would inflate the plain stdev and fail a good sensor."""
+    if len(xs) < 2:
+        return 0.0
+    if len(xs) == 2:
+        return abs(xs[1] - xs[0]) / math.sqrt(2)
+    return math.sqrt(statistics.fmean((c - 2 * b + a) ** 2 for a, b, c in zip(xs, xs[1:], xs[2:])) / 6)
 
 
 def _fmt(x, unit=""):
@@ -134,7 +146,7 @@ def _fmt(x, unit=""):
 
 
 def _noise_limit(limits, mean):
-    """The stdev allowed: noise_max, or noise_max_pct of the mean, whichever is smaller."""
+    """The noise allowed: noise_max, or noise_max_pct of the mean, whichever is smaller."""
     noise_max = limits.get("noise_max")
     if "noise_max_pct" in limits and mean:
         pct = abs(mean) * limits["noise_max_pct"] / 100.0
@@ -175,10 +187,10 @@ def judge(metric, raw, status, cal, limits, unit=""):
             reasons.append(f"out of range: mean {_fmt(cs['mean'], unit)} outside expected {rng}"
                            f"{' ' + unit if unit else ''}")
         noise_max = _noise_limit(limits, cs["mean"])
-        if noise_max is not None and cs["stdev"] > noise_max:
-            reasons.append(f"noisy: stdev {_fmt(cs['stdev'], unit)} above the limit {_fmt(noise_max, unit)}")
-        if "raw_noise_max" in limits and rs["stdev"] > limits["raw_noise_max"]:
-            reasons.append(f"noisy: raw stdev {rs['stdev']:.4g} above the limit {limits['raw_noise_max']:.4g}")
+        if noise_max is not None and cs["noise"] > noise_max:
+            reasons.append(f"noisy: noise {_fmt(cs['noise'], unit)} above the limit {_fmt(noise_max, unit)}")
+        if "raw_noise_max" in limits and rs["noise"] > limits["raw_noise_max"]:
+            reasons.append(f"noisy: raw noise {rs['noise']:.4g} above the limit {limits['raw_noise_max']:.4g}")
     return {"result": "FAIL" if reasons else "PASS", "reasons": reasons, "unit": unit,
             "samples": n, "failed": failed, "raw": rs, "calibrated": cs, "limits": limits}
 
@@ -288,8 +300,8 @@ def summary_lines(report):
     for m, r in report["metrics"].items():
         c, w, u = r["calibrated"], r["raw"], r["unit"]
         if c["n"]:
-            vals = (f"cal mean {_fmt(c['mean'], u)} [{_fmt(c['min'])}..{_fmt(c['max'])}] sd {_fmt(c['stdev'])}; "
-                    f"raw mean {_fmt(w['mean'])} sd {_fmt(w['stdev'])}")
+            vals = (f"cal mean {_fmt(c['mean'], u)} [{_fmt(c['min'])}..{_fmt(c['max'])}] sd {_fmt(c['stdev'])} "
+                    f"noise {_fmt(c['noise'])}; raw mean {_fmt(w['mean'])} noise {_fmt(w['noise'])}")
         else:
             vals = "no values"
         failed = f"; failed {sum(r['failed'].values())}/{r['samples']}" if r["failed"] else ""

@@ -19,13 +19,25 @@ def series(values):
 
 
 def test_nominal_series_passes_with_statistics():
-    raw = [1.00, 1.01, 0.99, 1.00, 1.005]
+    raw = [1.00, 1.003, 0.998, 1.001, 1.0]
     r = bench.judge("voltage", raw, ["ok"] * 5, [x * 100 for x in raw], LIMITS, unit="V")
     assert r["result"] == "PASS" and r["reasons"] == []
-    assert r["calibrated"]["mean"] == pytest.approx(100.1)
-    assert r["calibrated"]["min"] == pytest.approx(99.0) and r["calibrated"]["max"] == pytest.approx(101.0)
-    assert r["raw"]["stdev"] == pytest.approx(0.007416, rel=1e-3)
+    assert r["calibrated"]["mean"] == pytest.approx(100.04)
+    assert r["calibrated"]["min"] == pytest.approx(99.8) and r["calibrated"]["max"] == pytest.approx(100.3)
+    assert r["raw"]["stdev"] == pytest.approx(0.0018166, rel=1e-3)
     assert r["failed"] == {}
+
+
+def test_a_slow_drift_is_not_noise_but_jitter_on_it_is():
+    # a room warming 0.3 C per reading: stdev 1.4 C, yet every reading is within 0.01 C of the trend
+    drift = [20.0 + 0.3 * i + (0.01 if i % 2 else -0.01) for i in range(16)]
+    r = bench.judge("t", drift, ["ok"] * 16, drift, LIMITS, unit="C")
+    assert r["calibrated"]["stdev"] > 1.0 and r["calibrated"]["noise"] < 0.1
+    # the same drift with +-2 C of jitter on it fails, and names the noise
+    jitter = [x + (2.0 if i % 2 else -2.0) for i, x in enumerate(drift)]
+    j = bench.judge("t", jitter, ["ok"] * 16, jitter, dict(LIMITS, min=0, max=100), unit="C")
+    assert j["calibrated"]["noise"] == pytest.approx(3.3, abs=0.1)
+    assert j["result"] == "FAIL" and j["reasons"] == ["noisy: noise 3.282 C above the limit 1 C"]
 
 
 def test_each_failure_names_its_reason():
@@ -35,9 +47,10 @@ def test_each_failure_names_its_reason():
     assert gone["result"] == "FAIL" and gone["failed"] == {"disconnected": 4}
     assert gone["reasons"] == ["disconnected: 4 of 4 reads failed (disconnected x4)"]
     noisy = bench.judge("t", [0.9, 1.1, 0.95, 1.05], ["ok"] * 4, [90.0, 110.0, 95.0, 105.0], LIMITS, unit="V")
-    assert noisy["result"] == "FAIL" and noisy["reasons"] == ["noisy: stdev 9.129 V above the limit 1 V"]
-    low = bench.judge("t", [0.5, 0.51, 0.49], ["ok"] * 3, [50.0, 51.0, 49.0], LIMITS, unit="V")
-    assert low["reasons"] == ["out of range: mean 50 V outside expected 90..110 V"]
+    assert noisy["result"] == "FAIL"
+    assert noisy["reasons"] == ["noisy: noise 12.42 V above the limit 1 V"]
+    low = bench.judge("t", [0.5, 0.502, 0.499], ["ok"] * 3, [50.0, 50.2, 49.9], LIMITS, unit="V")
+    assert low["reasons"] == ["out of range: mean 50.03 V outside expected 90..110 V"]
     some = bench.judge("t", [1.0, None, 1.01], ["ok", "crc", "ok"], [100.0, None, 101.0], LIMITS)
     assert some["reasons"] == ["failed reads: 1 of 3 (crc x1)"]
     assert bench.judge("t", [1.0, None, 1.01], ["ok", "crc", "ok"], [100.0, None, 101.0],
@@ -72,12 +85,12 @@ def test_report_plot_and_json_from_rows(tmp_path):
     info = {"metrics": ["humidity", "voltage"], "thing": "t1", "board": "sim", "units": {"voltage": "V", "humidity": "%"},
             "sku": None}
     rows = [[1500 + i, [50.0 + 0.1 * (i % 3), 0.8 + 0.001 * (i % 2)], ["ok", "ok"],
-             [50.0 + 0.1 * (i % 3), 24000.0 + 30 * (i % 2)]] for i in range(10)]
+             [50.0 + 0.1 * (i % 3), 24000.0 + 20 * (i % 2)]] for i in range(10)]
     report = bench.analyse(info, rows, limits_data=bench.load_limits())
     assert report["result"] == "PASS", report["metrics"]
     assert report["read_time_ms"]["mean"] == pytest.approx(1.5045)
     bench.write_json(report, tmp_path / "r.json")
-    assert json.loads((tmp_path / "r.json").read_text())["series"]["voltage"]["calibrated"][1] == 24030.0
+    assert json.loads((tmp_path / "r.json").read_text())["series"]["voltage"]["calibrated"][1] == 24020.0
     bench.plot(report, tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
