@@ -204,6 +204,35 @@ def load_device_config(path, board=None):
     return (json.dumps(cfg, indent=1) + "\n").encode(), cfg
 
 
+def check_thing_against_certificate(link, cfg, config_path):
+    """Refuse a config whose thing is not the one the board's certificate is for: the broker
+    would refuse the connection, or its ACL would drop every shadow request in silence. Nothing
+    to check when the board has no certificate yet (deploy before inject), when it cannot be
+    read as a certificate, or when it is an AWS console certificate (CN "AWS IoT Certificate":
+    the thing binding is the AWS attachment, not the CN)."""
+    from host_tools.inject import BOARD_CERT
+    try:
+        der = link.read_file(BOARD_CERT)
+    except EdgeshadowError:
+        return
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    from host_tools.certs import AWS_CONSOLE_CN
+    try:
+        names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ValueError:
+        return
+    cn = names[0].value if names else None
+    if cn is None or cn == AWS_CONSOLE_CN or cn == cfg["thing"]:
+        return
+    raise EdgeshadowError(
+        f"{config_path}: thing {cfg['thing']!r} does not match the board's certificate, which is "
+        f"for {cn!r} ({BOARD_CERT}); the broker would not let it act as {cfg['thing']!r}; "
+        f"nothing was written",
+        hint=f"deploy a config for {cn}, or inject {cfg['thing']}'s certificate first "
+             f"(`edgeshadow inject --port PORT --thing {cfg['thing']}`)")
+
+
 def _board_on_device(link):
     """The board definition named by the board's own /board.json (for --mpy without --board)."""
     try:
@@ -251,6 +280,8 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
 
     top_dirs = {d[1:] for d in local_dirs if d.count("/") == 1}
     remote, remote_dirs = _first_contact(link, top_dirs)
+    if cfg is not None:
+        check_thing_against_certificate(link, cfg, config)
     send, skip, remove, remove_dirs = plan(local, local_dirs, remote, remote_dirs)
     for path, data in local_extra.items():
         (skip if remote.get(path) == hashlib.sha256(data).hexdigest() else send).append(path)

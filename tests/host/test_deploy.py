@@ -143,6 +143,25 @@ def test_bad_config_is_refused_before_anything_is_written(board, firmware, tmp_p
     assert {p: (board.flash_dir / p).read_bytes() for p in board_tree(board)} == before
 
 
+def test_config_for_another_thing_than_the_certificate_is_refused(board, firmware, tmp_path):
+    from host_tools import certs
+    certs.init_ca(tmp_path / "ca")
+    certs.issue_device("deploy-001", tmp_path / "deploy-001", tmp_path / "ca")
+    (board.flash_dir / "certs" / "device.der").write_bytes(
+        certs.to_der(tmp_path / "deploy-001" / certs.DEVICE_CRT))
+    before = {p: (board.flash_dir / p).read_bytes() for p in board_tree(board)}
+    cfg = json.loads((DATA_DIR / "configs" / "grid-sensor.json").read_text())
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(dict(cfg, thing="deploy-002", board="sim")))
+    with BoardLink(board.port) as link:
+        with pytest.raises(EdgeshadowError, match=r"device.json: thing 'deploy-002' does not match the "
+                                                  r"board's certificate, which is for 'deploy-001'"):
+            deploy(link, firmware, config=path)
+    assert {p: (board.flash_dir / p).read_bytes() for p in board_tree(board)} == before
+    path.write_text(json.dumps(dict(cfg, thing="deploy-001", board="sim")))
+    assert run_deploy(board, firmware, config=path).thing == "deploy-001"
+
+
 def test_mpy_deploy_sends_compiled_modules_and_boots(board, firmware):
     run_deploy(board, firmware)                       # .py first: the .mpy deploy must replace them
     report = run_deploy(board, firmware, mpy=True, board="sim")
