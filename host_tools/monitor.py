@@ -176,8 +176,9 @@ class Fleet:
             for a in reported["alerts"] or ():
                 a = a if isinstance(a, dict) else {"id": str(a)}
                 d.alerts[_alert_key(a)] = a
-        if isinstance(reported.get("status"), dict) or whole:
-            d.status = dict(reported.get("status") or {})
+        if "status" in reported or whole:  # null entries (or a null status): read fine again
+            status = reported.get("status")
+            d.status = {m: v for m, v in status.items() if v is not None} if isinstance(status, dict) else {}
         if "diagnoses" in reported:
             d.diagnoses = list(reported["diagnoses"] or ())
         if isinstance(reported.get("spool"), dict):

@@ -26,12 +26,22 @@ def reported_state(cfg, result, extra=None):
     for m, v in result["values"].items():
         r[m] = v
     r["timestamp"] = int(result["ts"])
-    bad = {}
-    for m, s in result.get("status", {}).items():
+    # AWS merges an object in the reported state key by key and keeps what an update leaves out.
+    # So while any read fails, status names every metric (null: read fine); once none fails it
+    # is null, which deletes it: a recovered sensor does not stay failed in the shadow, even
+    # across a reboot (nothing to remember).
+    statuses = result.get("status", {})
+    status = None
+    for m, s in statuses.items():
         if s != "ok":
-            bad[m] = s
-    if bad:
-        r["status"] = bad
+            status = {}
+            break
+    if status is not None:
+        for m in result["values"]:
+            status[m] = None
+        for m, s in statuses.items():
+            status[m] = None if s == "ok" else s
+    r["status"] = status
     r["alerts"] = [{"metric": a["metric"], "rule": a["rule"], "severity": a["severity"], "since": a["since"]}
                    for a in result.get("alerts", ()) if a["state"] != "cleared"]
     r["diagnoses"] = [{"name": d["name"], "confidence": int(d["confidence"] * 100) / 100}

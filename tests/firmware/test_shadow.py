@@ -17,9 +17,31 @@ def test_reported_state_is_flat_with_timestamp():
     rep = shadow.reported_state(cfg, res, {"spool": {"backlog": 3, "dropped": 1}})
     assert rep["current"] == 900.0 and rep["voltage"] == 24000 and rep["humidity"] is None
     assert rep["timestamp"] == 1700000000
-    assert rep["status"] == {"humidity": "no_data"}
+    assert rep["status"] == {"humidity": "no_data", "current": None, "voltage": None, "temperature": None}
     assert rep["alerts"] == [{"metric": "current", "rule": "rating", "severity": "critical", "since": 1700000000}]
     assert rep["config_version"] == 0 and rep["fw"] == edge.VERSION and rep["spool"]["backlog"] == 3
+
+
+def test_a_recovered_read_is_cleared_in_the_shadow_as_aws_merges_it():
+    # AWS merges reported objects key by key: apply each update the way it does
+    def merge(state, patch):
+        for k, v in patch.items():
+            if v is None:
+                state.pop(k, None)
+            elif type(v) is dict and type(state.get(k)) is dict:
+                merge(state[k], v)
+            elif type(v) is dict:
+                state[k] = {}
+                merge(state[k], v)  # a new object is stored without its nulls
+            else:
+                state[k] = v
+    d = Device(grid_cfg())
+    shadow_state = {}
+    for t, s in ((1, sample(humidity=None)), (2, sample(temperature=None)), (3, sample())):
+        merge(shadow_state, shadow.reported_state(d.cfg, d.process(1700000000 + t, s)))
+        if t == 2:
+            assert shadow_state["status"] == {"temperature": "no_data"}  # humidity read again
+    assert "status" not in shadow_state and shadow_state["humidity"] is not None
 
 
 def test_document_shape_and_limits():

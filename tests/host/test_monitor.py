@@ -68,6 +68,13 @@ def test_partial_updates_merge_and_whole_documents_replace():
     assert f.snapshot()["devices"]["t1"]["values"] == {"voltage": 1.0, "current": 3.0}
     f.handle("$aws/things/t1/shadow/get/accepted", reported({"humidity": 40.0}))
     assert f.snapshot()["devices"]["t1"]["values"] == {"humidity": 40.0}
+    # the firmware names every metric in status while a read fails (null: fine), and sends a
+    # null status once none fails
+    f.handle("$aws/things/t1/shadow/update/accepted",
+             reported({"status": {"humidity": "crc", "voltage": None}}))
+    assert f.snapshot()["devices"]["t1"]["status"] == {"humidity": "crc"}
+    f.handle("$aws/things/t1/shadow/update/accepted", reported({"humidity": 41.0, "status": None}))
+    assert f.snapshot()["devices"]["t1"]["status"] == {}
     # a desired-only document says nothing about the device
     assert f.handle("$aws/things/t2/shadow/update/accepted", b'{"state": {"desired": {"interval_s": 5}}}') is None
     assert "t2" not in f.snapshot()["devices"]
