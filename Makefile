@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test perf flash deploy sim broker clean help
+.PHONY: setup demo test test-hw perf flash deploy sim broker clean help
 
 help:
 	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
 	@echo "make demo    three virtual boards, local broker and shadow service, live monitor"
 	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
+	@echo "make test-hw PORT=/dev/ttyUSB0 [CONNECT=1]   acceptance checks of one board on the bench"
 	@echo "make perf    benchmarks (figures for the issues' closing notes)"
 	@echo "make flash BOARD=esp32-devkitc PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC.bin"
 	@echo "make deploy PORT=/dev/ttyUSB0 [CONFIG=device.json]"
@@ -37,6 +38,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+test-hw: setup
+	@test -n "$(PORT)" || { echo "make test-hw needs PORT=/dev/ttyUSB0 (or a virtual board's port)"; exit 2; }
+	$(BIN)/python -m pytest -v tests/hardware --port $(PORT) $(if $(CONNECT),--connect,)
 
 perf: setup
 	$(BIN)/python tests/perf/run.py

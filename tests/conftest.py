@@ -70,3 +70,22 @@ class MicroPythonItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.path.name}::{self.name}"
+
+
+# -- the hardware tier: tests/hardware runs only against a board named with --port --------------
+
+def pytest_addoption(parser):
+    group = parser.getgroup("edgeshadow")
+    group.addoption("--port", help="serial port of a board holding the firmware (a real ESP32 on "
+                                   "USB or a virtual board's pty): runs tests/hardware")
+    group.addoption("--samples", type=int, default=10, help="bench reads per metric (tests/hardware)")
+    group.addoption("--connect", action="store_true",
+                    help="tests/hardware also makes the board open a TLS connection to its endpoint")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """`pytest tests` (make test) leaves tests/hardware out unless --port names a board; named
+    on its own without --port, its tests are skipped with the reason."""
+    if collection_path.name == "hardware" and collection_path.parent == ROOT / "tests":
+        return None if config.getoption("--port") else True
+    return None
