@@ -2,7 +2,8 @@
 
 What deploy manages on the board: the root's `*.py` / `*.mpy` files and every top-level folder the
 firmware has (`/edge`, `/drivers`, `/net`). There it sends files whose SHA-256 differs from the
-board's, and removes files (and folders) the firmware no longer has. It never touches
+board's, and removes files (and folders) the firmware no longer has, including a whole top-level
+folder an earlier deploy wrote (listed in `/.edgeshadow-deploy.json`, which deploy keeps). It never touches
 `/certs`, `/config.json`, `/spool` or anything else; `/config.json` and `/board.json` are written
 only when asked for (--config, --board) and only when their content changed, atomically.
 
@@ -57,16 +58,24 @@ def _walk(p, files, dirs):
         else:
             files[q] = _h(q)
 _f = {}; _d = []
+try:
+    with open(%(manifest)r) as _mf:
+        _m = json.load(_mf)['dirs']
+except Exception:
+    _m = []
 for _e in os.ilistdir('/'):
     _q = '/' + _e[0]
     if _e[1] & 0x4000:
-        if _e[0] in %(dirs)r:
+        if _e[0] in %(dirs)r or _e[0] in _m:
             _d.append(_q)
             _walk(_q, _f, _d)
     elif _e[0].endswith('.py') or _e[0].endswith('.mpy') or _q in %(extra)r:
         _f[_q] = _h(_q)
-print(json.dumps({'files': _f, 'dirs': _d}))
+print(json.dumps({'files': _f, 'dirs': _d, 'manifest': _m}))
 """
+# The firmware folders the last deploy wrote, so that the next one can remove a folder the
+# firmware no longer has (and only such a folder: never one deploy did not write).
+MANIFEST = "/.edgeshadow-deploy.json"
 
 
 @dataclass
@@ -139,11 +148,12 @@ def local_files(firmware_dir, mpy_arch=None):
 def board_hashes(link, top_dirs, extra=("/config.json", "/board.json")):
     """{path: sha256 hex} of every file deploy manages on the board, and its managed folders:
     one exec round trip."""
-    out = link.exec(_HASH_SCRIPT % {"dirs": tuple(sorted(top_dirs)), "extra": tuple(extra)})
+    out = link.exec(_HASH_SCRIPT % {"dirs": tuple(sorted(top_dirs)), "extra": tuple(extra),
+                                    "manifest": MANIFEST})
     for line in reversed(out.strip().splitlines()):
         if line.startswith("{"):
             data = json.loads(line)
-            return data["files"], set(data["dirs"])
+            return data["files"], set(data["dirs"]), set(data.get("manifest") or ())
     raise EdgeshadowError(f"the board did not answer the file listing: {out.strip()[-200:]!r}")
 
 
@@ -163,18 +173,19 @@ def _under_protected(path):
     return any(path == p or path.startswith(p + "/") for p in PROTECTED)
 
 
-def plan(local, local_dirs, remote, remote_dirs):
-    """(send, skip, remove_files, remove_dirs) comparing local bytes with the board's hashes."""
+def plan(local, local_dirs, remote, remote_dirs, deployed_dirs=()):
+    """(send, skip, remove_files, remove_dirs) comparing local bytes with the board's hashes.
+    deployed_dirs: top-level folders the last deploy wrote (its manifest); gone from the
+    firmware, they are removed whole."""
     send, skip = [], []
     for path in sorted(local):
         if remote.get(path) == hashlib.sha256(local[path]).hexdigest():
             skip.append(path)
         else:
             send.append(path)
-    top = {d for d in local_dirs if d.count("/") == 1}
+    top = {d[1:] for d in local_dirs if d.count("/") == 1} | set(deployed_dirs)
     managed = [p for p in remote if not _under_protected(p)
-               and (p.count("/") == 1 and p.endswith(_MODULE_SUFFIXES)
-                    or p.split("/")[1] in {t[1:] for t in top})]
+               and (p.count("/") == 1 and p.endswith(_MODULE_SUFFIXES) or p.split("/")[1] in top)]
     remove = sorted(p for p in managed if p not in local)
     remove_dirs = sorted((d for d in remote_dirs if d not in local_dirs and not _under_protected(d)),
                          key=lambda d: -d.count("/"))
@@ -279,10 +290,12 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
         local_extra["/board.json"] = board_json(board)
 
     top_dirs = {d[1:] for d in local_dirs if d.count("/") == 1}
-    remote, remote_dirs = _first_contact(link, top_dirs)
+    remote, remote_dirs, deployed_dirs = _first_contact(link, top_dirs)
+    deployed_dirs = {d for d in deployed_dirs if isinstance(d, str) and d and "/" not in d
+                     and not _under_protected("/" + d)}
     if cfg is not None:
         check_thing_against_certificate(link, cfg, config)
-    send, skip, remove, remove_dirs = plan(local, local_dirs, remote, remote_dirs)
+    send, skip, remove, remove_dirs = plan(local, local_dirs, remote, remote_dirs, deployed_dirs)
     for path, data in local_extra.items():
         (skip if remote.get(path) == hashlib.sha256(data).hexdigest() else send).append(path)
     everything = {**local, **local_extra}
@@ -301,6 +314,9 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
         link.remove(d)
         report.removed.append(d + "/")
         emit("removed", d + "/", 0)
+
+    if deployed_dirs != top_dirs:
+        link.write_file_atomic(MANIFEST, (json.dumps({"dirs": sorted(top_dirs)}) + "\n").encode())
 
     emit("reset", "", 0)
     try:

@@ -102,6 +102,21 @@ def test_deploy_sends_only_what_changed_and_keeps_certs_config_spool(board, firm
     assert kept_files(board) == kept                                   # untouched throughout
 
 
+def test_a_folder_the_firmware_no_longer_has_is_removed_but_never_a_users(board, firmware):
+    (firmware / "sensors_extra").mkdir()
+    (firmware / "sensors_extra" / "probe.py").write_text("P = 1\n")
+    (board.flash_dir / "userlib").mkdir()
+    (board.flash_dir / "userlib" / "x.py").write_text("Z = 3\n")
+    first = run_deploy(board, firmware)
+    assert "/sensors_extra/probe.py" in [p for p, _ in first.sent]
+    shutil.rmtree(firmware / "sensors_extra")
+    second = run_deploy(board, firmware)
+    assert second.sent == [] and second.removed == ["/sensors_extra/probe.py", "/sensors_extra/"]
+    assert not (board.flash_dir / "sensors_extra").exists()
+    assert (board.flash_dir / "userlib" / "x.py").exists()      # deploy never wrote /userlib
+    assert run_deploy(board, firmware).removed == []
+
+
 def test_files_outside_the_firmware_folders_are_never_removed(board, firmware):
     (board.flash_dir / "certs" / "extra.py").write_text("# in /certs\n")
     (board.flash_dir / "notes.txt").write_text("mine\n")
