@@ -67,6 +67,7 @@ class App:
         self.samples = 0
         self._report = asyncio.Event()
         self._reported_ts = None
+        self._units_due = True   # units go in the first report after a (re)connect or a config change
         self.forwarder = self.conn = self.shadow = None
 
     def _filters(self):
@@ -133,6 +134,8 @@ class App:
         prov = {m: mc["provenance"] for m, mc in self.cfg["metrics"].items() if mc.get("provenance")}
         if prov:
             extra["provenance"] = prov
+        if self._units_due:  # AWS keeps them in the shadow: no need to send them every time
+            extra["units"] = {m: mc["unit"] for m, mc in self.cfg["metrics"].items() if mc.get("unit")}
         rep = _shadow.reported_state(self.cfg, self.result, extra)
         rep["interval_s"] = self.cfg["interval_s"]
         rep["config_error"] = self.config_error
@@ -148,8 +151,11 @@ class App:
             if self.result is None or self.conn is None or not self.conn.up:
                 continue  # reported again on the next change or heartbeat once the link is up
             try:
-                await self.shadow.report(self.reported())
+                rep = self.reported()
+                await self.shadow.report(rep)
                 self._reported_ts = self.result["ts"]
+                if "units" in rep:
+                    self._units_due = False
             except Exception as e:
                 log("shadow: report failed:", e)
 
@@ -175,6 +181,7 @@ class App:
                 self._spool_alert(e, self.now())
             self.device = device
             self._filters()
+            self._units_due = True
         self.config_error = None
         log("shadow: delta v%d applied: %s" % (version, ", ".join(sorted(state))))
         out = dict(state)
@@ -211,6 +218,7 @@ class App:
 
     async def _on_connect(self):
         await self.conn.client.publish(self.status_topic, b'{"connected":true}', qos=1, retain=True)
+        self._units_due = True
         self._report.set()  # report the current state on every (re)connect
 
     async def _wifi(self):

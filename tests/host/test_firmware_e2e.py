@@ -60,7 +60,7 @@ def reported(shadow):
     return shadow.get(THING).get("state", {}).get("reported", {})
 
 
-def test_readings_and_shadow_reports_arrive_on_their_topics(board, local_broker):
+def test_readings_and_shadow_reports_arrive_on_their_topics(board, local_broker, shadow):
     with local_broker.probe("edgeshadow-monitor") as mon:
         mon.subscribe(f"dt/{THING}/telemetry", f"$aws/things/{THING}/shadow/update/accepted")
         tel = mon.wait_for(lambda m: m.topic == f"dt/{THING}/telemetry", timeout=30).json()
@@ -74,6 +74,9 @@ def test_readings_and_shadow_reports_arrive_on_their_topics(board, local_broker)
         assert isinstance(rep["voltage"], (int, float)) and 23000 <= rep["voltage"] <= 25000
         assert isinstance(rep["timestamp"], int)
         assert rep["fw"] and rep["spool"]["dropped"] == 0
+    # the config's units, for the monitor and cloud consumers: the shadow keeps them, so they are
+    # sent after a connect and a config change, not in every report
+    assert reported(shadow)["units"] == {"voltage": "V", "current": "A", "temperature": "C", "humidity": "%"}
     with local_broker.probe("edgeshadow-monitor") as mon:  # retained: a late subscriber sees it
         mon.subscribe(f"dt/{THING}/status")
         assert mon.wait_for(lambda m: m.topic == f"dt/{THING}/status", timeout=10).json() == {"connected": True}
