@@ -217,6 +217,29 @@ def test_deadlock_detector_tells_a_parked_process_from_a_sleeping_one():
             p.wait()
 
 
+def test_a_ctrl_c_that_leaves_the_qstr_lock_taken_costs_a_reset_not_a_command(virtual_board, tmp_path):
+    """A main.py that compiles without pause holds the unix port's qstr lock often, so a Ctrl-C
+    leaves it taken about one time in three: the board must then reset before its REPL answers
+    (the bootstrap's compile after main.py), and the host's command still runs. Without that
+    compile about a third of these commands failed mid-paste."""
+    from host_tools.link import BoardLink
+    flash = tmp_path / "qstr-001" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "main.py").write_text(
+        "print('edgeshadow firmware v0 thing=qstr-001')\nn = 0\nwhile True:\n    n += 1\n"
+        "    exec(compile('\\n'.join('v%d_%d = 1' % (n, i) for i in range(50)), 's', 'exec'), {})\n")
+    vb = virtual_board("qstr-001", firmware=False)
+    rnd = __import__("random").Random(7)
+    takeovers = 0
+    with BoardLink(vb.port) as link:
+        while vb.log().count("Guru Meditation") < 2 and takeovers < 60:
+            link.soft_reset()
+            time.sleep(rnd.random() * 0.05)
+            assert link.exec("print(6 * 7)").strip() == "42", f"takeover {takeovers + 1}"
+            takeovers += 1
+    assert "the firmware process is deadlocked" in vb.log()  # the path was taken, and absorbed
+
+
 def test_deepsleep_wakes_up_with_deepsleep_reset_cause(virtual_board, tmp_path):
     flash = tmp_path / "sleep-001" / "flash"
     flash.mkdir(parents=True)
