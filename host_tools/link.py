@@ -73,16 +73,41 @@ class BoardLink:
         # Ctrl-C can land where the firmware cannot take it (inside an import, an `except
         # ImportError` fallback); press it again, as a user would, until the raw REPL answers.
         deadline = time.monotonic() + self.answer_timeout
+        presses = 0
         while True:
             left = deadline - time.monotonic()
             try:
+                presses += 1
                 with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
                     t.enter_raw_repl(soft_reset=False, timeout_overall=max(0.2, min(1.0, left)))
+                if presses > 1:
+                    self._settle(t)
                 return
             except Exception as e:
                 if time.monotonic() >= deadline:
                     raise EdgeshadowError(f"the board on {self.port} did not answer ({_reason(e)})",
                                           hint="press its reset button or power-cycle it, then retry")
+
+    def _settle(self, t, quiet_s=0.3, max_s=3.0):
+        """After more than one press of Ctrl-C and Ctrl-A, a board that was busy (booting, or
+        reset by its watchdog) can still answer the earlier ones: a second "raw REPL" banner
+        would then be read as the answer to the next command. Wait until the board has been
+        quiet for quiet_s, drop what it said, and ask for the raw REPL prompt once more."""
+        s = t.serial
+        end = time.monotonic() + max_s
+        last = time.monotonic()
+        while time.monotonic() < end and time.monotonic() - last < quiet_s:
+            n = s.in_waiting
+            if n:
+                s.read(n)
+                last = time.monotonic()
+            else:
+                time.sleep(0.02)
+        s.write(b"\r\x01")  # Ctrl-A in the raw REPL: its banner and prompt again
+        if not t.read_until(1, b"raw REPL; CTRL-B to exit\r\n", timeout=1).endswith(
+                b"raw REPL; CTRL-B to exit\r\n"):
+            t.in_raw_repl = False
+            raise EdgeshadowError(f"the board on {self.port} left the raw REPL")
 
     def exec(self, code, timeout=10):
         """Run code on the board; returns what it printed. A board exception -> EdgeshadowError."""
