@@ -214,9 +214,10 @@ def render(snapshot, source=""):
         table.add_column(col, overflow="fold")
     for thing, d in devices.items():
         state = "[green]connected[/]" if d["connected"] else "[red]offline[/]"
-        values = "\n".join(f"{m}: {_fmt_value(v, d['units'].get(m))}"
+        # a failed read has no value in the shadow (null deletes it): show it by its status
+        values = "\n".join(f"{m}: {_fmt_value(d['values'].get(m), d['units'].get(m))}"
                            + (f" [red]({d['status'][m]})[/]" if d["status"].get(m) else "")
-                           for m, v in sorted(d["values"].items()))
+                           for m in sorted(set(d["values"]) | set(d["status"])))
         alerts = Text()
         for a in d["alerts"]:
             sev = a.get("severity", "?")

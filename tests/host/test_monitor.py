@@ -121,11 +121,12 @@ def test_render_lists_devices_values_and_alerts():
     f = monitor.Fleet(units={"voltage": "V"})
     f.handle("$aws/things/t1/shadow/update/documents", json.dumps({"current": {"state": {"reported": {
         "voltage": 24000.0, "alerts": [{"metric": "voltage", "rule": "range", "severity": "critical"}],
-        "spool": {"backlog": 7, "dropped": 2}}}}}).encode())
+        "spool": {"backlog": 7, "dropped": 2}, "status": {"humidity": "crc", "voltage": None}}}}}).encode())
     buf = io.StringIO()
     Console(file=buf, width=160).print(monitor.render(f.snapshot()))
     text = buf.getvalue()
-    for want in ("t1", "24000 V", "critical: voltage range", "backlog 7", "dropped 2", "connected"):
+    for want in ("t1", "24000 V", "critical: voltage range", "backlog 7", "dropped 2", "connected",
+                 "humidity: no value (crc)"):   # a failed read has no value, only its status
         assert want in text, want
 
 
