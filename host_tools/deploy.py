@@ -87,6 +87,7 @@ class DeployReport:
     version: str = ""
     thing: str = ""
     seconds: float = 0.0
+    wire_bytes: int = 0     # all bytes written to the board: code, base64 data, raw-REPL framing
 
     @property
     def bytes_sent(self):
@@ -270,6 +271,7 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
     boot_timeout: seconds to wait for the firmware banner after the soft reset.
     """
     t0 = time.monotonic()
+    out0 = getattr(link, "bytes_out", 0)
     emit = on_event or (lambda *a: None)
     if isinstance(board, str):
         board = load_board(board)
@@ -337,4 +339,5 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
         raise EdgeshadowError(f"the board booted as thing={report.thing}, expected {cfg['thing']} "
                               f"from the config just uploaded")
     report.seconds = time.monotonic() - t0
+    report.wire_bytes = getattr(link, "bytes_out", 0) - out0
     return report

@@ -32,6 +32,27 @@ def _q(s):
     return repr(str(s))
 
 
+class _CountingSerial:
+    """The pyserial port, counting the bytes written to and read from the board."""
+
+    def __init__(self, serial):
+        self._serial = serial
+        self.tx = self.rx = 0
+
+    def write(self, data):
+        n = self._serial.write(data)
+        self.tx += len(data)
+        return n
+
+    def read(self, size=1):
+        data = self._serial.read(size)
+        self.rx += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._serial, name)
+
+
 class BoardLink:
     def __init__(self, port, baud=115200, answer_timeout=10):
         """answer_timeout: seconds to wait for the REPL when taking over the board."""
@@ -45,6 +66,16 @@ class BoardLink:
             self.transport = SerialTransport(self.port, baudrate=baud, timeout=SERIAL_TIMEOUT_S)
         except Exception as e:
             raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_hint(port))
+        self.transport.serial = self.counter = _CountingSerial(self.transport.serial)
+
+    @property
+    def bytes_out(self):
+        """Bytes written to the board on this link so far (code, base64 data, control bytes)."""
+        return self.counter.tx
+
+    @property
+    def bytes_in(self):
+        return self.counter.rx
 
     def __enter__(self):
         return self

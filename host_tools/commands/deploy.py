@@ -38,8 +38,8 @@ def do_deploy(args):
                         board=args.board, on_event=progress)
     if report.skipped:
         print(f"  unchanged: {', '.join(report.skipped)}")
-    print(f"sent {len(report.sent)} file(s), {report.bytes_sent} bytes; skipped {len(report.skipped)} "
-          f"unchanged; removed {len(report.removed)}")
+    print(f"sent {len(report.sent)} file(s), {report.bytes_sent} bytes ({report.wire_bytes} on the "
+          f"serial line); skipped {len(report.skipped)} unchanged; removed {len(report.removed)}")
     print(f"booted: {report.banner} ({report.seconds:.1f} s)")
     return 0
 

@@ -3,7 +3,8 @@
 A virtual board (real MicroPython unix port behind a pty) starts with no firmware; a copy of
 firmware/ is deployed three times through one BoardLink each: everything, nothing changed, then
 one module changed. "Bytes sent" is file payload; the raw REPL carries it base64-encoded inside
-exec calls, so the bytes on the serial line are about 4/3 of it plus the commands around it.
+exec calls, so "bytes on the serial line" (counted by BoardLink: everything written to the board,
+the hashing script and resets included) is about 4/3 of it plus the commands around it.
 """
 import shutil
 import sys
@@ -31,11 +32,6 @@ def timed_deploy(vb, firmware, settle=True, **kw):
     return seconds, report
 
 
-def line_seconds(payload, baud=115200):
-    """Serial-line time of a payload sent base64-encoded (4/3) at 10 bits a byte."""
-    return payload * 4 / 3 * 10 / baud
-
-
 def main():
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         firmware = Path(tmp) / "firmware"
@@ -51,13 +47,13 @@ def main():
                 print(f"deploy {label} files sent: {len(r.sent)} files")
                 print(f"deploy {label} bytes sent: {r.bytes_sent} bytes")
                 print(f"deploy {label} files skipped: {len(r.skipped)} files")
-                print(f"deploy {label} payload line time at 115200 baud (estimate): "
-                      f"{line_seconds(r.bytes_sent):.1f} s")
+                print(f"deploy {label} bytes on the serial line (host to board): {r.wire_bytes} bytes")
+                print(f"deploy {label} line time at 115200 baud: {r.wire_bytes * 10 / 115200:.1f} s")
             seconds, r = timed_deploy(vb, firmware, settle=False, mpy=True, board="sim")
             print(f"deploy mpy_after_py time: {seconds:.2f} s")
             print(f"deploy mpy_after_py bytes sent: {r.bytes_sent} bytes")
-            print(f"deploy mpy_after_py payload line time at 115200 baud (estimate): "
-                  f"{line_seconds(r.bytes_sent):.1f} s")
+            print(f"deploy mpy_after_py bytes on the serial line (host to board): {r.wire_bytes} bytes")
+            print(f"deploy mpy_after_py line time at 115200 baud: {r.wire_bytes * 10 / 115200:.1f} s")
             print(f"deploy mpy_after_py files removed: {len(r.removed)} files")
     return 0
 
