@@ -1,16 +1,13 @@
 # SHT30/31/35 temperature and humidity over I2C (Sensirion datasheet, version 6 2019).
 # Single-shot measurement without clock stretching: write the command, wait, read 6 bytes
 # (T msb, T lsb, CRC, RH msb, RH lsb, CRC).
-from drivers import sleep_ms
-
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
 
-from drivers import oserror_status
-from drivers.sensirion import word
+from drivers.sensirion import measure
 
 _MEAS_HIGH = const(0x2400)    # single shot, clock stretching disabled, high repeatability
 _MEAS_MEDIUM = const(0x240B)
@@ -35,15 +32,8 @@ class SHT3x:
         self._buf = bytearray(6)
 
     def read(self):
-        buf = self._buf
-        try:
-            self.i2c.writeto(self.address, self._cmd)
-            sleep_ms(self._wait_ms)
-            self.i2c.readfrom_into(self.address, buf)
-        except OSError as e:
-            return None, oserror_status(e)
-        t_raw = word(buf, 0)
-        rh_raw = word(buf, 3)
-        if t_raw < 0 or rh_raw < 0:
-            return None, "crc"
+        raw, status = measure(self.i2c, self.address, self._cmd, self._wait_ms, self._buf)
+        if raw is None:
+            return None, status
+        t_raw, rh_raw = raw
         return (-45.0 + 175.0 * t_raw / 65535.0, 100.0 * rh_raw / 65535.0), "ok"

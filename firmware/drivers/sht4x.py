@@ -1,15 +1,12 @@
 # SHT40/41/45 temperature and humidity over I2C (Sensirion datasheet, version 6.6 2023).
 # One command byte, wait, read 6 bytes (T msb, T lsb, CRC, RH msb, RH lsb, CRC).
-from drivers import sleep_ms
-
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
 
-from drivers import oserror_status
-from drivers.sensirion import word
+from drivers.sensirion import measure
 
 _MEAS_HIGH = const(0xFD)
 _MEAS_MEDIUM = const(0xF6)
@@ -32,17 +29,10 @@ class SHT4x:
         self._buf = bytearray(6)
 
     def read(self):
-        buf = self._buf
-        try:
-            self.i2c.writeto(self.address, self._cmd)
-            sleep_ms(self._wait_ms)
-            self.i2c.readfrom_into(self.address, buf)
-        except OSError as e:
-            return None, oserror_status(e)
-        t_raw = word(buf, 0)
-        rh_raw = word(buf, 3)
-        if t_raw < 0 or rh_raw < 0:
-            return None, "crc"
+        raw, status = measure(self.i2c, self.address, self._cmd, self._wait_ms, self._buf)
+        if raw is None:
+            return None, status
+        t_raw, rh_raw = raw
         rh = -6.0 + 125.0 * rh_raw / 65535.0
         # The datasheet: crop RH to 0..100 (the formula spans -6..119 %RH).
         rh = 0.0 if rh < 0.0 else (100.0 if rh > 100.0 else rh)
