@@ -251,18 +251,23 @@ def read_state(workdir=None):
     missing = [k for k in ("host", "port", "ca", "admin_cert", "admin_key") if k not in state]
     if missing:
         raise EdgeshadowError(f"{path} lacks {', '.join(missing)}")
-    # Mosquitto (pid) and the process running the shadow service beside it (owner_pid)
+    check_running(state, path)
+    return state
+
+
+def check_running(state, path):
+    """EdgeshadowError if Mosquitto (pid) or the process running the shadow service beside it
+    (owner_pid), as recorded in the state file at path, is gone."""
     for what, pid in (("broker", state.get("pid")), ("shadow service", state.get("owner_pid"))):
-        if not pid:
+        if not isinstance(pid, int):
             continue
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             raise EdgeshadowError(f"the local {what} recorded in {path} (pid {pid}) is no longer running",
-                                  hint="start it again with `edgeshadow broker`")
+                                  hint="start it again with `edgeshadow broker` (or `edgeshadow demo`)")
         except PermissionError:
             pass
-    return state
 
 
 @contextlib.contextmanager

@@ -6,7 +6,6 @@ which says which messages are understood). `watch_once` waits for the fleet to b
 returns one snapshot; `watch_live` redraws a rich table as messages arrive.
 """
 import json
-import os
 import ssl
 import threading
 import time
@@ -54,26 +53,18 @@ def local_settings(state_file=None, host=None, port=None, ca=None, cert=None, ke
             raise EdgeshadowError(f"{path}: not valid JSON ({e})")
         if not isinstance(info, dict):
             raise EdgeshadowError(f"{path}: must hold a JSON object")
-        pid = info.get("pid")
-        if isinstance(pid, int) and host is None and port is None:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                raise EdgeshadowError(f"the local broker recorded in {path} (pid {pid}) is no longer running",
-                                      hint="start it again (`edgeshadow demo`)")
-            except PermissionError:
-                pass
-    client = info.get("monitor") or info.get("client") or {}
-    if not isinstance(client, dict):
-        client = {}
+        if host is None and port is None:
+            from host_tools.broker import check_running
+            check_running(info, path)
     host = host or info.get("host") or "127.0.0.1"
     port = port or info.get("port")
     if port is None:
         raise EdgeshadowError("the local broker's port is unknown",
                               hint="give --port or --broker-state pointing at broker.json")
-    ca = ca or info.get("ca") or info.get("cafile")
-    cert = cert or client.get("cert") or info.get("client_cert") or info.get("monitor_cert")
-    key = key or client.get("key") or info.get("client_key") or info.get("monitor_key")
+    # broker.json (host_tools/broker.py write_state) holds the monitor's own client certificate
+    ca = ca or info.get("ca")
+    cert = cert or info.get("monitor_cert")
+    key = key or info.get("monitor_key")
     tls = ca is not None
     if tls:
         _need_file(ca, "broker CA certificate")
