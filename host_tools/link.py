@@ -33,21 +33,16 @@ def _q(s):
 
 
 class _CountingSerial:
-    """The pyserial port, counting the bytes written to and read from the board."""
+    """The pyserial port, counting the bytes written to the board."""
 
     def __init__(self, serial):
         self._serial = serial
-        self.tx = self.rx = 0
+        self.tx = 0
 
     def write(self, data):
         n = self._serial.write(data)
         self.tx += len(data)
         return n
-
-    def read(self, size=1):
-        data = self._serial.read(size)
-        self.rx += len(data)
-        return data
 
     def __getattr__(self, name):
         return getattr(self._serial, name)
@@ -72,10 +67,6 @@ class BoardLink:
     def bytes_out(self):
         """Bytes written to the board on this link so far (code, base64 data, control bytes)."""
         return self.counter.tx
-
-    @property
-    def bytes_in(self):
-        return self.counter.rx
 
     def __enter__(self):
         return self
