@@ -32,13 +32,8 @@ def reported_state(cfg, result, extra=None):
     # across a reboot (nothing to remember).
     statuses = result.get("status", {})
     status = None
-    for m, s in statuses.items():
-        if s != "ok":
-            status = {}
-            break
-    if status is not None:
-        for m in result["values"]:
-            status[m] = None
+    if any(s != "ok" for s in statuses.values()):
+        status = dict((m, None) for m in result["values"])
         for m, s in statuses.items():
             status[m] = None if s == "ok" else s
     r["status"] = status
