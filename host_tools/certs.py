@@ -96,12 +96,16 @@ def _pem_problem(path, data, what):
     return None
 
 
-def load_cert(path):
-    path = Path(path)
+def _read(path):
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise EdgeshadowError(f"{path} is missing") from None
+
+
+def load_cert(path):
+    path = Path(path)
+    data = _read(path)
     try:
         return x509.load_pem_x509_certificate(data)
     except ValueError as e:
@@ -111,10 +115,7 @@ def load_cert(path):
 
 def load_key(path):
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise EdgeshadowError(f"{path} is missing") from None
+    data = _read(path)
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:

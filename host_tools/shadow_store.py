@@ -310,6 +310,12 @@ class ShadowStore:
             return None
         return {"state": rec["state"], "metadata": rec["metadata"], "version": rec["version"]}
 
+    def _existing(self, thing, name):
+        rec = self._record(thing, name)
+        if rec is None or rec.get("deleted"):
+            raise Rejected(404, f"No shadow exists with name: '{thing if name is None else name}'")
+        return rec
+
     def get(self, thing, payload=b"", name=None):
         token = None
         try:
@@ -317,9 +323,7 @@ class ShadowStore:
             req = self._parse(payload, allow_empty=True)
             token = self._token(req)
             with self._lock:
-                rec = self._record(thing, name)
-                if rec is None or rec.get("deleted"):
-                    raise Rejected(404, f"No shadow exists with name: '{thing if name is None else name}'")
+                rec = self._existing(thing, name)
                 state = dict(rec["state"])
                 delta = self._delta(rec)
                 if delta:
@@ -339,9 +343,7 @@ class ShadowStore:
             req = self._parse(payload, allow_empty=True)
             token = self._token(req)
             with self._lock:
-                rec = self._record(thing, name)
-                if rec is None or rec.get("deleted"):
-                    raise Rejected(404, f"No shadow exists with name: '{thing if name is None else name}'")
+                rec = self._existing(thing, name)
                 ts = int(self.clock())
                 gone = {"state": {}, "metadata": {}, "version": rec["version"] + 1, "timestamp": ts,
                         "deleted": True}
