@@ -120,6 +120,10 @@ class Broker:
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",
             "set_tcp_nodelay true",  # Nagle + delayed ACKs otherwise add ~40 ms per small message
+            # the historian's persistent session: what arrives while it restarts is queued for it
+            # (the default keeps only 1000 messages), and up to AWS's 100 unacknowledged in flight
+            "max_queued_messages 200000",
+            "max_inflight_messages 100",
             f"listener {self.port} {self.host}",
             f"cafile {self.ca_cert}",
             f"certfile {crt}",
