@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
-	@echo "make demo    three virtual boards, local broker and shadow service, live monitor"
+	@echo "make demo    three virtual boards, local broker, shadow service, historian, dashboard, live monitor"
 	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
 	@echo "make test-hw PORT=/dev/ttyUSB0 [CONNECT=1]   acceptance checks of one board on the bench"
 	@echo "make perf    benchmarks (figures for the issues' closing notes)"
@@ -18,7 +18,7 @@ help:
 	@echo "make sim [DEVICES=N]    virtual boards until Ctrl-C"
 	@echo "make broker  local Mosquitto (mutual TLS) and shadow service until Ctrl-C"
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) mosquitto chromium
 
 # Re-run pip only when the pins or the package definition change.
 $(STAMP): requirements.txt pyproject.toml
@@ -32,6 +32,14 @@ mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
 	  echo "Installing Mosquitto from the system's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+# Headless Chromium for the dashboard's browser test (tests/host/test_demo.py), driven over the
+# DevTools protocol; Debian's package, never a browser download.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Chromium from the system's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 demo: setup
 	$(BIN)/edgeshadow demo

@@ -135,26 +135,48 @@ def alert_spans(store, thing, since, until):
     return sorted((s for s in spans if s["end"] is None or s["end"] >= since), key=lambda s: s["start"])
 
 
+def _alerts_after(store, thing, ts, limit=500):
+    rows = store.db.execute("SELECT metric, rule, severity, state, value, ts, reason FROM (SELECT * FROM alerts "
+                            "WHERE thing_id = (SELECT id FROM things WHERE name = ?) AND ts > ? "
+                            "ORDER BY coalesce(seq, 0) DESC, ts DESC LIMIT ?) ORDER BY coalesce(seq, 0), ts",
+                            (thing, -1 if ts is None else ts, limit)).fetchall()
+    keys = ("metric", "rule", "severity", "state", "value", "ts", "reason")
+    return [json.dumps(dict(zip(keys, r))).encode() for r in rows]
+
+
 def fleet_snapshot(store, now=None, stale_after_s=120.0, prefix="dt"):
     """The monitor's fleet view (host_tools.fleet.Fleet.snapshot) rebuilt from what the
-    historian kept last per device: shadow document, then telemetry, then link status, each
-    folded at the wall time it arrived; plus "last_seen" (unix time) per device."""
+    historian kept per device: the last shadow document, the alert events after it, the last
+    telemetry batch and the link status, each folded at the wall time it arrived; plus
+    "last_seen" (unix time) and "reported" (the last reported state, heap and extras as sent)."""
     now = time.time() if now is None else now
     clock = [now]
     fleet = Fleet(stale_after_s=stale_after_s, prefix=prefix, clock=lambda: clock[0])
-    order = {"shadow": 0, "telemetry": 1, "status": 2}
-    rows = store.db.execute("SELECT t.name, l.kind, l.wall, l.topic, l.payload FROM latest l "
-                            "JOIN things t ON t.id = l.thing_id").fetchall()
+    latest = {}
+    for thing, kind, wall, topic, payload in store.db.execute(
+            "SELECT t.name, l.kind, l.wall, l.topic, l.payload FROM latest l JOIN things t ON t.id = l.thing_id"):
+        latest.setdefault(thing, {})[kind] = (wall, topic, payload)
     seen = {}
-    for thing, kind, wall, topic, payload in sorted(rows, key=lambda r: (r[0], order.get(r[1], 9))):
-        clock[0] = max(wall, seen.get(thing, 0))  # last seen: the newest of them
-        seen[thing] = clock[0]
-        fleet.handle(topic, payload)
+    for thing, kinds in sorted(latest.items()):
+        seen[thing] = max(w for w, _, _ in kinds.values())
+        shadow_ts = None
+        if "shadow" in kinds:
+            clock[0] = kinds["shadow"][0]
+            fleet.handle(*kinds["shadow"][1:])
+            shadow_ts = fleet.devices[thing].reported_ts
+        for event in _alerts_after(store, thing, shadow_ts):
+            fleet.handle(f"{prefix}/{thing}/alerts", event)
+        for kind in ("telemetry", "status"):
+            if kind in kinds:
+                clock[0] = kinds[kind][0]
+                fleet.handle(*kinds[kind][1:])
+        clock[0] = seen[thing]
+        fleet.handle(f"{prefix}/{thing}/telemetry", b"[]")  # last seen: the newest of them
     clock[0] = now
     snap = fleet.snapshot()
     for thing, d in snap["devices"].items():
         d["last_seen"] = seen.get(thing)
         shadow = store.db.execute("SELECT reported FROM shadows WHERE thing_id = (SELECT id FROM things WHERE "
                                   "name = ?) ORDER BY version DESC LIMIT 1", (thing,)).fetchone()
-        d["reported"] = json.loads(shadow[0]) if shadow else None  # heap and other extras, as sent
+        d["reported"] = json.loads(shadow[0]) if shadow else None
     return snap

@@ -11,7 +11,21 @@ from host_tools.errors import EdgeshadowError
 from host_tools.history import parse_span
 from host_tools.monitor import local_settings
 
-DEFAULT_DB = ROOT / "run" / "historian.sqlite"
+RUN_DIR = ROOT / "run"
+DB_NAME = "historian.sqlite"   # kept beside the broker's broker.json
+DEFAULT_DB = RUN_DIR / "broker" / DB_NAME
+DB_HELP = "historian database (default: run/broker/historian.sqlite, else the newest run/**/historian.sqlite)"
+
+
+def find_db(db=None):
+    """--db, else run/broker/historian.sqlite (`edgeshadow broker`), else the newest under run/
+    (the demo's)."""
+    if db is not None:
+        return db
+    if DEFAULT_DB.exists() or not RUN_DIR.is_dir():
+        return DEFAULT_DB
+    found = sorted(RUN_DIR.glob(f"**/{DB_NAME}"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else DEFAULT_DB
 
 
 def add_retention_args(p):
@@ -30,8 +44,10 @@ def register(sub):
                                    "documents on the local broker (QoS 1, persistent session) and store them "
                                    "in one SQLite file with 1-minute and hourly rollups. A message is "
                                    "acknowledged only once stored, so a restart loses nothing, and a re-send "
-                                   "is stored once. `edgeshadow broker` and `edgeshadow demo` run one already.")
-    p.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="FILE", help=f"database (default {DEFAULT_DB})")
+                                   "is stored once. `edgeshadow broker` and `edgeshadow demo` run one already: start this one only "
+                                   "beside `edgeshadow broker --no-historian` (both would use one client id).")
+    p.add_argument("--db", type=Path, metavar="FILE",
+                   help="database (default: historian.sqlite beside the broker's broker.json)")
     p.add_argument("--broker-state", type=Path, metavar="FILE",
                    help="the local broker's broker.json (default: run/broker/broker.json, else the newest run/**/broker.json)")
     add_retention_args(p)
@@ -45,12 +61,13 @@ def do_historian(args):
         raise EdgeshadowError("no running local broker found (no broker.json under run/)",
                               hint="start one with `edgeshadow broker`, or pass --broker-state FILE")
     settings = local_settings(state_file=state)
+    db = args.db or state.parent / DB_NAME
     stop = threading.Event()
     old = {sig: signal.signal(sig, lambda *a: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with lib.HistoryStore(args.db) as store:
+        with lib.HistoryStore(db) as store:
             with lib.Historian(settings, store, retention_s=keep) as h:
-                print(f"historian: storing into {args.db} from {settings.describe()}; Ctrl-C stops",
+                print(f"historian: storing into {db} from {settings.describe()}; Ctrl-C stops",
                       file=sys.stderr, flush=True)
                 while not stop.wait(0.5):
                     h.check()

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from host_tools import history as lib
-from host_tools.commands.historian import DEFAULT_DB
+from host_tools.commands.historian import DB_HELP, find_db
 from host_tools.errors import EdgeshadowError
 from host_tools.history_store import HistoryStore
 
@@ -27,7 +27,7 @@ def register(sub):
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV with a header row")
     fmt.add_argument("--json", action="store_true", help="a JSON array of objects")
-    p.add_argument("--db", type=Path, default=DEFAULT_DB, metavar="FILE", help=f"database (default {DEFAULT_DB})")
+    p.add_argument("--db", type=Path, metavar="FILE", help=DB_HELP)
     p.set_defaults(func=do_history)
 
 
@@ -50,7 +50,7 @@ def rows_of(store, args, now):
 
 
 def do_history(args):
-    with HistoryStore(args.db, readonly=True) as store:
+    with HistoryStore(find_db(args.db), readonly=True) as store:
         cols, rows = rows_of(store, args, time.time())
     if args.json:
         json.dump([dict(zip(cols, r)) for r in rows], sys.stdout, indent=1)
