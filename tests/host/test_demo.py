@@ -137,6 +137,10 @@ def test_dashboard_in_chromium_plots_what_the_historian_stored(demo, tmp_path):
                 break
             time.sleep(0.2)
         assert plotted == stored
+        page.evaluate("document.querySelector('#ranges button[data-span=\"2592000\"]').click()")  # zoom out
+        page.wait_for("document.getElementById('plot-voltage').dataset.resolution === '1h'")
+        hourly = page.evaluate("document.getElementById('plot-voltage').data.length")
+        assert hourly == 3  # the min..max band behind the hourly mean
         assert page.evaluate("document.getElementById('device-name').textContent") == "grid-sensor-002"
         shot = page.screenshot(tmp_path / "dashboard.png")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -166,3 +166,25 @@ def test_twenty_sigkills_lose_no_reading_and_store_no_duplicate(local_broker, tm
     for t in things:  # a duplicate that slipped past would have been counted in the rollups too
         assert rolled[t] == len(sent[t]) * len(loadgen.METRICS)
     assert min(len(v) for v in sent.values()) > 100
+
+
+def test_history_command_exports_csv_json_and_rollups(tmp_path, capsys):
+    from host_tools.cli import main as cli_main
+    db = tmp_path / "h.sqlite"
+    now = int(time.time())
+    with HistoryStore(db) as s:
+        s.ingest([("dt/g-1/telemetry", batch(*[{"seq": q, "ts": now - 600 + q * 10, "v": {"voltage": 24000.0 + q}}
+                                                for q in range(30)]), 1.0)])
+    assert cli_main(["history", "g-1", "--db", str(db), "--since", "1h", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "time,ts,seq,metric,value,status" and len(lines) == 31
+    assert lines[-1].split(",")[2:5] == ["29", "voltage", "24029.0"]
+    assert cli_main(["history", "g-1", "--db", str(db), "--since", "1h", "--metric", "voltage",
+                     "--resolution", "1m", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sum(r["count"] for r in rows) == 30 and min(r["min"] for r in rows) == 24000.0
+    assert cli_main(["history", "nobody", "--db", str(db)]) == 1
+    assert "the historian has nothing from 'nobody' (it knows: g-1)" in capsys.readouterr().err
+    assert cli_main(["history", "g-1", "--db", str(db), "--since", "last week"]) == 1
+    assert cli_main(["history", "g-1", "--db", str(tmp_path / "none.sqlite")]) == 1
+    assert "no historian database at" in capsys.readouterr().err
