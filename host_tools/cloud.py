@@ -79,7 +79,8 @@ def plan(name="edgeshadow", metrics=("voltage", "current", "temperature", "humid
     out.append(_rule(f"{name}_telemetry", f"SELECT topic(2) AS thing, encode(*, 'base64') AS batch "
                                           f"FROM '{prefix}/+/telemetry'",
                      [{"lambda": {"functionArn": fn_arn}}]))
-    out.append(_rule(f"{name}_alerts", f"SELECT value, severity, state, reason FROM '{prefix}/+/alerts'",
+    # reason stays out: it may be "", which Timestream refuses as a VARCHAR measure (SNS carries it)
+    out.append(_rule(f"{name}_alerts", f"SELECT value, severity, state FROM '{prefix}/+/alerts'",
                      [{"timestream": {"roleArn": rules_role, "databaseName": db, "tableName": "alerts",
                                       "dimensions": [thing_dim, {"name": "metric", "value": "${metric}"},
                                                      {"name": "rule", "value": "${rule}"}],

@@ -2,6 +2,7 @@
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from host_tools import ROOT
@@ -54,6 +55,11 @@ def register(sub):
     p.set_defaults(func=do_historian)
 
 
+def _summary(s):
+    return (f"{s['messages']} messages, {s['stored']} values stored, {s['values'] - s['stored']} "
+            f"duplicates ignored, {s['bad']} skipped")
+
+
 def do_historian(args):
     keep = retention(args)
     state = args.broker_state or newest_state_file()
@@ -69,11 +75,13 @@ def do_historian(args):
             with lib.Historian(settings, store, retention_s=keep) as h:
                 print(f"historian: storing into {db} from {settings.describe()}; Ctrl-C stops",
                       file=sys.stderr, flush=True)
+                next_report = time.monotonic() + 60
                 while not stop.wait(0.5):
                     h.check()
-        s = h.stats
-        print(f"historian: stopped; {s['messages']} messages, {s['stored']} values stored, "
-              f"{s['values'] - s['stored']} duplicates, {s['bad']} skipped", file=sys.stderr)
+                    if time.monotonic() >= next_report:  # progress, for a long-running service's log
+                        next_report += 60
+                        print(f"historian: {_summary(h.stats)}", file=sys.stderr, flush=True)
+        print(f"historian: stopped; {_summary(h.stats)}", file=sys.stderr)
         return 0
     finally:
         for sig, handler in old.items():

@@ -44,7 +44,7 @@ def test_rule_sql_on_the_firmwares_messages():
     assert iot_sql.evaluate(r["edgeshadow_telemetry"]["sql"], "dt/grid-sensor-001/alerts", TELEMETRY) is None
     alert = json.dumps(ALERT).encode()
     assert iot_sql.evaluate(r["edgeshadow_alerts"]["sql"], "dt/grid-sensor-001/alerts", alert) == \
-        {"value": 26000.0, "severity": "critical", "state": "raised", "reason": "above 25000"}
+        {"value": 26000.0, "severity": "critical", "state": "raised"}
     crit = r["edgeshadow_critical"]["sql"]
     assert iot_sql.evaluate(crit, "dt/grid-sensor-001/alerts", alert)["thing"] == "grid-sensor-001"
     for change in ({"state": "cleared"}, {"severity": "warning"}, {"state": "active"}):
