@@ -141,6 +141,10 @@ def test_dashboard_in_chromium_plots_what_the_historian_stored(demo, tmp_path):
         page.wait_for("document.getElementById('plot-voltage').dataset.resolution === '1h'")
         hourly = page.evaluate("document.getElementById('plot-voltage').data.length")
         assert hourly == 3  # the min..max band behind the hourly mean
+        page.evaluate("(() => { const now = Date.now(); Plotly.relayout('plot-voltage', "  # a drag-zoom
+                      "{'xaxis.range[0]': now - 600000, 'xaxis.range[1]': now}); })()")
+        page.wait_for("document.getElementById('plot-current').dataset.resolution === 'raw'")
+        assert page.evaluate("document.getElementById('resolution').textContent") == "resolution raw"  # not live
         assert page.evaluate("document.getElementById('device-name').textContent") == "grid-sensor-002"
         shot = page.screenshot(tmp_path / "dashboard.png")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

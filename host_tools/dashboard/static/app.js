@@ -4,7 +4,7 @@ const TOKEN = new URLSearchParams(location.search).get("token");
 const SEVERITY = ["critical", "major", "warning", "minor", "info"];
 const SPAN_COLOUR = {critical: "rgba(176,0,32,0.18)", major: "rgba(210,69,43,0.15)",
                      warning: "rgba(230,160,0,0.15)", minor: "rgba(230,160,0,0.1)", info: "rgba(90,90,90,0.1)"};
-const view = {thing: null, span: 3600, follow: true, since: null, until: null, units: {}, busy: false};
+const view = {thing: null, span: 3600, follow: true, since: null, until: null, units: {}, busy: false, again: false};
 
 function api(path) {
   const url = TOKEN ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN) : path;
@@ -118,7 +118,9 @@ function layout(m, s, alerts, since, until) {
 }
 
 function loadDevice() {
-  if (!view.thing || view.busy) return;
+  if (!view.thing) return;
+  if (view.busy) { view.again = true; return; }  // a zoom or range click during a load: load once more after it
+  view.again = false;
   const [since, until] = windowNow();
   const thing = view.thing;
   view.busy = true;
@@ -137,7 +139,7 @@ function loadDevice() {
       div.dataset.resolution = r.resolution;
     }
     document.body.dataset.loaded = String(Date.now());
-  }).catch(e => problem(e)).finally(() => { view.busy = false; });
+  }).catch(e => problem(e)).finally(() => { view.busy = false; if (view.again) loadDevice(); });
 }
 
 // Plotly keeps date axes in UTC and reports a zoom as "YYYY-MM-DD hh:mm:ss.sss" without a zone.
