@@ -20,6 +20,7 @@ from host_tools.broker import local_stack
 from host_tools.errors import EdgeshadowError
 from host_tools.inject import inject_boards
 from host_tools.link import BoardLink
+from host_tools import runtimes
 from host_tools.sim.board import start_boards, stop_boards
 
 DEFAULT_WORKDIR = ROOT / "run" / "demo"
@@ -60,7 +61,7 @@ def stop_on_signals():
 
 
 def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="smartgrid",
-        headless=False, seconds=None, say=print):
+        headless=False, seconds=None, say=print, runtime=None, heap=None):
     if not 1 <= devices <= 50:
         raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")
     workdir, certs_dir = Path(workdir), Path(certs_dir)
@@ -74,9 +75,10 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
             ensure_device_certs(things, certs_dir, certs_dir / "ca", say)
             config_path = workdir / "device-config.json"
             config_path.write_text(json.dumps(device_config(broker.port, interval_s), indent=1))
+            runtime = runtime or runtimes.default()
             with history_and_dashboard(state_path, workdir, config_path, say) as hist:
-                _run_boards(devices, boards_dir, scenario, certs_dir, config_path, state_path, headless,
-                            seconds, stop, hist, say)
+                _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_path, state_path,
+                            headless, seconds, stop, hist, say)
     say("demo stopped; nothing left running")
     return 0
 
@@ -98,10 +100,12 @@ def history_and_dashboard(state_path, workdir, config_path, say):
         log.close()
 
 
-def _run_boards(devices, boards_dir, scenario, certs_dir, config_path, state_path, headless, seconds,
-                stop, hist, say):
-    say(f"starting {devices} virtual boards (scenario {scenario})...")
-    boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario)
+def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_path, state_path, headless,
+                seconds, stop, hist, say):
+    say(f"starting {devices} virtual boards (scenario {scenario}, {runtime} runtime"
+        + (f", {heap // 1024} KB heap)..." if heap else ")..."))
+    boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario,
+                          runtime=runtime, heap=heap)
     try:
         results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
                                 config=config_path, progress=say)

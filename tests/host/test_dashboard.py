@@ -27,7 +27,8 @@ def db(tmp_path):
                                                   "severity": "critical", "state": "raised", "value": 26000}).encode(), NOW))
         msgs.append(("$aws/things/g-1/shadow/update/documents", json.dumps(
             {"current": {"state": {"reported": {"voltage": 24000.0, "timestamp": int(NOW) - 900, "alerts": [],
-                                                "spool": {"backlog": 4, "dropped": 0}, "heap_free": 51000}},
+                                                "spool": {"backlog": 4, "dropped": 0},
+                                                "heap": {"size": 112000, "free": 51000, "min_free": 40000}}},
                          "version": 3}, "timestamp": int(NOW) - 900}).encode(), NOW - 900))
         msgs.append(("dt/g-1/status", b'{"connected":true}', NOW - 3))
         s.ingest(msgs)
@@ -44,7 +45,7 @@ def test_fleet_and_device_api(db):
         _, _, body = get(d.url + "api/fleet")
         dev = json.loads(body)["devices"]["g-1"]
         assert dev["connected"] and dev["spool"] == {"backlog": 4, "dropped": 0}
-        assert dev["reported"]["heap_free"] == 51000
+        assert dev["heap"] == {"size": 112000, "free": 51000, "min_free": 40000}
         assert [(a["metric"], a["severity"]) for a in dev["alerts"]] == [("voltage", "critical")]  # event after shadow
         assert dev["values"]["voltage"] == loadgen.reading(48 * 60 - 1, 0)["v"]["voltage"]  # newest telemetry
         _, _, body = get(d.url + f"api/device/g-1?since={NOW - 1800}&until={NOW}")

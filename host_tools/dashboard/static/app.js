@@ -24,15 +24,12 @@ function ago(now, t) {
   return s < 90 ? s.toFixed(0) + " s ago" : s < 5400 ? (s / 60).toFixed(0) + " min ago" : (s / 3600).toFixed(1) + " h ago";
 }
 
-function heapText(rep) {
-  if (!rep) return "-";
-  const parts = [];
-  for (const [k, v] of Object.entries(rep)) {
-    if (!/heap|mem/.test(k)) continue;
-    if (typeof v === "number") parts.push(k + " " + v);
-    else if (v && typeof v === "object") for (const [k2, v2] of Object.entries(v)) parts.push(k2 + " " + v2);
-  }
-  return parts.length ? parts.join(", ") : "-";
+function heapText(d) {  // the firmware's GC heap as the shadow reports it: {size, free, min_free}
+  const h = d.heap || {};
+  if (typeof h.free !== "number") return "-";
+  const k = n => Math.round(n / 1024) + "K";
+  return k(h.free) + " free" + (typeof h.min_free === "number" ? " (low " + k(h.min_free) + ")" : "")
+         + (typeof h.size === "number" ? " of " + k(h.size) : "");
 }
 
 function renderFleet(snap) {
@@ -64,7 +61,7 @@ function renderFleet(snap) {
     Object.assign(view.units, d.units);
     tr.append(alerts, el("td", diag.join(", ") || "-"),
               el("td", d.spool && d.spool.backlog !== undefined ? String(d.spool.backlog) + (d.spool.dropped ? " (dropped " + d.spool.dropped + ")" : "") : "-"),
-              el("td", heapText(d.reported)), el("td", values.join("; ") || "-"));
+              el("td", heapText(d)), el("td", values.join("; ") || "-"));
     tr.addEventListener("click", () => openDevice(thing));
     body.append(tr);
   }
