@@ -127,6 +127,8 @@ def test_dashboard_in_chromium_plots_what_the_historian_stored(demo, tmp_path):
         rows = page.wait_for("(() => { const r = [...document.querySelectorAll('#fleet tbody tr[data-thing]')]"
                              ".map(t => t.dataset.thing); return r.length === 3 && r; })()", timeout=60)
         assert rows == ["grid-sensor-001", "grid-sensor-002", "grid-sensor-003"]
+        page.wait_for("[...document.querySelectorAll('#fleet tbody tr[data-thing]')].every(tr => "  # at a glance
+                      "tr.cells[1].textContent === 'connected' && tr.cells[6].textContent.includes('free'))")
         page.evaluate("document.querySelector('#fleet tr[data-thing=\"grid-sensor-002\"]').click()")
         page.wait_for("document.getElementById('plot-voltage') && document.getElementById('plot-voltage').data"
                       " && document.getElementById('plot-voltage').data.length > 0")
