@@ -121,9 +121,9 @@ class Broker:
             "connection_messages true",
             "set_tcp_nodelay true",  # Nagle + delayed ACKs otherwise add ~40 ms per small message
             # the historian's persistent session: what arrives while it restarts is queued for it
-            # (the default keeps only 1000 messages), and up to AWS's 100 unacknowledged in flight
+            # (the default keeps only 1000 messages). max_inflight_messages stays at its 20: it is
+            # per client, devices included, and a board's heap is tight.
             "max_queued_messages 200000",
-            "max_inflight_messages 100",
             f"listener {self.port} {self.host}",
             f"cafile {self.ca_cert}",
             f"certfile {crt}",
