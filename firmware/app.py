@@ -25,7 +25,12 @@ BOARD_PATH = "/board.json"
 HEARTBEAT_S = 300           # the shadow is reported at least this often, changed or not
 # Delta keys that change how samples are processed: the pipeline is rebuilt for them. Others
 # (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
-_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")
+_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELINE_KEYS
+# Unacknowledged QoS1 packets are kept for re-sending until their PUBACK: at most this many (two
+# 5 KB telemetry batches, or a batch and an alert) in the board's RAM at once.
+_MAX_INFLIGHT = 2
+# The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
+_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.schema")
 
 
 def log(*args):
@@ -39,7 +44,6 @@ def _dumps(obj):
 class App:
     def __init__(self, cfg, board_def, board=None, now=unix_time):
         self.cfg = cfg
-        self.board_def = board_def
         self.now = now
         self.device = Device(cfg, validated=True)
         if board is None:
@@ -174,7 +178,9 @@ class App:
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
         from edge.delta import apply_delta
         new, problems = apply_delta(self.cfg, {"state": state, "version": version})
-        unload("edge.delta", "edge.config")  # validation code: in RAM only while a delta is checked
+        del apply_delta
+        unload(*_CHECKS)  # validation code: in RAM only while a delta is checked
+        gc.collect()      # room for the new pipeline and the config file
         if problems:
             self.config_error = {"version": version, "problems": problems}
             log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
@@ -184,9 +190,10 @@ class App:
                 device = Device(new, validated=True)
             else:
                 device = None
-            write_atomic(CONFIG_PATH, json.dumps(new))
+            write_atomic(CONFIG_PATH, new)
         except Exception as e:  # not persisted: nothing applied
-            self.config_error = {"version": version, "problems": ["config: %s" % e]}
+            self.config_error = {"version": version, "problems": ["config: %r" % e]}
+            log("shadow: delta v%d not applied: %r" % (version, e))
             return {"config_error": self.config_error}
         self.cfg = new
         if device is not None:
@@ -221,7 +228,7 @@ class App:
         # the broker tells the fleet when the link dies: a retained "connected": false as last will
         client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
                             server_hostname=m["endpoint"], keepalive=m["keepalive_s"],
-                            clean_session=m["clean_session"],
+                            clean_session=m["clean_session"], max_inflight=_MAX_INFLIGHT,
                             will=(self.status_topic, b'{"connected":false}', 1, True))
         self.conn = Connection(client, wifi=self._wifi, ntp_host=self.cfg["ntp"]["host"], log=log)
         self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",
@@ -294,7 +301,7 @@ def main():
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
         return
-    unload("edge.config")  # checked once at boot and on each delta: not kept in RAM between
+    unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
     log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
     app = App(cfg, board_def)
     asyncio.run(app.run())
