@@ -35,6 +35,7 @@ class SimDevice:
         self.next_seq = first_seq
         self.acked = []            # seqs of batches the broker acknowledged (PUBACK)
         self._pending = {}         # mid -> seqs
+        self._early = set()        # mids whose PUBACK came before publish() returned
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=thing, protocol=mqtt.MQTTv311)
@@ -49,7 +50,10 @@ class SimDevice:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         with self._lock:
-            self.acked.extend(self._pending.pop(mid, ()))
+            if mid in self._pending:
+                self.acked.extend(self._pending.pop(mid))
+            else:
+                self._early.add(mid)  # acknowledged before publish_batch() recorded it
 
     def connect(self, timeout=10.0):
         self.client.connect(self.host, self.port, keepalive=30)
@@ -62,9 +66,14 @@ class SimDevice:
         seqs = list(range(self.next_seq, self.next_seq + n))
         self.next_seq += n
         body = [reading(s, self.start_ts + s * self.interval_s) for s in seqs]
-        with self._lock:  # the PUBACK may come before publish() returns
-            info = self.client.publish(self.topic, json.dumps(body, separators=(",", ":")), qos=1)
-            self._pending[info.mid] = seqs
+        # not under self._lock: paho calls on_publish holding its own lock, which publish() takes too
+        info = self.client.publish(self.topic, json.dumps(body, separators=(",", ":")), qos=1)
+        with self._lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self.acked.extend(seqs)
+            else:
+                self._pending[info.mid] = seqs
         return info
 
     def unacked(self):
