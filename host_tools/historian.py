@@ -57,7 +57,6 @@ class Historian:
             if settings.cert:
                 ctx.load_cert_chain(settings.cert, settings.key)
             self.client.tls_set_context(ctx)
-        self.client.max_inflight_messages_set(100)
         self.client.reconnect_delay_set(0.2, 5)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
