@@ -103,7 +103,7 @@ def history_and_dashboard(state_path, workdir, config_path, say):
 def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_path, state_path, headless,
                 seconds, stop, hist, say):
     say(f"starting {devices} virtual boards (scenario {scenario}, {runtime} runtime"
-        + (f", {heap // 1024} KB heap)..." if heap else ")..."))
+        + (f", {heap} B heap)..." if heap else ")..."))
     boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario,
                           runtime=runtime, heap=heap)
     try:
