@@ -3,9 +3,7 @@ lambda), the rules' SQL evaluated on the firmware's own messages, the unbatching
 to moto's Timestream, the Grafana dashboard."""
 import base64
 import json
-import os
 
-import boto3
 import pytest
 from moto import mock_aws
 

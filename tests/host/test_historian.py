@@ -2,7 +2,6 @@
 simulated devices (host_tools/loadgen.py: paho clients publishing what the firmware publishes),
 including 20 SIGKILL restarts of `edgeshadow historian` during a 10-device run."""
 import json
-import os
 import random
 import signal
 import subprocess
