@@ -2,7 +2,12 @@
 # A crash in the application prints its traceback and leaves the REPL reachable.
 import sys
 
-import edge
+try:
+    import edge
+except Exception as e:  # an update on trial whose package is broken is rolled back
+    import otaboot
+    otaboot.crashed(e)
+    raise
 
 
 def _thing():
@@ -35,6 +40,8 @@ if _has_app():
     except Exception as e:
         print("edgeshadow: the application stopped with an error; the REPL stays available")
         sys.print_exception(e)
+        import otaboot
+        otaboot.crashed(e)  # an update on trial is rolled back (and the board restarts)
 else:
     print("edgeshadow: no /app.py on this board yet; staying at the REPL")
 del _thing, _has_app

@@ -1,0 +1,247 @@
+# Runs one update job: manifest checked (signature first) before anything is written, files
+# fetched over AWS IoT MQTT-based file delivery into /update/stage (each checked by size and
+# SHA-256), then the staged folder becomes the inactive slot and otaboot.switch() makes it the
+# active one, on trial, in one rename; the board restarts into it. Imported only while a job runs.
+# A restart at any moment resumes: finished files are kept (/update/stage/.progress), the file
+# being written starts again, a slot already in place is switched to without a new download.
+import binascii
+import hashlib
+import json
+import os
+
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+
+import otaboot
+from ota import OtaError, manifest
+
+STAGE = otaboot.DIR + "/stage"
+BLOCK = 1024          # bytes per stream block: one block is ~1.4 KB of JSON on the wire
+WINDOW = 4            # blocks asked for per request
+TIMEOUT_S = 10        # a request unanswered this long is sent again
+RETRIES = 5
+
+
+def _isdir(p):
+    try:
+        return os.stat(p)[0] & 0x4000 != 0
+    except OSError:
+        return False
+
+
+def _exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def rmtree(p):
+    if not _exists(p):
+        return
+    if _isdir(p):
+        for n in os.listdir(p):
+            rmtree(p + "/" + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+
+
+def _mkdirs(p):
+    cur = ""
+    for part in p.split("/"):
+        if not part:
+            continue
+        cur += "/" + part
+        if not _isdir(cur):
+            os.mkdir(cur)
+
+
+def _board_arch():
+    try:
+        with open("/board.json") as f:
+            return json.load(f).get("mpy_arch")
+    except (OSError, ValueError):
+        return None
+
+
+def _read(p):
+    try:
+        with open(p) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _write(p, text):
+    with open(p + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(p + ".tmp", p)
+
+
+class _Writer:
+    """Cuts the stream's bytes into the manifest's files, hashing as it writes."""
+
+    def __init__(self, files, i, progress):
+        self.files, self.i, self.progress = files, i, progress
+        self.f = self.h = None
+        self.n = 0
+        self._open()
+
+    def _open(self):
+        while self.i < len(self.files):
+            fd = self.files[self.i]
+            path = STAGE + "/" + fd["path"]
+            _mkdirs(path.rsplit("/", 1)[0])
+            self.f = open(path + ".part", "wb")
+            self.h = hashlib.sha256()
+            self.n = 0
+            if fd["size"]:
+                return
+            self._close()
+
+    def _close(self):
+        fd = self.files[self.i]
+        self.f.close()
+        path = STAGE + "/" + fd["path"]
+        got = binascii.hexlify(self.h.digest()).decode()
+        if got != fd["sha256"]:
+            os.remove(path + ".part")
+            raise OtaError("FAILED", "%s: SHA-256 %s..., the manifest says %s..." % (fd["path"], got[:12], fd["sha256"][:12]))
+        os.rename(path + ".part", path)
+        self.i += 1
+        self.progress(self.i)
+        self.f = None
+
+    @property
+    def done(self):
+        return self.i >= len(self.files)
+
+    def feed(self, data):
+        mv = memoryview(data)
+        while len(mv) and not self.done:
+            fd = self.files[self.i]
+            take = min(len(mv), fd["size"] - self.n)
+            self.f.write(mv[:take])
+            self.h.update(mv[:take])
+            self.n += take
+            mv = mv[take:]
+            if self.n == fd["size"]:
+                self._close()
+                self._open()
+
+    def abort(self):
+        if self.f is not None:
+            self.f.close()
+
+
+async def run(jobs, ex, st):
+    job = ex.get("jobId")
+    doc = ex.get("jobDocument")
+    try:
+        m = manifest.check(doc, manifest.read_pubkey(), _board_arch(), st.get("seq", 0))
+        text = doc["manifest"]
+        digest = binascii.hexlify(hashlib.sha256(text.encode()).digest()).decode()
+        target = "b" if st.get("active") == "a" else "a"
+        slot_dir = otaboot.DIR + "/" + target
+        if _read(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
+            await jobs.update(job, "IN_PROGRESS", {"step": "download", "version": m["version"]})
+            await _download(jobs, doc, m, job, digest)
+            _write(STAGE + "/.manifest", text)
+            rmtree(slot_dir)
+            os.rename(STAGE, slot_dir)
+        otaboot.switch(target, job, m["version"], m["seq"])
+    except OtaError as e:
+        jobs.log("ota: job %s %s: %s" % (job, e.status, e.reason))
+        if e.status == "FAILED":
+            rmtree(STAGE)
+        await jobs.update(job, e.status, {"reason": e.reason[:200]})
+        return
+    jobs.log("ota: job %s: version %s in slot %s, restarting into it" % (job, m["version"], target))
+    await jobs.update(job, "IN_PROGRESS", {"step": "reboot", "version": m["version"]})
+    import machine
+    machine.reset()
+
+
+def _free_bytes():
+    try:
+        s = os.statvfs("/")
+        return s[0] * s[4]
+    except (OSError, AttributeError):
+        return None
+
+
+async def _download(jobs, doc, m, job, digest):
+    files = m["files"]
+    prog = _read(STAGE + "/.progress")
+    done = 0
+    if prog:
+        p = prog.split()
+        if len(p) == 3 and p[0] == job and p[1] == digest:
+            done = int(p[2])
+    if not done:
+        rmtree(STAGE)
+        free = _free_bytes()
+        if free is not None and free < m["size"] + 8192:
+            raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, m["size"]))
+        _mkdirs(STAGE)
+    if done >= len(files):
+        return
+
+    def progress(i):
+        _write(STAGE + "/.progress", "%s %s %d" % (job, digest, i))
+
+    w = _Writer(files, done, progress)
+    if w.done:
+        return
+    pos = files[w.i]["offset"]
+    block, skip = pos // BLOCK, pos % BLOCK
+    last = (m["size"] - 1) // BLOCK
+    stream = "streams/%s/" % doc.get("streamId")
+    got = []
+    ev = [asyncio.Event()]
+
+    def sink(sub, d):
+        if sub.startswith(stream):
+            got.append((sub, d))
+            ev[0].set()
+
+    jobs.sink = sink
+    fails = 0
+    try:
+        while not w.done:
+            if block > last:
+                raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (doc.get("streamId"), m["size"]))
+            n = min(WINDOW, last - block + 1)
+            del got[:]
+            await jobs._publish(stream + "get/json", {"c": jobs.token(), "f": doc.get("fileId", 0),
+                                                      "l": BLOCK, "o": block, "n": n}, qos=0)
+            want = block + n
+            while block < want:
+                if not got:
+                    ev[0] = asyncio.Event()
+                    try:
+                        await asyncio.wait_for(ev[0].wait(), TIMEOUT_S)
+                    except asyncio.TimeoutError:
+                        break
+                    continue
+                sub, d = got.pop(0)
+                if sub.endswith("rejected/json"):
+                    raise OtaError("FAILED", "stream %s: %s %s" % (doc.get("streamId"), d.get("o"), d.get("m")))
+                if d.get("i") != block:
+                    continue
+                data = binascii.a2b_base64(d["p"])
+                w.feed(data[skip:] if skip else data)
+                skip = 0
+                block += 1
+                fails = 0
+            if block < want and not w.done:
+                fails += 1
+                if fails > RETRIES:
+                    raise OtaError("FAILED", "stream %s: no data for block %d after %d requests" % (doc.get("streamId"), block, RETRIES))
+    finally:
+        w.abort()
+        jobs.sink = None

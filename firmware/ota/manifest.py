@@ -1,0 +1,78 @@
+# A job document's signed manifest, checked before anything is written:
+#   {"operation": "edgeshadow-ota", "streamId": "...", "fileId": 0,
+#    "manifest": "<JSON text, the signed bytes>", "signature": "<hex r||s, ECDSA P-256/SHA-256>"}
+# manifest: {"kind": "app", "version": "0.2.0", "seq": 1764576000, "mpy_arch": null | "xtensawin",
+#            "size": total, "files": [{"path": "app.py", "offset": 0, "size": n, "sha256": hex}]}
+import binascii
+import hashlib
+import json
+
+from ota import OtaError
+
+PUBKEY = "/certs/ota.pub"           # 65 bytes, uncompressed P-256 point, written by `inject`
+OPERATION = "edgeshadow-ota"
+# Never replaced by an update: the slot pointer and entry points, the device's own data.
+_PROTECTED = ("boot.py", "main.py", "otaboot.py", "config.json", "board.json")
+_PROTECTED_DIRS = ("certs/", "spool/", "update/", "lib/")
+
+
+def _reject(reason):
+    raise OtaError("REJECTED", reason)
+
+
+def read_pubkey(path=PUBKEY):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        _reject("no OTA public key on the board (%s): run `edgeshadow inject --ota-key`" % path)
+
+
+def check(doc, pubkey, board_arch=None, running_seq=0):
+    """The manifest dict if doc carries a valid, signed, well-formed manifest; else OtaError."""
+    if not isinstance(doc, dict) or doc.get("operation") != OPERATION:
+        _reject("not an edgeshadow update (operation %r)" % (doc.get("operation") if isinstance(doc, dict) else None))
+    text, sig = doc.get("manifest"), doc.get("signature")
+    if not isinstance(text, str) or not isinstance(sig, str) or len(sig) != 128:
+        _reject("the job document lacks a manifest or a 64-byte hex signature")
+    try:
+        sig = binascii.unhexlify(sig)
+    except ValueError:
+        _reject("signature: not hex")
+    from ota import ecdsa
+    ok = ecdsa.verify(pubkey, hashlib.sha256(text.encode()).digest(), sig)
+    del ecdsa
+    if not ok:
+        _reject("manifest signature does not verify with the board's OTA key")
+    try:
+        m = json.loads(text)
+    except ValueError:
+        _reject("manifest: not JSON")
+    if not isinstance(m, dict) or m.get("kind") != "app":
+        _reject("manifest.kind: must be \"app\"")
+    if not isinstance(m.get("version"), str) or not m["version"]:
+        _reject("manifest.version: must be a non-empty string")
+    seq = m.get("seq")
+    if not isinstance(seq, int) or seq < running_seq:
+        _reject("manifest.seq %r is older than the running firmware's %d (replayed or downgrade)" % (seq, running_seq))
+    arch = m.get("mpy_arch")
+    if arch is not None and arch != board_arch:
+        _reject("manifest.mpy_arch %s does not match this board's %s" % (arch, board_arch))
+    files = m.get("files")
+    if not isinstance(files, list) or not files:
+        _reject("manifest.files: must be a non-empty list")
+    off = 0
+    for i, f in enumerate(files):
+        p = f.get("path") if isinstance(f, dict) else None
+        if (not isinstance(p, str) or not p or p[0] == "/" or ".." in p.split("/")
+                or p in _PROTECTED or any(p.startswith(d) for d in _PROTECTED_DIRS)):
+            _reject("manifest.files[%d].path: %r may not be written by an update" % (i, p))
+        h = f.get("sha256")
+        if f.get("offset") != off or not isinstance(f.get("size"), int) or f["size"] < 0:
+            _reject("manifest.files[%d]: offset/size do not follow the previous file" % i)
+        if not isinstance(h, str) or len(h) != 64:
+            _reject("manifest.files[%d].sha256: must be 64 hex digits" % i)
+        off += f["size"]
+    if m.get("size") != off:
+        _reject("manifest.size %r is not the sum of the file sizes (%d)" % (m.get("size"), off))
+    return m

@@ -1,0 +1,128 @@
+# The board's update pointer: which app slot runs, and whether it is still on trial (pending).
+# Root-only, like boot.py and main.py: an update never replaces it, so a broken update cannot break
+# the rollback. boot.py calls select() before anything else is imported; the running app calls
+# confirm() once it has connected and reported; main.py calls crashed() when the app raises.
+#
+# /update/state.json (replaced whole, by rename: a power cut leaves the old or the new file):
+#   {"active": "a" | "b" | null,   slot on sys.path, null = the factory firmware at /
+#    "previous": slot or null,     what a rollback returns to
+#    "pending": {"job", "version", "tries"} or null,   a new slot on trial
+#    "result": {"job", "status", "reason", "version"} or null,   still to report to the job
+#    "seq": n}                     seq of the running manifest (older ones are refused)
+import json
+import os
+import sys
+
+DIR = "/update"
+STATE = DIR + "/state.json"
+MAX_TRIES = 3        # boots a pending slot gets to confirm before the board rolls back
+
+
+def load():
+    try:
+        with open(STATE) as f:
+            st = json.load(f)
+        return st if isinstance(st, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def save(st):
+    tmp = STATE + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(st))
+    os.rename(tmp, STATE)
+
+
+def slot_ok(slot):
+    try:
+        os.stat("%s/%s/.manifest" % (DIR, slot))
+        return True
+    except OSError:
+        return False
+
+
+def _rollback(st, reason):
+    p = st.get("pending") or {}
+    st["result"] = {"job": p.get("job"), "status": "FAILED", "reason": reason[:200],
+                    "version": p.get("version")}
+    st["active"] = st.get("previous")
+    st["previous"] = None
+    st["pending"] = None
+    st["seq"] = st.get("prev_seq", 0)
+    print("ota: rolled back to %s: %s" % (st["active"] or "the factory firmware", reason))
+    return st
+
+
+def select():
+    """At boot: count a pending slot's try (rolling back after MAX_TRIES), then put the active slot
+    first on sys.path. Returns the active slot or None (factory)."""
+    st = load()
+    if st is None:
+        return None
+    p = st.get("pending")
+    if p:
+        p["tries"] = p.get("tries", 0) + 1
+        if p["tries"] > MAX_TRIES:
+            _rollback(st, "not confirmed after %d boots" % MAX_TRIES)
+        save(st)
+    slot = st.get("active")
+    if slot and not slot_ok(slot):
+        if st.get("pending"):
+            save(_rollback(st, "slot %s is incomplete" % slot))
+        else:
+            st["active"] = None
+            save(st)
+        slot = st.get("active")
+    if slot:
+        sys.path.insert(0, "%s/%s" % (DIR, slot))
+        print("ota: running slot %s%s" % (slot, " (pending)" if st.get("pending") else ""))
+    return slot
+
+
+def switch(slot, job, version, seq):
+    """The commit point of an update: the staged slot becomes active, on trial. One rename."""
+    st = load() or {}
+    st["previous"] = st.get("active")
+    st["prev_seq"] = st.get("seq", 0)
+    st["active"] = slot
+    st["pending"] = {"job": job, "version": version, "tries": 0}
+    st["result"] = None
+    st["seq"] = seq
+    save(st)
+
+
+def confirm():
+    """The running app connected and reported: keep the pending slot. Returns the job to report
+    SUCCEEDED for, or None if nothing was on trial."""
+    st = load()
+    if not st or not st.get("pending"):
+        return None
+    p = st["pending"]
+    st["pending"] = None
+    st["result"] = {"job": p.get("job"), "status": "SUCCEEDED", "reason": "", "version": p.get("version")}
+    save(st)
+    return p.get("job")
+
+
+def fail(reason):
+    """Roll a pending slot back now (it crashed or did not confirm in time). True if it did."""
+    st = load()
+    if not st or not st.get("pending"):
+        return False
+    save(_rollback(st, reason))
+    return True
+
+
+def crashed(exc):
+    """main.py: the app raised. A slot on trial is rolled back and the board restarts."""
+    if fail("the app raised at start: %r" % (exc,)):
+        import machine
+        machine.reset()
+
+
+def clear_result(job):
+    st = load()
+    if st and st.get("result") and st["result"].get("job") == job:
+        st["result"] = None
+        save(st)
