@@ -13,14 +13,13 @@ import json
 import os
 import sys
 
-DIR = "/update"
-STATE = DIR + "/state.json"
+DIR = "/update"      # tests point this elsewhere
 MAX_TRIES = 3        # boots a pending slot gets to confirm before the board rolls back
 
 
 def load():
     try:
-        with open(STATE) as f:
+        with open(DIR + "/state.json") as f:
             st = json.load(f)
         return st if isinstance(st, dict) else None
     except (OSError, ValueError):
@@ -28,10 +27,10 @@ def load():
 
 
 def save(st):
-    tmp = STATE + ".tmp"
-    with open(tmp, "w") as f:
+    path = DIR + "/state.json"
+    with open(path + ".tmp", "w") as f:
         f.write(json.dumps(st))
-    os.rename(tmp, STATE)
+    os.rename(path + ".tmp", path)
 
 
 def slot_ok(slot):

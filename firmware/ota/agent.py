@@ -17,11 +17,14 @@ except ImportError:
 import otaboot
 from ota import OtaError, manifest
 
-STAGE = otaboot.DIR + "/stage"
 BLOCK = 1024          # bytes per stream block: one block is ~1.4 KB of JSON on the wire
 WINDOW = 4            # blocks asked for per request
 TIMEOUT_S = 10        # a request unanswered this long is sent again
 RETRIES = 5
+
+
+def _stage():
+    return otaboot.DIR + "/stage"
 
 
 def _isdir(p):
@@ -94,7 +97,7 @@ class _Writer:
     def _open(self):
         while self.i < len(self.files):
             fd = self.files[self.i]
-            path = STAGE + "/" + fd["path"]
+            path = _stage() + "/" + fd["path"]
             _mkdirs(path.rsplit("/", 1)[0])
             self.f = open(path + ".part", "wb")
             self.h = hashlib.sha256()
@@ -106,7 +109,7 @@ class _Writer:
     def _close(self):
         fd = self.files[self.i]
         self.f.close()
-        path = STAGE + "/" + fd["path"]
+        path = _stage() + "/" + fd["path"]
         got = binascii.hexlify(self.h.digest()).decode()
         if got != fd["sha256"]:
             os.remove(path + ".part")
@@ -148,22 +151,77 @@ async def run(jobs, ex, st):
         target = "b" if st.get("active") == "a" else "a"
         slot_dir = otaboot.DIR + "/" + target
         if _read(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
+            await _describe(jobs, doc, m)
             await jobs.update(job, "IN_PROGRESS", {"step": "download", "version": m["version"]})
             await _download(jobs, doc, m, job, digest)
-            _write(STAGE + "/.manifest", text)
+            _write(_stage() + "/.manifest", text)
             rmtree(slot_dir)
-            os.rename(STAGE, slot_dir)
+            os.rename(_stage(), slot_dir)
         otaboot.switch(target, job, m["version"], m["seq"])
+    except (OSError, MemoryError) as e:  # the flash is full or failing: this job cannot go on
+        e = OtaError("FAILED", "flash: %r" % (e,))
+        jobs.log("ota: job %s FAILED: %s" % (job, e.reason))
+        rmtree(_stage())
+        await jobs.update(job, "FAILED", {"reason": e.reason[:200]})
+        return
     except OtaError as e:
         jobs.log("ota: job %s %s: %s" % (job, e.status, e.reason))
         if e.status == "FAILED":
-            rmtree(STAGE)
+            rmtree(_stage())
         await jobs.update(job, e.status, {"reason": e.reason[:200]})
         return
     jobs.log("ota: job %s: version %s in slot %s, restarting into it" % (job, m["version"], target))
     await jobs.update(job, "IN_PROGRESS", {"step": "reboot", "version": m["version"]})
     import machine
     machine.reset()
+
+
+class _Sink:
+    """Stream responses for one stream, queued for the coroutine that waits on them."""
+
+    def __init__(self, jobs, stream):
+        self.jobs, self.prefix, self.got = jobs, "streams/%s/" % stream, []
+        self.ev = asyncio.Event()
+        jobs.sink = self.put
+
+    def put(self, sub, d):
+        if sub.startswith(self.prefix):
+            self.got.append((sub[len(self.prefix):], d))
+            self.ev.set()
+
+    async def get(self, timeout):
+        if not self.got:
+            self.ev = asyncio.Event()
+            try:
+                await asyncio.wait_for(self.ev.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None, None
+        return self.got.pop(0) if self.got else (None, None)
+
+
+async def _describe(jobs, doc, m):
+    """DescribeStream: the stream must hold the manifest's bytes (a truncated or padded file is
+    refused here, before anything is written)."""
+    sid, fid = doc.get("streamId"), doc.get("fileId", 0)
+    sink = _Sink(jobs, sid)
+    try:
+        for _ in range(RETRIES):
+            await jobs._publish("streams/%s/describe/json" % sid, {"c": jobs.token()}, qos=0)
+            while True:
+                sub, d = await sink.get(TIMEOUT_S)
+                if sub is None or sub in ("description/json", "rejected/json"):
+                    break
+            if sub == "rejected/json":
+                raise OtaError("REJECTED", "stream %s: %s %s" % (sid, d.get("o"), d.get("m")))
+            if sub is not None:
+                z = [f.get("z") for f in d.get("r", ()) if f.get("f") == fid]
+                if z != [m["size"]]:
+                    raise OtaError("REJECTED", "stream %s file %s holds %s bytes, the manifest says %d"
+                                   % (sid, fid, z[0] if z else "no", m["size"]))
+                return
+        raise OtaError("FAILED", "stream %s: no answer to DescribeStream" % sid)
+    finally:
+        jobs.sink = None
 
 
 def _free_bytes():
@@ -176,23 +234,23 @@ def _free_bytes():
 
 async def _download(jobs, doc, m, job, digest):
     files = m["files"]
-    prog = _read(STAGE + "/.progress")
+    prog = _read(_stage() + "/.progress")
     done = 0
     if prog:
         p = prog.split()
         if len(p) == 3 and p[0] == job and p[1] == digest:
             done = int(p[2])
     if not done:
-        rmtree(STAGE)
+        rmtree(_stage())
         free = _free_bytes()
         if free is not None and free < m["size"] + 8192:
             raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, m["size"]))
-        _mkdirs(STAGE)
+        _mkdirs(_stage())
     if done >= len(files):
         return
 
     def progress(i):
-        _write(STAGE + "/.progress", "%s %s %d" % (job, digest, i))
+        _write(_stage() + "/.progress", "%s %s %d" % (job, digest, i))
 
     w = _Writer(files, done, progress)
     if w.done:
@@ -200,38 +258,25 @@ async def _download(jobs, doc, m, job, digest):
     pos = files[w.i]["offset"]
     block, skip = pos // BLOCK, pos % BLOCK
     last = (m["size"] - 1) // BLOCK
-    stream = "streams/%s/" % doc.get("streamId")
-    got = []
-    ev = [asyncio.Event()]
-
-    def sink(sub, d):
-        if sub.startswith(stream):
-            got.append((sub, d))
-            ev[0].set()
-
-    jobs.sink = sink
+    sid = doc.get("streamId")
+    sink = _Sink(jobs, sid)
     fails = 0
     try:
         while not w.done:
             if block > last:
-                raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (doc.get("streamId"), m["size"]))
+                raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (sid, m["size"]))
             n = min(WINDOW, last - block + 1)
-            del got[:]
-            await jobs._publish(stream + "get/json", {"c": jobs.token(), "f": doc.get("fileId", 0),
-                                                      "l": BLOCK, "o": block, "n": n}, qos=0)
+            del sink.got[:]
+            await jobs._publish("streams/%s/get/json" % sid, {"c": jobs.token(), "f": doc.get("fileId", 0),
+                                                             "l": BLOCK, "o": block, "n": n}, qos=0)
             want = block + n
             while block < want:
-                if not got:
-                    ev[0] = asyncio.Event()
-                    try:
-                        await asyncio.wait_for(ev[0].wait(), TIMEOUT_S)
-                    except asyncio.TimeoutError:
-                        break
-                    continue
-                sub, d = got.pop(0)
-                if sub.endswith("rejected/json"):
-                    raise OtaError("FAILED", "stream %s: %s %s" % (doc.get("streamId"), d.get("o"), d.get("m")))
-                if d.get("i") != block:
+                sub, d = await sink.get(TIMEOUT_S)
+                if sub is None:
+                    break
+                if sub == "rejected/json":
+                    raise OtaError("FAILED", "stream %s: %s %s" % (sid, d.get("o"), d.get("m")))
+                if sub != "data/json" or d.get("i") != block:
                     continue
                 data = binascii.a2b_base64(d["p"])
                 w.feed(data[skip:] if skip else data)
@@ -241,7 +286,7 @@ async def _download(jobs, doc, m, job, digest):
             if block < want and not w.done:
                 fails += 1
                 if fails > RETRIES:
-                    raise OtaError("FAILED", "stream %s: no data for block %d after %d requests" % (doc.get("streamId"), block, RETRIES))
+                    raise OtaError("FAILED", "stream %s: no data for block %d after %d requests" % (sid, block, RETRIES))
     finally:
         w.abort()
         jobs.sink = None

@@ -13,7 +13,7 @@ import otaboot
 
 CONFIRM_S = 300      # a pending slot that has not connected and reported by then is rolled back
 _TOPICS = (("jobs/notify-next", 1), ("jobs/+/get/+", 1), ("jobs/+/update/+", 1),
-           ("streams/+/data/json", 0), ("streams/+/rejected/json", 0))
+           ("streams/+/data/json", 0), ("streams/+/rejected/json", 0), ("streams/+/description/json", 0))
 
 
 class Jobs:
@@ -107,8 +107,13 @@ class Jobs:
                     await self._report(r)
                 elif self.next and not st.get("pending"):
                     await self._run_job(self.next, st)
-            except Exception as e:
+            except Exception as e:  # e.g. no answer: try again a little later
                 self.log("ota: %r" % e)
+                asyncio.create_task(self._again(5))
+
+    async def _again(self, s):
+        await asyncio.sleep(s)
+        self._kick.set()
 
     async def _report(self, r):
         details = {"version": str(r.get("version"))}
@@ -122,10 +127,10 @@ class Jobs:
 
     async def _run_job(self, ex, st):
         job = ex.get("jobId")
-        self.next = None
         try:
             from ota import agent
             await agent.run(self, ex, st)
+            self.next = None
         finally:
             self.sink = None
             for m in ("ota.agent", "ota.manifest", "ota.ecdsa"):

@@ -1,14 +1,24 @@
 """Over-the-air app updates on virtual boards against the real broker and the local jobs/streams
-service: signed manifests, staged + SHA-256-checked files, the atomic slot switch, pending ->
-confirmed, rollback of an app that raises at start, rejection of forged or damaged updates."""
+service: a 10-board rollout confirmed and visible in the shadow, rollback of an app that raises at
+start with the rollout stopped after K failures, forged or damaged updates rejected before
+anything is written, and power cuts (SIGKILL of the firmware process) at random moments."""
+import hashlib
 import json
+import os
+import random
+import signal
+import time
 
 import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + services)
 from _ota_fixtures import executions, firmware_variant, ota_board, state, wait_until
-from host_tools import ota
-from host_tools.sim.board import stop_boards
+from host_tools import FIRMWARE_DIR, ota
+from host_tools.shadow_api import LocalShadow
+from host_tools.sim.board import VirtualBoard, stop_boards
+
+FLEET = 10
+TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "CANCELED")
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +33,166 @@ def admin(local_broker):
         yield j
 
 
-def test_one_board_update_is_confirmed_and_reported(local_broker, keys, admin, tmp_path):
-    key, pub = keys
-    fw = firmware_variant(tmp_path / "fw", "0.2.0")
-    bundle = ota.build(fw, key, version="0.2.0")
-    b = ota_board(tmp_path, "ota-one-001", local_broker, pub)
-    b.start()
+@pytest.fixture(scope="module")
+def fleet(local_broker, keys, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fleet")
+    boards = [ota_board(root, f"ota-{i:03d}", local_broker, keys[1]) for i in range(1, FLEET + 1)]
     try:
-        b.wait_for_log("net: connected", timeout=60)
-        job = ota.push_local(admin, bundle, [b.thing])
-        wait_until(lambda: executions(local_broker, job)[b.thing] in ("SUCCEEDED", "FAILED", "REJECTED"),
-                   90, "the job to end")
-        print(b.log()[-3000:])
-        assert executions(local_broker, job)[b.thing] == "SUCCEEDED"
-        st = state(b)
-        assert st["active"] == "a" and st["pending"] is None and st["result"] is None
-        assert "edgeshadow firmware v0.2.0" in b.log()
+        for b in boards:
+            b.launch()
+        for b in boards:
+            b.wait_ready()
+        for b in boards:
+            b.wait_for_log("net: connected", timeout=90)
+        yield boards
     finally:
-        b.stop()
+        stop_boards(boards)
+
+
+@pytest.fixture(scope="module")
+def versions(keys, tmp_path_factory):
+    """Bundles built once: a good 0.2.0, and 0.3.0 whose app raises at start."""
+    key = keys[0]
+    root = tmp_path_factory.mktemp("fw")
+    good = ota.build(firmware_variant(root / "good", "0.2.0"), key, version="0.2.0", seq=2)
+    app = (FIRMWARE_DIR / "app.py").read_text() + (
+        "\n\ndef main():\n    raise RuntimeError('0.3.0 cannot start: missing calibration table')\n")
+    bad = ota.build(firmware_variant(root / "bad", "0.3.0", {"app.py": app}), key, version="0.3.0", seq=3)
+    return {"good": good, "crash": bad}
+
+
+def end_states(env, job, things, timeout):
+    wait_until(lambda: all(executions(env, job)[t] in TERMINAL for t in things), timeout,
+               f"every execution of {job} to end: {executions(env, job)}", every=0.25)
+    return executions(env, job)
+
+
+def update_tree(board):
+    """{path under /update: sha256} on the board's flash."""
+    root = board.flash_dir / "update"
+    out = {}
+    for p in sorted(root.rglob("*")) if root.exists() else []:
+        if p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def test_rollout_to_ten_boards_is_confirmed_and_the_shadow_shows_it(local_broker, fleet, admin, versions):
+    t0 = time.monotonic()
+    job = ota.push_local(admin, versions["good"], [b.thing for b in fleet], rollout="50%")
+    ex = end_states(local_broker, job, [b.thing for b in fleet], 120)
+    elapsed = time.monotonic() - t0
+    assert set(ex.values()) == {"SUCCEEDED"}, ex
+    print(f"\n10-board rollout: job created -> all confirmed in {elapsed:.1f} s")
+    crt, key = local_broker.client_cert("edgeshadow-admin")
+    with LocalShadow(local_broker.host, local_broker.port, local_broker.broker.ca_cert, crt, key) as sh:
+        for b in fleet:
+            st = state(b)
+            assert st["active"] == "a" and st["pending"] is None and st["result"] is None, st
+            assert "edgeshadow firmware v0.2.0" in b.log()
+            wait_until(lambda: sh.get(b.thing)["state"]["reported"].get("fw") == "0.2.0", 30,
+                       f"{b.thing}'s shadow to report fw 0.2.0")
+    details = local_broker.jobs.store.jobs[job]["executions"][fleet[0].thing]["statusDetails"]
+    assert details == {"version": "0.2.0"}
+
+
+def test_an_app_that_raises_at_start_is_rolled_back_and_the_rollout_stops(local_broker, fleet, admin, versions):
+    things = [b.thing for b in fleet[:5]]
+    job = ota.push_local(admin, versions["crash"], things, rollout=1, abort_after=2)
+    ex = end_states(local_broker, job, things, 90)
+    assert list(ex.values()) == ["FAILED", "FAILED", "CANCELED", "CANCELED", "CANCELED"], ex
+    summary = {j["jobId"]: j for j in admin.list_jobs()}[job]
+    assert summary["status"] == "CANCELED" and "2 execution(s) failed" in summary["reasonCode"]
+    for b in fleet[:2]:
+        reason = local_broker.jobs.store.jobs[job]["executions"][b.thing]["statusDetails"]["reason"]
+        assert "0.3.0 cannot start: missing calibration table" in reason
+        st = state(b)
+        assert st["active"] == "a" and st["pending"] is None and st["result"] is None, st  # back on 0.2.0
+        mark = b.log().rfind("rolled back")
+        assert mark > 0
+        b.wait_for_log("edgeshadow firmware v0.2.0", start=mark)
+        b.wait_for_log("net: connected", start=mark, timeout=30)
+    for b in fleet[2:5]:  # never started: the job was cancelled before their turn
+        assert "0.3.0" not in b.log()
+
+
+def _tamper(bundle, **kw):
+    m = json.loads(bundle.manifest_text)
+    m.update(kw)
+    return json.dumps(m, sort_keys=True, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("case", ["bad_signature", "tampered_manifest", "wrong_sha256", "truncated",
+                                  "other_arch", "replayed_older"])
+def test_a_forged_or_damaged_update_is_refused_and_nothing_is_kept(local_broker, fleet, admin, versions,
+                                                                    keys, case):
+    good = versions["good"]
+    b = fleet[5 + ["bad_signature", "tampered_manifest", "wrong_sha256", "truncated", "other_arch",
+                   "replayed_older"].index(case) % 5]
+    key = ota._load(keys[0], True)
+    text, sig, blob = good.manifest_text, good.signature, good.blob
+    expect, words = "REJECTED", None
+    if case == "bad_signature":
+        sig = sig[:10] + ("0" if sig[10] != "0" else "1") + sig[11:]
+        words = "signature does not verify"
+    elif case == "tampered_manifest":  # signed bytes changed after signing: e.g. a new version
+        text = _tamper(good, version="9.9.9", seq=99)
+        words = "signature does not verify"
+    elif case == "wrong_sha256":  # a correctly signed manifest, a file changed in the stream
+        text = _tamper(good, version="0.2.1", seq=21)
+        sig = ota.sign(key, text)
+        i = json.loads(text)["files"][0]["offset"]
+        blob = blob[:i] + bytes([blob[i] ^ 1]) + blob[i + 1:]
+        expect, words = "FAILED", "SHA-256"
+    elif case == "truncated":
+        text = _tamper(good, version="0.2.2", seq=22)
+        sig = ota.sign(key, text)
+        blob = blob[:len(blob) // 2]
+        words = "the manifest says"   # DescribeStream's size, before the download starts
+    elif case == "other_arch":  # built for another chip's bytecode
+        text = _tamper(good, version="0.2.3", seq=23, mpy_arch="xtensawin")
+        sig = ota.sign(key, text)
+        words = "does not match this board's x64"
+    elif case == "replayed_older":  # an old, validly signed manifest sent again
+        text = _tamper(good, version="0.1.9", seq=1)
+        sig = ota.sign(key, text)
+        words = "older than the running"
+    before = update_tree(b)
+    job = ota.push_local(admin, ota.Bundle(text, sig, blob), [b.thing])
+    ex = end_states(local_broker, job, [b.thing], 60)
+    assert ex[b.thing] == expect, ex
+    reason = local_broker.jobs.store.jobs[job]["executions"][b.thing]["statusDetails"]["reason"]
+    assert words in reason, reason
+    assert update_tree(b) == before  # no slot, no stage, no state change
+    assert state(b)["active"] == "a"
+
+
+def test_power_cuts_at_random_moments_never_leave_a_board_unbootable(local_broker, fleet, admin, keys,
+                                                                     versions, tmp_path):
+    """20 SIGKILLs of the firmware process over download, switch and first boot (4 boards x 5)."""
+    rng = random.Random(14)
+    boards = fleet[6:10]
+    outcomes = []
+    for rnd in range(5):
+        v = f"0.5.{rnd}"
+        bundle = ota.build(firmware_variant(tmp_path / v, v), keys[0], version=v, seq=50 + rnd)
+        marks = [len(b.log()) for b in boards]
+        job = ota.push_local(admin, bundle, [b.thing for b in boards])
+        t0 = time.monotonic()
+        delays = sorted((rng.uniform(0.0, 2.5), i) for i in range(len(boards)))
+        for delay, i in delays:
+            time.sleep(max(0.0, t0 + delay - time.monotonic()))  # the random moment itself
+            pid = boards[i].state().get("child_pid")
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+        ex = end_states(local_broker, job, [b.thing for b in boards], 120)
+        for b, mark in zip(boards, marks):
+            st = state(b)
+            running = st["active"] if st else None
+            assert running is None or (b.flash_dir / "update" / running / ".manifest").exists()
+            ver = json.loads((b.flash_dir / "update" / running / ".manifest").read_text())["version"]
+            b.wait_for_log(f"edgeshadow firmware v{ver}", start=mark, timeout=30)
+            b.wait_for_log("net: connected", start=mark, timeout=60)
+            outcomes.append((ex[b.thing], ver))
+    assert all(o[0] in ("SUCCEEDED", "FAILED") for o in outcomes), outcomes
+    print("\npower cuts:", outcomes)
