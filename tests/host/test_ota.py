@@ -167,12 +167,40 @@ def test_a_forged_or_damaged_update_is_refused_and_nothing_is_kept(local_broker,
     assert state(b)["active"] == "a"
 
 
+def _phase(board, job):
+    """Where the update stood on the board at the moment of a kill (from its flash)."""
+    st = state(board) or {}
+    if (st.get("result") or {}).get("job") == job:
+        return "confirmed, not yet reported"
+    if (st.get("pending") or {}).get("job") == job:
+        return "switched, first boot (pending)"
+    if (board.flash_dir / "update" / "stage").exists():
+        return "downloading"
+    return "before the download or after the report"
+
+
+def _power_cut(board):
+    """SIGKILL the firmware process (the supervisor boots the board again, as after a power cut).
+    Between a reset and the next boot there is briefly no process: wait for it."""
+    deadline = time.monotonic() + 10
+    while True:
+        pid = board.state().get("child_pid")
+        try:
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                return
+        except ProcessLookupError:
+            pass
+        assert time.monotonic() < deadline, f"{board.thing} has no firmware process to kill"
+        time.sleep(0.005)
+
+
 def test_power_cuts_at_random_moments_never_leave_a_board_unbootable(local_broker, fleet, admin, keys,
                                                                      versions, tmp_path):
     """20 SIGKILLs of the firmware process over download, switch and first boot (4 boards x 5)."""
     rng = random.Random(14)
     boards = fleet[6:10]
-    outcomes = []
+    outcomes, phases = [], []
     for rnd in range(5):
         v = f"0.5.{rnd}"
         bundle = ota.build(firmware_variant(tmp_path / v, v), keys[0], version=v, seq=50 + rnd)
@@ -182,9 +210,8 @@ def test_power_cuts_at_random_moments_never_leave_a_board_unbootable(local_broke
         delays = sorted((rng.uniform(0.0, 2.5), i) for i in range(len(boards)))
         for delay, i in delays:
             time.sleep(max(0.0, t0 + delay - time.monotonic()))  # the random moment itself
-            pid = boards[i].state().get("child_pid")
-            if pid:
-                os.kill(pid, signal.SIGKILL)
+            phases.append(_phase(boards[i], job))
+            _power_cut(boards[i])
         ex = end_states(local_broker, job, [b.thing for b in boards], 120)
         for b, mark in zip(boards, marks):
             st = state(b)
@@ -195,4 +222,6 @@ def test_power_cuts_at_random_moments_never_leave_a_board_unbootable(local_broke
             b.wait_for_log("net: connected", start=mark, timeout=60)
             outcomes.append((ex[b.thing], ver))
     assert all(o[0] in ("SUCCEEDED", "FAILED") for o in outcomes), outcomes
-    print("\npower cuts:", outcomes)
+    print("\npower cuts: phase at the kill", {p: phases.count(p) for p in set(phases)},
+          "outcomes", {o: outcomes.count(o) for o in set(outcomes)})
+    assert len(phases) == 20
