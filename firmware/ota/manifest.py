@@ -44,6 +44,11 @@ def check(doc, pubkey, board_arch=None, running_seq=0):
     del ecdsa
     if not ok:
         _reject("manifest signature does not verify with the board's OTA key")
+    return parse(text, board_arch, running_seq)
+
+
+def parse(text, board_arch=None, running_seq=0):
+    """The manifest's fields checked (after its signature was)."""
     try:
         m = json.loads(text)
     except ValueError:
