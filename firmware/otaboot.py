@@ -45,12 +45,22 @@ def _rollback(st, reason):
     p = st.get("pending") or {}
     st["result"] = {"job": p.get("job"), "status": "FAILED", "reason": reason[:200],
                     "version": p.get("version")}
-    st["active"] = st.get("previous")
-    st["previous"] = None
+    if not p.get("part"):  # an image is rolled back by the bootloader, not by the app slots
+        st["active"] = st.get("previous")
+        st["previous"] = None
     st["pending"] = None
     st["seq"] = st.get("prev_seq", 0)
-    print("ota: rolled back to %s: %s" % (st["active"] or "the factory firmware", reason))
+    print("ota: rolled back: %s" % reason)
     return st
+
+
+def _image_rolled_back(st):
+    import esp32
+    running = esp32.Partition(esp32.Partition.RUNNING).info()[4]
+    if running != st["pending"]["part"]:
+        save(_rollback(st, "the bootloader went back to %s: image not confirmed before a reset" % running))
+        return True
+    return False
 
 
 def select():
@@ -60,6 +70,9 @@ def select():
     if st is None:
         return None
     p = st.get("pending")
+    if p and p.get("part"):  # a MicroPython image on trial: the bootloader decides, we observe
+        _image_rolled_back(st)
+        p = None
     if p:
         p["tries"] = p.get("tries", 0) + 1
         if p["tries"] > MAX_TRIES:
@@ -91,6 +104,20 @@ def switch(slot, job, version, seq):
     save(st)
 
 
+def switch_image(part, job, version, seq):
+    """After set_boot(): remember the image on trial (the app slot stays as it is)."""
+    try:
+        os.mkdir(DIR)
+    except OSError:
+        pass
+    st = load() or {}
+    st["prev_seq"] = st.get("seq", 0)
+    st["pending"] = {"job": job, "version": version, "tries": 0, "part": part}
+    st["result"] = None
+    st["seq"] = seq
+    save(st)
+
+
 def confirm():
     """The running app connected and reported: keep the pending slot. Returns the job to report
     SUCCEEDED for, or None if nothing was on trial."""
@@ -98,6 +125,11 @@ def confirm():
     if not st or not st.get("pending"):
         return None
     p = st["pending"]
+    if p.get("part"):
+        if _image_rolled_back(st):
+            return st["result"]["job"]  # reported FAILED
+        import esp32
+        esp32.Partition.mark_app_valid_cancel_rollback()
     st["pending"] = None
     st["result"] = {"job": p.get("job"), "status": "SUCCEEDED", "reason": "", "version": p.get("version")}
     save(st)

@@ -112,6 +112,10 @@ class Bundle:
         return json.loads(self.manifest_text)
 
     @property
+    def kind(self):
+        return self.manifest.get("kind", "app")
+
+    @property
     def version(self):
         return self.manifest["version"]
 
@@ -154,6 +158,32 @@ def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, se
     return b
 
 
+def build_image(image_path, key_path, out_path=None, board=None, version=None, seq=None):
+    """Sign a MicroPython image (checked first: ESP header, chip, size for the board) into a Bundle."""
+    from host_tools import images
+    from host_tools.boards import load_board
+    try:
+        data = Path(image_path).read_bytes()
+    except OSError as e:
+        raise EdgeshadowError(f"cannot read image {image_path}: {e.strerror}")
+    key = _load(key_path, True)
+    if board is not None:
+        info = images.check_image_for_board(data, load_board(board) if isinstance(board, str) else board,
+                                            str(image_path))
+    else:
+        info = images.inspect_image(data, str(image_path))
+    m = {"kind": "image", "version": version or Path(image_path).stem,
+         "seq": int(time.time()) if seq is None else seq, "chip": info.chip, "size": len(data),
+         "sha256": hashlib.sha256(data).hexdigest()}
+    text = json.dumps(m, sort_keys=True, separators=(",", ":"))
+    b = Bundle(text, sign(key, text), data)
+    if out_path:
+        tmp = Path(str(out_path) + ".tmp")
+        tmp.write_bytes(b.to_bytes())
+        tmp.replace(out_path)
+    return b
+
+
 def read_bundle(path):
     """A Bundle, with its blob checked against the manifest (size and every file's SHA-256)."""
     try:
@@ -171,6 +201,10 @@ def read_bundle(path):
     if len(blob) != m["size"]:
         raise EdgeshadowError(f"bundle {path} is truncated or damaged: {len(blob)} bytes of files, "
                               f"the manifest says {m['size']}")
+    if m.get("kind") == "image":
+        if hashlib.sha256(blob).hexdigest() != m["sha256"]:
+            raise EdgeshadowError(f"bundle {path} is damaged: the image does not match its SHA-256")
+        return b
     for f in m["files"]:
         if hashlib.sha256(blob[f["offset"]:f["offset"] + f["size"]]).hexdigest() != f["sha256"]:
             raise EdgeshadowError(f"bundle {path} is damaged: {f['path']} does not match its SHA-256")
@@ -291,6 +325,6 @@ def push_local(jobs, bundle, targets, job_id=None, rollout=None, abort_after=Non
     """Stream + job on the local service; returns the job id."""
     job_id = job_id or f"ota-{bundle.version.replace('.', '_')}-{uuid.uuid4().hex[:8]}"
     stream_id = f"{job_id}-stream"
-    jobs.create_stream(stream_id, bundle.blob, description=f"edgeshadow app {bundle.version}")
+    jobs.create_stream(stream_id, bundle.blob, description=f"edgeshadow {bundle.kind} {bundle.version}")
     jobs.create_job(job_id, targets, bundle.job_document(stream_id), rollout_count(targets, rollout), abort_after)
     return job_id

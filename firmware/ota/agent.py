@@ -63,12 +63,16 @@ def _mkdirs(p):
             os.mkdir(cur)
 
 
-def _board_arch():
+def _board(key):
     try:
         with open("/board.json") as f:
-            return json.load(f).get("mpy_arch")
+            return json.load(f).get(key)
     except (OSError, ValueError):
         return None
+
+
+def _board_arch():
+    return _board("mpy_arch")
 
 
 def _read(p):
@@ -144,8 +148,13 @@ class _Writer:
 async def run(jobs, ex, st):
     job = ex.get("jobId")
     doc = ex.get("jobDocument")
+    m = None
     try:
-        m = manifest.check(doc, manifest.read_pubkey(), _board_arch(), st.get("seq", 0))
+        m = manifest.check(doc, manifest.read_pubkey(), _board_arch(), st.get("seq", 0), _board("chip"))
+        if m["kind"] == "image":
+            from ota import image
+            await image.run(jobs, job, doc, m)
+            return
         text = doc["manifest"]
         digest = binascii.hexlify(hashlib.sha256(text.encode()).digest()).decode()
         target = "b" if st.get("active") == "a" else "a"
@@ -160,6 +169,9 @@ async def run(jobs, ex, st):
         otaboot.switch(target, job, m["version"], m["seq"])
     except (OSError, MemoryError) as e:  # the flash is full or failing: this job cannot go on
         e = OtaError("FAILED", "flash: %r" % (e,))
+        if m is not None and m["kind"] == "image":
+            await jobs.update(job, "FAILED", {"reason": e.reason[:200]})
+            return
         jobs.log("ota: job %s FAILED: %s" % (job, e.reason))
         rmtree(_stage())
         await jobs.update(job, "FAILED", {"reason": e.reason[:200]})
@@ -256,15 +268,23 @@ async def _download(jobs, doc, m, job, digest):
     if w.done:
         return
     pos = files[w.i]["offset"]
-    block, skip = pos // BLOCK, pos % BLOCK
-    last = (m["size"] - 1) // BLOCK
+    try:
+        await fetch(jobs, doc, m["size"], pos // BLOCK, pos % BLOCK, w.feed, lambda: w.done)
+    finally:
+        w.abort()
+
+
+async def fetch(jobs, doc, size, block, skip, feed, done):
+    """GetStream blocks from `block` on, in order, each handed to feed(bytes) (the first one less
+    `skip` bytes) until done(); requests WINDOW blocks at a time, asks again after a silence."""
+    last = (size - 1) // BLOCK
     sid = doc.get("streamId")
     sink = _Sink(jobs, sid)
     fails = 0
     try:
-        while not w.done:
+        while not done():
             if block > last:
-                raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (sid, m["size"]))
+                raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (sid, size))
             n = min(WINDOW, last - block + 1)
             del sink.got[:]
             await jobs._publish("streams/%s/get/json" % sid, {"c": jobs.token(), "f": doc.get("fileId", 0),
@@ -279,14 +299,13 @@ async def _download(jobs, doc, m, job, digest):
                 if sub != "data/json" or d.get("i") != block:
                     continue
                 data = binascii.a2b_base64(d["p"])
-                w.feed(data[skip:] if skip else data)
+                feed(data[skip:] if skip else data)
                 skip = 0
                 block += 1
                 fails = 0
-            if block < want and not w.done:
+            if block < want and not done():
                 fails += 1
                 if fails > RETRIES:
                     raise OtaError("FAILED", "stream %s: no data for block %d after %d requests" % (sid, block, RETRIES))
     finally:
-        w.abort()
         jobs.sink = None

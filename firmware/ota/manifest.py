@@ -3,6 +3,7 @@
 #    "manifest": "<JSON text, the signed bytes>", "signature": "<hex r||s, ECDSA P-256/SHA-256>"}
 # manifest: {"kind": "app", "version": "0.2.0", "seq": 1764576000, "mpy_arch": null | "xtensawin",
 #            "size": total, "files": [{"path": "app.py", "offset": 0, "size": n, "sha256": hex}]}
+#        or {"kind": "image", "version": "1.24.1", "seq": ..., "chip": "esp32", "size": n, "sha256": hex}
 import binascii
 import hashlib
 import json
@@ -28,7 +29,7 @@ def read_pubkey(path=PUBKEY):
         _reject("no OTA public key on the board (%s): run `edgeshadow inject --ota-key`" % path)
 
 
-def check(doc, pubkey, board_arch=None, running_seq=0):
+def check(doc, pubkey, board_arch=None, running_seq=0, board_chip=None):
     """The manifest dict if doc carries a valid, signed, well-formed manifest; else OtaError."""
     if not isinstance(doc, dict) or doc.get("operation") != OPERATION:
         _reject("not an edgeshadow update (operation %r)" % (doc.get("operation") if isinstance(doc, dict) else None))
@@ -44,22 +45,29 @@ def check(doc, pubkey, board_arch=None, running_seq=0):
     del ecdsa
     if not ok:
         _reject("manifest signature does not verify with the board's OTA key")
-    return parse(text, board_arch, running_seq)
+    return parse(text, board_arch, running_seq, board_chip)
 
 
-def parse(text, board_arch=None, running_seq=0):
+def parse(text, board_arch=None, running_seq=0, board_chip=None):
     """The manifest's fields checked (after its signature was)."""
     try:
         m = json.loads(text)
     except ValueError:
         _reject("manifest: not JSON")
-    if not isinstance(m, dict) or m.get("kind") != "app":
-        _reject("manifest.kind: must be \"app\"")
+    if not isinstance(m, dict) or m.get("kind") not in ("app", "image"):
+        _reject("manifest.kind: must be \"app\" or \"image\"")
     if not isinstance(m.get("version"), str) or not m["version"]:
         _reject("manifest.version: must be a non-empty string")
     seq = m.get("seq")
     if not isinstance(seq, int) or seq < running_seq:
         _reject("manifest.seq %r is older than the running firmware's %d (replayed or downgrade)" % (seq, running_seq))
+    if m["kind"] == "image":
+        if m.get("chip") != board_chip:
+            _reject("manifest.chip: the image is for %s, this board is %s" % (m.get("chip"), board_chip))
+        h = m.get("sha256")
+        if not isinstance(m.get("size"), int) or m["size"] < 24 or not isinstance(h, str) or len(h) != 64:
+            _reject("manifest: an image needs size (>= 24) and sha256 (64 hex digits)")
+        return m
     arch = m.get("mpy_arch")
     if arch is not None and arch != board_arch:
         _reject("manifest.mpy_arch %s does not match this board's %s" % (arch, board_arch))

@@ -70,7 +70,12 @@ def test_manifest_rules():
     assert "offset/size" in _reason(m)
     m, _ = _manifest(size=1)
     assert "not the sum" in _reason(m)
-    assert "kind" in _reason(_manifest(kind="image")[0])
+    assert "kind" in _reason(_manifest(kind="firmware")[0])
+    img = {"kind": "image", "version": "1.24.1", "seq": 9, "chip": "esp32", "size": 4096, "sha256": "ab" * 32}
+    assert manifest.parse(json.dumps(img), board_chip="esp32")["size"] == 4096
+    assert "this board is esp32s3" in _reason(img, board_chip="esp32s3")
+    img["size"] = 3
+    assert "size" in _reason(img, board_chip="esp32")
     assert "signature" in raises(OtaError, manifest.check, {"operation": "edgeshadow-ota", "manifest": "{}",
                                                             "signature": "00" * 64}, RFC_PUB).reason
     assert "not an edgeshadow update" in raises(OtaError, manifest.check, {"operation": "x"}, RFC_PUB).reason
