@@ -13,6 +13,8 @@ TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED
 
 
 def _where(p):
+    p.add_argument("--aws", action="store_true", help="AWS IoT (boto3) instead of the local broker")
+    p.add_argument("--region", help="AWS region (with --aws; default from the AWS configuration)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workdir", type=Path, metavar="DIR",
                        help="the local broker's folder holding broker.json (default: run/broker, "
@@ -35,6 +37,9 @@ def register(sub):
     b.add_argument("--firmware-dir", type=Path, default=FIRMWARE_DIR, metavar="DIR")
     b.add_argument("--key", type=Path, default=lib.KEY_DIR / lib.KEY_NAME, metavar="KEY")
     b.add_argument("--mpy", metavar="ARCH", help="compile to .mpy for this arch (xtensawin, rv32imc, x64)")
+    b.add_argument("--image", type=Path, metavar="F.bin",
+                   help="sign a MicroPython image (for boards with OTA partitions) instead of the app")
+    b.add_argument("--board", metavar="NAME", help="with --image: check the image against this board")
     b.add_argument("--version", help="version to name in the manifest (default: edge.VERSION)")
     b.add_argument("-o", "--out", type=Path, required=True, metavar="FILE")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -49,6 +54,8 @@ def register(sub):
     u.add_argument("--rollout", metavar="N%|N", help="boards updating at once: a share or a count")
     u.add_argument("--abort-after", type=int, metavar="K", help="cancel the job after K failures")
     u.add_argument("--job-id", help="job id (default: ota-<version>-<random>)")
+    u.add_argument("--bucket", help="with --aws: S3 bucket for the bundle's files")
+    u.add_argument("--role-arn", help="with --aws: IAM role AWS IoT assumes to read the bucket (streams)")
     u.add_argument("--wait", action="store_true", help="wait until every execution ended; exit 1 unless all SUCCEEDED")
     u.add_argument("--wait-timeout", type=float, default=900, metavar="S")
     u.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -74,6 +81,14 @@ def do_keygen(args):
 
 
 def do_build(args):
+    if args.image:
+        b = lib.build_image(args.image, args.key, args.out, board=args.board, version=args.version)
+        m = b.manifest
+        out = {"bundle": str(args.out), "kind": "image", "version": m["version"], "seq": m["seq"],
+               "chip": m["chip"], "bytes": m["size"]}
+        print(json.dumps(out) if args.json else
+              f"{args.out}: {m['chip']} image {m['version']} (seq {m['seq']}), {m['size']} bytes, signed")
+        return 0
     b = lib.build(args.firmware_dir, args.key, args.out, mpy_arch=args.mpy, version=args.version)
     m = b.manifest
     out = {"bundle": str(args.out), "version": m["version"], "seq": m["seq"], "files": len(m["files"]),
@@ -97,6 +112,17 @@ def do_push(args):
     pub = args.pub or (lib.KEY_DIR / lib.PUB_NAME if (lib.KEY_DIR / lib.PUB_NAME).exists() else None)
     if pub:
         lib.verify(pub, bundle.manifest_text, bundle.signature)
+    if args.aws:
+        if args.all:
+            raise EdgeshadowError("--all works with the local service; with --aws name the things")
+        import uuid
+        from host_tools import ota_aws
+        s3, iot = ota_aws.clients(args.region)
+        job_id = args.job_id or f"ota-{bundle.version.replace('.', '_')}-{uuid.uuid4().hex[:8]}"
+        out = ota_aws.push_aws(bundle, args.things, args.bucket, args.role_arn, job_id, s3, iot,
+                               rollout=args.rollout, abort_after=args.abort_after)
+        print(json.dumps(out) if args.json else out["jobId"])
+        return 0
     things = args.things or _all_things(args)
     if not things:
         raise EdgeshadowError("--all found no thing with a shadow on the local service")
@@ -127,8 +153,14 @@ def do_push(args):
 
 
 def do_status(args):
-    with _jobs(args) as jobs:
-        listed = jobs.list_jobs()
+    if args.aws:
+        if not args.job:
+            raise EdgeshadowError("with --aws name the job (edgeshadow ota status JOB --aws)")
+        from host_tools import ota_aws
+        listed = [ota_aws.status_aws(ota_aws.clients(args.region)[1], args.job)]
+    else:
+        with _jobs(args) as jobs:
+            listed = jobs.list_jobs()
     if args.job:
         listed = [j for j in listed if j["jobId"] == args.job]
         if not listed:
