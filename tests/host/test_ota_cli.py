@@ -129,3 +129,19 @@ def test_firmware_verifies_host_signatures_on_micropython(runtime):
     r = subprocess.run([str(exe), "-X", "heapsize=80k", "-c", _MPY_VERIFY % (str(ROOT / "firmware"), cases)],
                        capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == repr(want).replace("'", ""), r.stdout + r.stderr
+
+
+def test_build_image_checks_the_image_against_the_board(keys, tmp_path):
+    from host_tools.sim.rom import build_image
+    good, other = tmp_path / "esp32.bin", tmp_path / "s3.bin"
+    good.write_bytes(build_image("esp32", b"\x01" * 5000))
+    other.write_bytes(build_image("esp32s3", b"\x01" * 5000))
+    out = tmp_path / "img.ota"
+    r = cli("build", "--image", good, "--board", "esp32-devkitc", "--key", keys[0], "-o", out,
+            "--version", "1.24.1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["chip"] == "esp32"
+    b = ota.read_bundle(out)
+    assert b.kind == "image" and b.blob == good.read_bytes()
+    r = cli("build", "--image", other, "--board", "esp32-devkitc", "--key", keys[0], "-o", tmp_path / "x.ota")
+    assert r.returncode == 1 and "ESP32-S3" in r.stderr and not (tmp_path / "x.ota").exists()
