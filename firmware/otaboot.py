@@ -15,6 +15,7 @@ import sys
 
 DIR = "/update"      # tests point this elsewhere
 MAX_TRIES = 3        # boots a pending slot gets to confirm before the board rolls back
+TRIAL_S = 300        # default: seconds a pending version gets to confirm (manifest "trial_s")
 
 
 def load():
@@ -63,6 +64,16 @@ def _image_rolled_back(st):
     return False
 
 
+def _arm_watchdog(trial_s):
+    """A version on trial that hangs before its app starts the watchdog still gets reset (and its
+    boot counted). The app's own machine.WDT() later takes the watchdog over with its timeout."""
+    try:
+        import machine
+        machine.WDT(timeout=min(60, trial_s) * 1000)
+    except (ImportError, AttributeError, ValueError):
+        pass
+
+
 def select():
     """At boot: count a pending slot's try (rolling back after MAX_TRIES), then put the active slot
     first on sys.path. Returns the active slot or None (factory)."""
@@ -78,6 +89,8 @@ def select():
         if p["tries"] > MAX_TRIES:
             _rollback(st, "not confirmed after %d boots" % MAX_TRIES)
         save(st)
+    if st.get("pending"):
+        _arm_watchdog(st["pending"].get("trial_s", TRIAL_S))
     slot = st.get("active")
     if slot and not slot_ok(slot):
         if st.get("pending"):
@@ -92,19 +105,19 @@ def select():
     return slot
 
 
-def switch(slot, job, version, seq):
+def switch(slot, job, version, seq, trial_s=TRIAL_S):
     """The commit point of an update: the staged slot becomes active, on trial. One rename."""
     st = load() or {}
     st["previous"] = st.get("active")
     st["prev_seq"] = st.get("seq", 0)
     st["active"] = slot
-    st["pending"] = {"job": job, "version": version, "tries": 0}
+    st["pending"] = {"job": job, "version": version, "tries": 0, "trial_s": trial_s}
     st["result"] = None
     st["seq"] = seq
     save(st)
 
 
-def switch_image(part, job, version, seq):
+def switch_image(part, job, version, seq, trial_s=TRIAL_S):
     """After set_boot(): remember the image on trial (the app slot stays as it is)."""
     try:
         os.mkdir(DIR)
@@ -112,7 +125,7 @@ def switch_image(part, job, version, seq):
         pass
     st = load() or {}
     st["prev_seq"] = st.get("seq", 0)
-    st["pending"] = {"job": job, "version": version, "tries": 0, "part": part}
+    st["pending"] = {"job": job, "version": version, "tries": 0, "part": part, "trial_s": trial_s}
     st["result"] = None
     st["seq"] = seq
     save(st)

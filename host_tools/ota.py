@@ -128,7 +128,7 @@ class Bundle:
                 "manifest": self.manifest_text, "signature": self.signature}
 
 
-def make_manifest(files, version, seq, mpy_arch=None):
+def make_manifest(files, version, seq, mpy_arch=None, trial_s=None):
     """(manifest text, blob) for {relative path: bytes}."""
     entries, blob, off = [], bytearray(), 0
     for path, data in files.items():
@@ -137,17 +137,21 @@ def make_manifest(files, version, seq, mpy_arch=None):
         blob += data
         off += len(data)
     m = {"kind": "app", "version": version, "seq": seq, "mpy_arch": mpy_arch, "size": off, "files": entries}
+    if trial_s is not None:
+        if not 3 <= trial_s <= 3600:
+            raise EdgeshadowError(f"--trial-s {trial_s}: give 3 to 3600 seconds")
+        m["trial_s"] = trial_s
     return json.dumps(m, sort_keys=True, separators=(",", ":")), bytes(blob)
 
 
-def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, seq=None):
+def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, seq=None, trial_s=None):
     """Sign every app file of firmware_dir (compiled for mpy_arch if given) into a Bundle."""
     from host_tools.deploy import firmware_version, local_files
     key = _load(key_path, True)
     files, _ = local_files(firmware_dir, mpy_arch)
     app = {p.lstrip("/"): data for p, data in files.items() if p not in ROOT_ONLY}
     text, blob = make_manifest(app, version or firmware_version(firmware_dir),
-                               int(time.time()) if seq is None else seq, mpy_arch)
+                               int(time.time()) if seq is None else seq, mpy_arch, trial_s)
     if len(text) > 24000:
         raise EdgeshadowError(f"the manifest is {len(text)} bytes: a job document holds at most 32 KB")
     b = Bundle(text, sign(key, text), blob)

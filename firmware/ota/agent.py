@@ -166,7 +166,7 @@ async def run(jobs, ex, st):
             _write(_stage() + "/.manifest", text)
             rmtree(slot_dir)
             os.rename(_stage(), slot_dir)
-        otaboot.switch(target, job, m["version"], m["seq"])
+        otaboot.switch(target, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S))
     except (OSError, MemoryError) as e:  # the flash is full or failing: this job cannot go on
         e = OtaError("FAILED", "flash: %r" % (e,))
         if m is not None and m["kind"] == "image":

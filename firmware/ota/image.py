@@ -84,7 +84,7 @@ async def run(jobs, job, doc, m):
     await fetch(jobs, doc, m["size"], 0, 0, w.feed, lambda: w.done)
     w.finish(m["sha256"])
     part.set_boot()
-    otaboot.switch_image(label, job, m["version"], m["seq"])
+    otaboot.switch_image(label, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S))
     jobs.log("ota: job %s: image %s in %s, restarting into it" % (job, m["version"], label))
     await jobs.update(job, "IN_PROGRESS", {"step": "reboot", "version": m["version"], "partition": label})
     import machine

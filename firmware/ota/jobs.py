@@ -11,18 +11,16 @@ except ImportError:
 
 import otaboot
 
-CONFIRM_S = 300      # a pending slot that has not connected and reported by then is rolled back
 _TOPICS = (("jobs/notify-next", 1), ("jobs/+/get/+", 1), ("jobs/+/update/+", 1),
            ("streams/+/data/json", 0), ("streams/+/rejected/json", 0), ("streams/+/description/json", 0))
 
 
 class Jobs:
-    def __init__(self, conn, thing, log=print, confirm_s=CONFIRM_S):
+    def __init__(self, conn, thing, log=print):
         self.conn = conn
         self.thing = thing
         self.base = "$aws/things/%s/" % thing
         self.log = log
-        self.confirm_s = confirm_s
         self.next = None          # the execution the service last named as next
         self.sink = None          # fn(topic, doc) of a running download
         self._n = 0
@@ -93,8 +91,8 @@ class Jobs:
 
     async def run(self):
         st = otaboot.load()
-        if st and st.get("pending"):
-            asyncio.create_task(self._deadline())
+        if st and st.get("pending"):  # not connected and reported by then: rolled back
+            asyncio.create_task(self._deadline(st["pending"].get("trial_s", otaboot.TRIAL_S)))
         while True:
             await self._kick.wait()
             self._kick = asyncio.Event()
@@ -139,8 +137,8 @@ class Jobs:
             gc.collect()
         self.log("ota: job %s handled" % job)
 
-    async def _deadline(self):
-        await asyncio.sleep(self.confirm_s)
-        if otaboot.fail("not confirmed within %d s (no connection or no shadow report)" % self.confirm_s):
+    async def _deadline(self, s):
+        await asyncio.sleep(s)
+        if otaboot.fail("not confirmed within %d s (no connection or no shadow report)" % s):
             import machine
             machine.reset()

@@ -61,6 +61,9 @@ def parse(text, board_arch=None, running_seq=0, board_chip=None):
     seq = m.get("seq")
     if not isinstance(seq, int) or seq < running_seq:
         _reject("manifest.seq %r is older than the running firmware's %d (replayed or downgrade)" % (seq, running_seq))
+    t = m.get("trial_s", 300)
+    if not isinstance(t, int) or not 3 <= t <= 3600:
+        _reject("manifest.trial_s: must be 3 to 3600 seconds")
     if m["kind"] == "image":
         if m.get("chip") != board_chip:
             _reject("manifest.chip: the image is for %s, this board is %s" % (m.get("chip"), board_chip))

@@ -41,6 +41,9 @@ def register(sub):
                    help="sign a MicroPython image (for boards with OTA partitions) instead of the app")
     b.add_argument("--board", metavar="NAME", help="with --image: check the image against this board")
     b.add_argument("--version", help="version to name in the manifest (default: edge.VERSION)")
+    b.add_argument("--trial-s", type=int, metavar="S",
+                   help="seconds the new app gets to connect and report before the board rolls it "
+                        "back (default 300)")
     b.add_argument("-o", "--out", type=Path, required=True, metavar="FILE")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(func=do_build)
@@ -89,7 +92,8 @@ def do_build(args):
         print(json.dumps(out) if args.json else
               f"{args.out}: {m['chip']} image {m['version']} (seq {m['seq']}), {m['size']} bytes, signed")
         return 0
-    b = lib.build(args.firmware_dir, args.key, args.out, mpy_arch=args.mpy, version=args.version)
+    b = lib.build(args.firmware_dir, args.key, args.out, mpy_arch=args.mpy, version=args.version,
+                  trial_s=args.trial_s)
     m = b.manifest
     out = {"bundle": str(args.out), "version": m["version"], "seq": m["seq"], "files": len(m["files"]),
            "bytes": m["size"], "mpy_arch": m["mpy_arch"]}

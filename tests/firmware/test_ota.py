@@ -99,7 +99,7 @@ def test_slot_pointer_trial_confirm_and_rollback():
         otaboot.switch("a", "job-1", "0.2.0", 7)
         assert otaboot.select() == "a" and sys.path[0] == d + "/a"
         st = otaboot.load()
-        assert st["pending"] == {"job": "job-1", "version": "0.2.0", "tries": 1} and st["previous"] is None
+        assert st["pending"] == {"job": "job-1", "version": "0.2.0", "tries": 1, "trial_s": 300} and st["previous"] is None
         assert otaboot.confirm() == "job-1"
         st = otaboot.load()
         assert st["pending"] is None and st["result"]["status"] == "SUCCEEDED" and st["seq"] == 7

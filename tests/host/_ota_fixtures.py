@@ -26,7 +26,7 @@ def wait_until(fn, timeout, what, every=0.1):
         time.sleep(every)
 
 
-def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, confirm_s=None):
+def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S):
     """A board folder as `deploy` + `inject --ota-key` leave it (written directly: quicker)."""
     flash = workdir / "flash"
     shutil.copytree(FIRMWARE_DIR, flash, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -116,6 +116,34 @@ def test_an_app_that_raises_at_start_is_rolled_back_and_the_rollout_stops(local_
         assert "0.3.0" not in b.log()
 
 
+def test_an_app_that_never_reports_or_hangs_at_start_is_rolled_back(local_broker, fleet, admin, keys, tmp_path):
+    """0.4.0 cannot report its shadow: rolled back after its trial (trial_s). 0.4.1 hangs before its
+    app starts the watchdog: the trial watchdog resets it, and after 3 boots it is rolled back."""
+    app = (FIRMWARE_DIR / "app.py").read_text()
+    broken = app.replace("await self.shadow.report(rep)", "raise OSError('0.4.0: shadow reports broken')")
+    assert broken != app
+    silent = ota.build(firmware_variant(tmp_path / "a", "0.4.0", {"app.py": broken}), keys[0],
+                       version="0.4.0", seq=4, trial_s=5)
+    hang = ota.build(firmware_variant(tmp_path / "b", "0.4.1", {"app.py": app + "\n\ndef main():\n    while True:\n        pass\n"}),
+                     keys[0], version="0.4.1", seq=4, trial_s=3)
+    b1, b2 = fleet[2], fleet[3]
+    j1 = ota.push_local(admin, silent, [b1.thing])
+    j2 = ota.push_local(admin, hang, [b2.thing])
+    assert end_states(local_broker, j1, [b1.thing], 90)[b1.thing] == "FAILED"
+    assert end_states(local_broker, j2, [b2.thing], 90)[b2.thing] == "FAILED"
+    r1 = local_broker.jobs.store.jobs[j1]["executions"][b1.thing]["statusDetails"]["reason"]
+    r2 = local_broker.jobs.store.jobs[j2]["executions"][b2.thing]["statusDetails"]["reason"]
+    assert "not confirmed within 5 s" in r1, r1
+    assert "not confirmed after 3 boots" in r2, r2
+    assert "task_wdt: Task watchdog got triggered" in b2.log()
+    for b in (b1, b2):
+        st = state(b)
+        assert st["active"] == "a" and st["pending"] is None, st
+        back = b.log().rfind("rolled back")
+        assert back > 0
+        b.wait_for_log("edgeshadow firmware v0.2.0", start=back)   # the previous version again
+
+
 def _tamper(bundle, **kw):
     m = json.loads(bundle.manifest_text)
     m.update(kw)
