@@ -252,6 +252,7 @@ async def _download(jobs, doc, m, job, digest):
         p = prog.split()
         if len(p) == 3 and p[0] == job and p[1] == digest:
             done = int(p[2])
+            jobs.log("ota: job %s: resuming the download at file %d of %d" % (job, done + 1, len(files)))
     if not done:
         rmtree(_stage())
         free = _free_bytes()

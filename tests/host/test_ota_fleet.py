@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import time
 
@@ -142,6 +143,31 @@ def test_an_app_that_never_reports_or_hangs_at_start_is_rolled_back(local_broker
         back = b.log().rfind("rolled back")
         assert back > 0
         b.wait_for_log("edgeshadow firmware v0.2.0", start=back)   # the previous version again
+
+
+def test_a_download_cut_by_a_restart_resumes_where_it_stopped(local_broker, fleet, admin, keys, tmp_path):
+    b = fleet[4]
+    bundle = ota.build(firmware_variant(tmp_path / "fw", "0.6.0"), keys[0], version="0.6.0", seq=6)
+    total_blocks = -(-bundle.manifest["size"] // 1024)
+    sent0 = local_broker.jobs.blocks_sent
+    job = ota.push_local(admin, bundle, [b.thing])
+    progress = b.flash_dir / "update" / "stage" / ".progress"
+
+    def files_done():
+        try:
+            return int(progress.read_text().split()[2])
+        except (OSError, ValueError, IndexError):
+            return 0
+    wait_until(lambda: files_done() >= 8, 60, "8 files staged", every=0.01)
+    sent_before = local_broker.jobs.blocks_sent - sent0
+    _power_cut(b)
+    assert end_states(local_broker, job, [b.thing], 90)[b.thing] == "SUCCEEDED"
+    m = re.search(r"resuming the download at file (\d+) of", b.log())
+    assert m and int(m.group(1)) >= 9, b.log()[-1500:]
+    sent = local_broker.jobs.blocks_sent - sent0
+    # the blocks of the finished files are not fetched again (a few in flight at the cut may be)
+    assert sent - sent_before < total_blocks, (sent_before, sent, total_blocks)
+    assert state(b)["pending"] is None and "edgeshadow firmware v0.6.0" in b.log()
 
 
 def _tamper(bundle, **kw):
