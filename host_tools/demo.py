@@ -97,7 +97,7 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
     boards_dir = workdir / "boards"
     shutil.rmtree(boards_dir, ignore_errors=True)  # fresh boards: the current firmware, no old spool
     with stop_on_signals() as stop:
-        say("starting the local broker (Mosquitto, mutual TLS) and the shadow service...")
+        say("starting the local broker (Mosquitto, mutual TLS), the shadow and jobs services...")
         with local_stack(workdir / "broker", certs_dir / "ca") as (broker, _service, state_path):
             say(f"broker on {broker.host}:{broker.port}; state in {state_path}")
             things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]

@@ -10,7 +10,7 @@ every thing, on AWS's reserved topics:
 and the control plane for `edgeshadow ota push/status` (admin CN only, by the ACL):
   edgeshadow/jobs/<op> {"clientToken", ...}  -> edgeshadow/jobs/<op>/accepted|rejected
   ops: create-stream {"streamId", "files": [{"fileId", "data": base64}]}, create-job {"jobId",
-  "targets", "document", "rollout", "abortAfter"}, cancel-job {"jobId"}, list-jobs {}.
+  "targets", "document", "rollout", "abortAfter"}, cancel-job {"jobId", "force"}, list-jobs {}.
 """
 import base64
 import json
@@ -160,7 +160,7 @@ class JobsService:
                                                      req.get("rollout"), req.get("abortAfter"))
                 self._notify(changed)
             elif op == "cancel-job":
-                self._notify(self.store.cancel_job(req.get("jobId")))
+                self._notify(self.store.cancel_job(req.get("jobId"), force=bool(req.get("force"))))
                 out = {"jobId": req.get("jobId")}
             elif op == "list-jobs":
                 out = {"jobs": self.store.list_jobs()}

@@ -116,9 +116,16 @@ class JobStore:
         self._save(job)
         return {"jobId": job_id}, changed
 
-    def cancel_job(self, job_id, reason="USER_CANCELED"):
+    def cancel_job(self, job_id, reason="USER_CANCELED", force=False):
+        """QUEUED executions become CANCELED; with force, IN_PROGRESS ones too (AWS's --force)."""
         job = self._job(job_id)
         changed = self._cancel(job, reason)
+        if force:
+            for thing, e in job["executions"].items():
+                if e["status"] == "IN_PROGRESS":
+                    e["status"] = "CANCELED"
+                    e["lastUpdatedAt"] = self._now()
+                    changed.append(thing)
         self._save(job)
         return changed
 

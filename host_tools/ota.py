@@ -287,8 +287,8 @@ class LocalJobs:
         return self.request("create-job", {"jobId": job_id, "targets": list(targets), "document": document,
                                            "rollout": rollout, "abortAfter": abort_after})
 
-    def cancel_job(self, job_id):
-        return self.request("cancel-job", {"jobId": job_id})
+    def cancel_job(self, job_id, force=False):
+        return self.request("cancel-job", {"jobId": job_id, "force": force})
 
     def list_jobs(self):
         return self.request("list-jobs", {})["jobs"]

@@ -145,6 +145,15 @@ class _Writer:
             self.f.close()
 
 
+async def _going_on(jobs, job, details):
+    """Report progress; False if the service says the job is over for us (cancelled, removed)."""
+    res = await jobs.update(job, "IN_PROGRESS", details)
+    if res is None or not res[0]:
+        jobs.log("ota: job %s is over (%s): not applied" % (job, res and res[1].get("code")))
+        return False
+    return True
+
+
 async def run(jobs, ex, st):
     job = ex.get("jobId")
     doc = ex.get("jobDocument")
@@ -161,29 +170,33 @@ async def run(jobs, ex, st):
         slot_dir = otaboot.DIR + "/" + target
         if _read(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
             await _describe(jobs, doc, m)
-            await jobs.update(job, "IN_PROGRESS", {"step": "download", "version": m["version"]})
+            if not await _going_on(jobs, job, {"step": "download", "version": m["version"]}):
+                return
             await _download(jobs, doc, m, job, digest)
             _write(_stage() + "/.manifest", text)
             rmtree(slot_dir)
             os.rename(_stage(), slot_dir)
+        # the last word before the switch: a job cancelled during the download is not applied
+        if not await _going_on(jobs, job, {"step": "switch", "version": m["version"]}):
+            rmtree(slot_dir)
+            return
         otaboot.switch(target, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S))
+    except asyncio.TimeoutError:  # no answer from the service (an OSError on CPython): try later
+        raise
     except (OSError, MemoryError) as e:  # the flash is full or failing: this job cannot go on
         e = OtaError("FAILED", "flash: %r" % (e,))
-        if m is not None and m["kind"] == "image":
-            await jobs.update(job, "FAILED", {"reason": e.reason[:200]})
-            return
         jobs.log("ota: job %s FAILED: %s" % (job, e.reason))
-        rmtree(_stage())
+        if m is None or m["kind"] != "image":
+            rmtree(_stage())
         await jobs.update(job, "FAILED", {"reason": e.reason[:200]})
         return
     except OtaError as e:
         jobs.log("ota: job %s %s: %s" % (job, e.status, e.reason))
-        if e.status == "FAILED":
+        if e.status == "FAILED" and (m is None or m["kind"] != "image"):
             rmtree(_stage())
         await jobs.update(job, e.status, {"reason": e.reason[:200]})
         return
     jobs.log("ota: job %s: version %s in slot %s, restarting into it" % (job, m["version"], target))
-    await jobs.update(job, "IN_PROGRESS", {"step": "reboot", "version": m["version"]})
     import machine
     machine.reset()
 
@@ -284,6 +297,8 @@ async def fetch(jobs, doc, size, block, skip, feed, done):
     fails = 0
     try:
         while not done():
+            if not jobs.conn.up:  # a link outage is waited out, not counted against the stream
+                await jobs.conn.wait_up()
             if block > last:
                 raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (sid, size))
             n = min(WINDOW, last - block + 1)

@@ -77,15 +77,17 @@ async def run(jobs, job, doc, m):
     if m["size"] > psize:
         raise OtaError("REJECTED", "the image (%d bytes) does not fit partition %s (%d bytes)"
                        % (m["size"], label, psize))
-    from ota.agent import _describe
+    from ota.agent import _describe, _going_on
     await _describe(jobs, doc, m)
-    await jobs.update(job, "IN_PROGRESS", {"step": "download", "version": m["version"], "partition": label})
+    if not await _going_on(jobs, job, {"step": "download", "version": m["version"], "partition": label}):
+        return
     w = _PartitionWriter(part, m["size"], m["chip"])
     await fetch(jobs, doc, m["size"], 0, 0, w.feed, lambda: w.done)
     w.finish(m["sha256"])
+    if not await _going_on(jobs, job, {"step": "switch", "version": m["version"], "partition": label}):
+        return
     part.set_boot()
     otaboot.switch_image(label, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S))
     jobs.log("ota: job %s: image %s in %s, restarting into it" % (job, m["version"], label))
-    await jobs.update(job, "IN_PROGRESS", {"step": "reboot", "version": m["version"], "partition": label})
     import machine
     machine.reset()

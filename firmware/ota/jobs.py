@@ -129,9 +129,15 @@ class Jobs:
             from ota import agent
             await agent.run(self, ex, st)
             self.next = None
+        except asyncio.TimeoutError:
+            raise  # no answer from the service: the run loop tries again
+        except Exception as e:  # a bug, not a transient: end the job instead of retrying forever
+            self.log("ota: job %s: agent error %r" % (job, e))
+            self.next = None
+            await self.update(job, "FAILED", {"reason": ("agent error: %r" % (e,))[:200]})
         finally:
             self.sink = None
-            for m in ("ota.agent", "ota.manifest", "ota.ecdsa"):
+            for m in ("ota.agent", "ota.manifest", "ota.ecdsa", "ota.image"):
                 sys.modules.pop(m, None)
             import gc
             gc.collect()

@@ -170,6 +170,22 @@ def test_a_download_cut_by_a_restart_resumes_where_it_stopped(local_broker, flee
     assert state(b)["pending"] is None and "edgeshadow firmware v0.6.0" in b.log()
 
 
+def test_a_job_cancelled_during_the_download_is_not_applied(local_broker, fleet, admin, keys, tmp_path):
+    b = fleet[4]
+    before = state(b)
+    bundle = ota.build(firmware_variant(tmp_path / "fw", "0.6.1"), keys[0], version="0.6.1", seq=7)
+    mark = len(b.log())
+    job = ota.push_local(admin, bundle, [b.thing])
+    progress = b.flash_dir / "update" / "stage" / ".progress"
+    wait_until(progress.exists, 60, "the download to start", every=0.01)
+    admin.cancel_job(job, force=True)
+    b.wait_for_log(f"ota: job {job} is over (TerminalStateReached): not applied", start=mark, timeout=60)
+    assert executions(local_broker, job)[b.thing] == "CANCELED"
+    st = state(b)
+    assert st["active"] == before["active"] and st["pending"] is None and st["seq"] == before["seq"]
+    assert "restarting into it" not in b.log()[mark:]
+
+
 def _tamper(bundle, **kw):
     m = json.loads(bundle.manifest_text)
     m.update(kw)

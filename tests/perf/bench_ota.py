@@ -89,14 +89,16 @@ def esp32like_figures(tmp, bundle, pub):
     doc = tmp / "doc.json"
     doc.write_text(json.dumps(bundle.job_document("bench-stream")))
     args = {"doc": str(doc), "pub": ota.board_pubkey(pub).hex()}
-    out = mpy(_RAM % args, "1M")
-    ram = next(line for line in out.splitlines() if line.startswith("RAM")).split()
-    ver = next(line for line in out.splitlines() if line.startswith("VERIFY")).split()
     print(f"job document (manifest of {len(bundle.manifest['files'])} files): {doc.stat().st_size} bytes")
-    print(f"esp32like ota.jobs RAM (always loaded with the network): {int(ram[1])} bytes")
-    print(f"esp32like ota.agent+manifest+ecdsa RAM (while a job runs): {int(ram[2])} bytes")
-    print(f"esp32like manifest check incl. P-256 verify: min {ver[1]} ms, mean {float(ver[2]):.0f} ms")
-    for label, path in (("from .py (compiled on the board)", MPYPATH), (".mpy", compiled(tmp))):
+    paths = (("from .py (compiled on the board)", MPYPATH), (".mpy", compiled(tmp)))
+    for label, path in paths:
+        out = mpy(_RAM % args, "1M", path)
+        ram = next(line for line in out.splitlines() if line.startswith("RAM")).split()
+        ver = next(line for line in out.splitlines() if line.startswith("VERIFY")).split()
+        print(f"esp32like ota.jobs RAM, {label} (always loaded with the network): {int(ram[1])} bytes")
+        print(f"esp32like ota.agent+manifest+ecdsa RAM, {label} (while a job runs): {int(ram[2])} bytes")
+        print(f"esp32like manifest check incl. P-256 verify, {label}: min {ver[1]} ms, mean {float(ver[2]):.0f} ms")
+    for label, path in paths:
         base = smallest_heap(_BASE + "print('OK')", path)
         need = smallest_heap(_FIT % args, path)
         print(f"esp32like heap to import the agent, parse and verify a job document, {label}: "
@@ -151,7 +153,7 @@ def board_figures(tmp, bundle, key):
             job = ota.push_local(admin, bundle, [b.thing])
             wait_until(lambda: executions(env, job)[b.thing] == "SUCCEEDED", 120, "the update")
             t0, u0, d0 = marks[(b.thing, "download")]
-            t1, u1, d1 = marks[(b.thing, "reboot")]
+            t1, u1, d1 = marks[(b.thing, "switch")]
             kb = bundle.manifest["size"] / 1024
             print(f"bundle: {bundle.manifest['size']} bytes in {len(bundle.manifest['files'])} files, "
                   f"blocks of {1024} bytes, {4} per request")
