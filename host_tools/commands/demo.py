@@ -3,6 +3,7 @@ from pathlib import Path
 
 from host_tools import CERTS_DIR
 from host_tools import demo as lib
+from host_tools.commands.sim import add_runtime_args
 
 
 def register(sub):
@@ -25,10 +26,12 @@ def register(sub):
     p.add_argument("--ota-after", type=float, metavar="S",
                    help="after S seconds, roll a signed over-the-air update (this firmware as "
                         "<version>-ota) across the boards, one at a time (best with --headless)")
+    add_runtime_args(p)
     p.set_defaults(func=do_demo)
 
 
 def do_demo(args):
     return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
                    interval_s=args.interval, scenario=args.scenario, headless=args.headless,
-                   seconds=args.seconds, say=lambda m: print(m, flush=True), ota_after=args.ota_after)
+                   seconds=args.seconds, say=lambda m: print(m, flush=True),
+                   runtime=args.runtime, heap=args.heap, ota_after=args.ota_after)
