@@ -26,10 +26,15 @@ def wait_until(fn, timeout, what, every=0.1):
         time.sleep(every)
 
 
-def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S):
-    """A board folder as `deploy` + `inject --ota-key` leave it (written directly: quicker)."""
+def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, mpy_arch=None):
+    """A board folder as `deploy [--mpy]` + `inject --ota-key` leave it (written directly: quicker)."""
+    from host_tools.deploy import local_files
     flash = workdir / "flash"
-    shutil.copytree(FIRMWARE_DIR, flash, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    files, _ = local_files(FIRMWARE_DIR, mpy_arch)
+    for path, data in files.items():
+        dest = flash / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
     crt, key = env.device_cert(thing)
     (flash / "certs").mkdir()
     (flash / "certs" / "device.der").write_bytes(certs.to_der(crt))
