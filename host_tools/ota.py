@@ -9,7 +9,9 @@
 A bundle file is one JSON line {"format", "manifest", "signature"} followed by the blob: the app
 files end to end, in the manifest's order. The manifest (JSON text, signed as bytes) names each
 file's path, offset, size and SHA-256; the signature is ECDSA P-256 over SHA-256(manifest), as
-raw r || s in hex, checked on the board by firmware/ota/ecdsa.py against /certs/ota.pub. The
+raw r || s in hex, checked on the board by firmware/ota/ecdsa.py against /certs/ota.pub. A push
+makes a stream of two files (0: the blob, 1: the manifest) and a job whose document carries the
+signature only: the board fetches the manifest and checks it before it writes anything. The
 root-only files (boot.py, main.py, otaboot.py) are never in a bundle: they choose and roll back
 the slot, so an update cannot break them.
 """
@@ -123,9 +125,14 @@ class Bundle:
         head = json.dumps({"format": FORMAT, "manifest": self.manifest_text, "signature": self.signature})
         return head.encode() + b"\n" + self.blob
 
-    def job_document(self, stream_id, file_id=0):
+    def job_document(self, stream_id, file_id=0, manifest_file_id=1):
+        """Small on purpose (the board parses it whole): the manifest is a file of the stream."""
         return {"operation": OPERATION, "streamId": stream_id, "fileId": file_id,
-                "manifest": self.manifest_text, "signature": self.signature}
+                "manifestFileId": manifest_file_id, "version": self.version, "signature": self.signature}
+
+    def stream_files(self):
+        """[(fileId, bytes)]: 0 the files (or image), 1 the signed manifest."""
+        return [(0, self.blob), (1, self.manifest_text.encode())]
 
 
 def make_manifest(files, version, seq, mpy_arch=None, trial_s=None):
@@ -279,9 +286,13 @@ class LocalJobs:
         doc.pop("clientToken", None)
         return doc
 
-    def create_stream(self, stream_id, data, file_id=0, description=""):
+    def create_stream(self, stream_id, files, description=""):
+        """files: [(fileId, bytes)] or one bytes object (file 0)."""
+        if isinstance(files, (bytes, bytearray)):
+            files = [(0, files)]
         return self.request("create-stream", {"streamId": stream_id, "description": description,
-                                              "files": [{"fileId": file_id, "data": base64.b64encode(data).decode()}]})
+                                              "files": [{"fileId": fid, "data": base64.b64encode(data).decode()}
+                                                        for fid, data in files]})
 
     def create_job(self, job_id, targets, document, rollout=None, abort_after=None):
         return self.request("create-job", {"jobId": job_id, "targets": list(targets), "document": document,
@@ -329,6 +340,6 @@ def push_local(jobs, bundle, targets, job_id=None, rollout=None, abort_after=Non
     """Stream + job on the local service; returns the job id."""
     job_id = job_id or f"ota-{bundle.version.replace('.', '_')}-{uuid.uuid4().hex[:8]}"
     stream_id = f"{job_id}-stream"
-    jobs.create_stream(stream_id, bundle.blob, description=f"edgeshadow {bundle.kind} {bundle.version}")
+    jobs.create_stream(stream_id, bundle.stream_files(), description=f"edgeshadow {bundle.kind} {bundle.version}")
     jobs.create_job(job_id, targets, bundle.job_document(stream_id), rollout_count(targets, rollout), abort_after)
     return job_id

@@ -1,7 +1,7 @@
 """`edgeshadow ota push/status --aws`: the same update on AWS IoT through boto3.
 
-push: the bundle's blob goes to S3 (s3://BUCKET/edgeshadow-ota/<jobId>.bin), a stream
-(CreateStream) names it as file 0 for MQTT-based file delivery (ROLE_ARN lets AWS IoT read the
+push: the bundle's blob and manifest go to S3 (s3://BUCKET/edgeshadow-ota/<jobId>.bin and
+.manifest.json), a stream (CreateStream) names them as files 0 and 1 for MQTT-based file delivery (ROLE_ARN lets AWS IoT read the
 bucket), and a job (CreateJob, targetSelection SNAPSHOT) carries the signed job document. The
 options map onto AWS's job configs:
   --rollout N        jobExecutionsRolloutConfig.maximumPerMinute = N (AWS rolls out by rate;
@@ -57,10 +57,13 @@ def push_aws(bundle, things, bucket, role_arn, job_id, s3, iot, iot_streams=None
     arns = [_call(f"DescribeThing {t}", iot.describe_thing, thingName=t)["thingArn"] for t in things]
     key = f"{PREFIX}{job_id}.bin"
     stream_id = f"{job_id}-stream"
-    _call("PutObject", s3.put_object, Bucket=bucket, Key=key, Body=bundle.blob)
+    files = []
+    for fid, data in bundle.stream_files():
+        k = key if fid == 0 else f"{PREFIX}{job_id}.manifest.json"
+        _call("PutObject", s3.put_object, Bucket=bucket, Key=k, Body=data)
+        files.append({"fileId": fid, "s3Location": {"bucket": bucket, "key": k}})
     _call("CreateStream", (iot_streams or iot).create_stream, streamId=stream_id,
-          description=f"edgeshadow {bundle.kind} {bundle.version}",
-          files=[{"fileId": 0, "s3Location": {"bucket": bucket, "key": key}}], roleArn=role_arn)
+          description=f"edgeshadow {bundle.kind} {bundle.version}", files=files, roleArn=role_arn)
     kw = {}
     n = rollout_count(things, rollout)
     if n is not None:

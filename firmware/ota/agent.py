@@ -5,6 +5,7 @@
 # A restart at any moment resumes: finished files are kept (/update/stage/.progress), the file
 # being written starts again, a slot already in place is switched to without a new download.
 import binascii
+import gc
 import hashlib
 import json
 import os
@@ -159,23 +160,32 @@ async def run(jobs, ex, st):
     doc = ex.get("jobDocument")
     m = None
     try:
-        m = manifest.check(doc, manifest.read_pubkey(), _board_arch(), st.get("seq", 0), _board("chip"))
+        manifest.check_document(doc)
+        sizes = await _describe(jobs, doc)
+        text = await _fetch_manifest(jobs, doc, sizes)
+        m = manifest.check(doc, text, manifest.read_pubkey(), _board_arch(), st.get("seq", 0), _board("chip"))
+        gc.collect()
+        if sizes.get(doc.get("fileId", 0)) != m["size"]:  # a truncated or padded stream file
+            raise OtaError("REJECTED", "stream %s file %s holds %s bytes, the manifest says %d"
+                           % (doc["streamId"], doc.get("fileId", 0), sizes.get(doc.get("fileId", 0), "no"), m["size"]))
         if m["kind"] == "image":
+            del text
             from ota import image
             await image.run(jobs, job, doc, m)
             return
-        text = doc["manifest"]
-        digest = binascii.hexlify(hashlib.sha256(text.encode()).digest()).decode()
+        digest = binascii.hexlify(hashlib.sha256(text).digest()).decode()
         target = "b" if st.get("active") == "a" else "a"
         slot_dir = otaboot.DIR + "/" + target
-        if _read(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
-            await _describe(jobs, doc, m)
+        if _read_bytes(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
             if not await _going_on(jobs, job, {"step": "download", "version": m["version"]}):
                 return
-            await _download(jobs, doc, m, job, digest)
-            _write(_stage() + "/.manifest", text)
+            done = _stage_begin(job, digest, text, m)
+            text = None  # on flash now: the download gets its RAM
+            gc.collect()
+            await _download(jobs, doc, m, job, digest, done)
             rmtree(slot_dir)
             os.rename(_stage(), slot_dir)
+        text = None
         # the last word before the switch: a job cancelled during the download is not applied
         if not await _going_on(jobs, job, {"step": "switch", "version": m["version"]}):
             rmtree(slot_dir)
@@ -201,6 +211,32 @@ async def run(jobs, ex, st):
     machine.reset()
 
 
+def _read_bytes(p):
+    try:
+        with open(p, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+async def _fetch_manifest(jobs, doc, sizes):
+    """The manifest's bytes from the stream (nothing written: it is checked before anything is)."""
+    fid = doc.get("manifestFileId", 1)
+    n = sizes.get(fid)
+    if not isinstance(n, int) or not 0 < n <= manifest.MAX_BYTES:
+        raise OtaError("REJECTED", "stream %s: manifest file %s has %s bytes (at most %d)"
+                       % (doc["streamId"], fid, n, manifest.MAX_BYTES))
+    buf = bytearray(n)
+    pos = [0]
+
+    def feed(data):
+        take = min(len(data), n - pos[0])
+        buf[pos[0]:pos[0] + take] = data[:take]
+        pos[0] += take
+    await fetch(jobs, doc, n, 0, 0, feed, lambda: pos[0] >= n, fid)
+    return buf
+
+
 class _Sink:
     """Stream responses for one stream, queued for the coroutine that waits on them."""
 
@@ -224,10 +260,9 @@ class _Sink:
         return self.got.pop(0) if self.got else (None, None)
 
 
-async def _describe(jobs, doc, m):
-    """DescribeStream: the stream must hold the manifest's bytes (a truncated or padded file is
-    refused here, before anything is written)."""
-    sid, fid = doc.get("streamId"), doc.get("fileId", 0)
+async def _describe(jobs, doc):
+    """DescribeStream: {fileId: size} of the stream's files."""
+    sid = doc.get("streamId")
     sink = _Sink(jobs, sid)
     try:
         for _ in range(RETRIES):
@@ -239,11 +274,7 @@ async def _describe(jobs, doc, m):
             if sub == "rejected/json":
                 raise OtaError("REJECTED", "stream %s: %s %s" % (sid, d.get("o"), d.get("m")))
             if sub is not None:
-                z = [f.get("z") for f in d.get("r", ()) if f.get("f") == fid]
-                if z != [m["size"]]:
-                    raise OtaError("REJECTED", "stream %s file %s holds %s bytes, the manifest says %d"
-                                   % (sid, fid, z[0] if z else "no", m["size"]))
-                return
+                return {f.get("f"): f.get("z") for f in d.get("r", ())}
         raise OtaError("FAILED", "stream %s: no answer to DescribeStream" % sid)
     finally:
         jobs.sink = None
@@ -257,21 +288,28 @@ def _free_bytes():
         return None
 
 
-async def _download(jobs, doc, m, job, digest):
-    files = m["files"]
+def _stage_begin(job, digest, text, m):
+    """The stage for this job: kept (returns the files already done) or made anew with the
+    manifest in it (the marker a finished slot carries); the free space is checked first."""
     prog = _read(_stage() + "/.progress")
-    done = 0
     if prog:
         p = prog.split()
-        if len(p) == 3 and p[0] == job and p[1] == digest:
-            done = int(p[2])
-            jobs.log("ota: job %s: resuming the download at file %d of %d" % (job, done + 1, len(files)))
-    if not done:
-        rmtree(_stage())
-        free = _free_bytes()
-        if free is not None and free < m["size"] + 8192:
-            raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, m["size"]))
-        _mkdirs(_stage())
+        if len(p) == 3 and p[0] == job and p[1] == digest and _read_bytes(_stage() + "/.manifest") == text:
+            return int(p[2])
+    rmtree(_stage())
+    free = _free_bytes()
+    if free is not None and free < m["size"] + 8192:
+        raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, m["size"]))
+    _mkdirs(_stage())
+    with open(_stage() + "/.manifest", "wb") as f:
+        f.write(text)
+    return 0
+
+
+async def _download(jobs, doc, m, job, digest, done):
+    files = m["files"]
+    if done:
+        jobs.log("ota: job %s: resuming the download at file %d of %d" % (job, done + 1, len(files)))
     if done >= len(files):
         return
 
@@ -288,7 +326,7 @@ async def _download(jobs, doc, m, job, digest):
         w.abort()
 
 
-async def fetch(jobs, doc, size, block, skip, feed, done):
+async def fetch(jobs, doc, size, block, skip, feed, done, file_id=None):
     """GetStream blocks from `block` on, in order, each handed to feed(bytes) (the first one less
     `skip` bytes) until done(); requests WINDOW blocks at a time, asks again after a silence."""
     last = (size - 1) // BLOCK
@@ -303,7 +341,8 @@ async def fetch(jobs, doc, size, block, skip, feed, done):
                 raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (sid, size))
             n = min(WINDOW, last - block + 1)
             del sink.got[:]
-            await jobs._publish("streams/%s/get/json" % sid, {"c": jobs.token(), "f": doc.get("fileId", 0),
+            fid = doc.get("fileId", 0) if file_id is None else file_id
+            await jobs._publish("streams/%s/get/json" % sid, {"c": jobs.token(), "f": fid,
                                                              "l": BLOCK, "o": block, "n": n}, qos=0)
             want = block + n
             while block < want:

@@ -77,8 +77,7 @@ async def run(jobs, job, doc, m):
     if m["size"] > psize:
         raise OtaError("REJECTED", "the image (%d bytes) does not fit partition %s (%d bytes)"
                        % (m["size"], label, psize))
-    from ota.agent import _describe, _going_on
-    await _describe(jobs, doc, m)
+    from ota.agent import _going_on
     if not await _going_on(jobs, job, {"step": "download", "version": m["version"], "partition": label}):
         return
     w = _PartitionWriter(part, m["size"], m["chip"])

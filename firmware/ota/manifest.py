@@ -1,6 +1,7 @@
-# A job document's signed manifest, checked before anything is written:
-#   {"operation": "edgeshadow-ota", "streamId": "...", "fileId": 0,
-#    "manifest": "<JSON text, the signed bytes>", "signature": "<hex r||s, ECDSA P-256/SHA-256>"}
+# A job's signed manifest, checked before anything is written. The job document stays small (the
+# board parses it whole): {"operation": "edgeshadow-ota", "streamId": "...", "fileId": 0,
+#   "manifestFileId": 1, "signature": "<hex r||s, ECDSA P-256 over SHA-256 of the manifest bytes>"}
+# and the manifest itself (JSON, the signed bytes) is file manifestFileId of the stream:
 # manifest: {"kind": "app", "version": "0.2.0", "seq": 1764576000, "mpy_arch": null | "xtensawin",
 #            "size": total, "files": [{"path": "app.py", "offset": 0, "size": n, "sha256": hex}]}
 #        or {"kind": "image", "version": "1.24.1", "seq": ..., "chip": "esp32", "size": n, "sha256": hex}
@@ -29,19 +30,29 @@ def read_pubkey(path=PUBKEY):
         _reject("no OTA public key on the board (%s): run `edgeshadow inject --ota-key`" % path)
 
 
-def check(doc, pubkey, board_arch=None, running_seq=0, board_chip=None):
-    """The manifest dict if doc carries a valid, signed, well-formed manifest; else OtaError."""
+MAX_BYTES = 16384    # a manifest larger than this is refused before it is fetched
+
+
+def check_document(doc):
+    """The job document's own fields (before anything is fetched)."""
     if not isinstance(doc, dict) or doc.get("operation") != OPERATION:
         _reject("not an edgeshadow update (operation %r)" % (doc.get("operation") if isinstance(doc, dict) else None))
-    text, sig = doc.get("manifest"), doc.get("signature")
-    if not isinstance(text, str) or not isinstance(sig, str) or len(sig) != 128:
-        _reject("the job document lacks a manifest or a 64-byte hex signature")
+    sig = doc.get("signature")
+    if not isinstance(sig, str) or len(sig) != 128 or not isinstance(doc.get("streamId"), str):
+        _reject("the job document lacks a streamId or a 64-byte hex signature")
+
+
+def check(doc, text, pubkey, board_arch=None, running_seq=0, board_chip=None):
+    """The manifest dict if text (bytes, fetched from the stream) is signed by doc's signature and
+    well formed; else OtaError."""
+    check_document(doc)
+    sig = doc["signature"]
     try:
         sig = binascii.unhexlify(sig)
     except ValueError:
         _reject("signature: not hex")
     from ota import ecdsa
-    ok = ecdsa.verify(pubkey, hashlib.sha256(text.encode()).digest(), sig)
+    ok = ecdsa.verify(pubkey, hashlib.sha256(text).digest(), sig)
     del ecdsa
     if not ok:
         _reject("manifest signature does not verify with the board's OTA key")

@@ -76,9 +76,11 @@ def test_manifest_rules():
     assert "this board is esp32s3" in _reason(img, board_chip="esp32s3")
     img["size"] = 3
     assert "size" in _reason(img, board_chip="esp32")
-    assert "signature" in raises(OtaError, manifest.check, {"operation": "edgeshadow-ota", "manifest": "{}",
-                                                            "signature": "00" * 64}, RFC_PUB).reason
-    assert "not an edgeshadow update" in raises(OtaError, manifest.check, {"operation": "x"}, RFC_PUB).reason
+    doc = {"operation": "edgeshadow-ota", "streamId": "s", "signature": "00" * 64}
+    assert "signature" in raises(OtaError, manifest.check, doc, b"{}", RFC_PUB).reason
+    assert "not an edgeshadow update" in raises(OtaError, manifest.check, {"operation": "x"}, b"{}", RFC_PUB).reason
+    assert "streamId" in raises(OtaError, manifest.check_document, {"operation": "edgeshadow-ota",
+                                                                     "signature": "00" * 64}).reason
 
 
 def _slots(d):

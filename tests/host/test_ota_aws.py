@@ -28,7 +28,9 @@ def stream_client(bucket, job_id):
     st.add_response("create_stream", {"streamId": f"{job_id}-stream", "streamVersion": 1,
                                       "streamArn": f"arn:aws:iot:{REGION}:123456789012:stream/{job_id}-stream"},
                     {"streamId": f"{job_id}-stream", "description": "edgeshadow app 0.8.0",
-                     "files": [{"fileId": 0, "s3Location": {"bucket": bucket, "key": f"edgeshadow-ota/{job_id}.bin"}}],
+                     "files": [{"fileId": 0, "s3Location": {"bucket": bucket, "key": f"edgeshadow-ota/{job_id}.bin"}},
+                               {"fileId": 1, "s3Location": {"bucket": bucket,
+                                                            "key": f"edgeshadow-ota/{job_id}.manifest.json"}}],
                      "roleArn": ROLE})
     st.activate()
     return c, st
@@ -47,6 +49,8 @@ def test_push_aws_uploads_streams_and_creates_the_job_with_rollout_and_abort(bun
                        rollout="50%", abort_after=1)
         stub.assert_no_pending_responses()
         assert s3.get_object(Bucket="fw-bucket", Key=out["s3Key"])["Body"].read() == bundle.blob
+        assert s3.get_object(Bucket="fw-bucket", Key="edgeshadow-ota/job-aws-1.manifest.json")["Body"].read() \
+            == bundle.manifest_text.encode()
         job = iot.describe_job(jobId="job-aws-1")["job"]
         assert job["jobExecutionsRolloutConfig"] == {"maximumPerMinute": 2}
         crit = job["abortConfig"]["criteriaList"]

@@ -1,10 +1,9 @@
 """An over-the-air update on the ESP32-like runtime (32-bit, float32), the app sent as .mpy as
-`deploy` sends it. The job (its ~6 KB document, the agent, the P-256 check) needs OTA_HEAP more
-than the firmware's own runtimes.NEEDED_HEAP: at that heap the update is verified, downloaded and
-confirmed with no MemoryError in the job's own work. (At NEEDED_HEAP alone the ~7 KB MQTT packet
-of the job document cannot be allocated; at +40 KB the download runs out of heap. A parse of a
-notify-next document may still fail on fragmentation: the $next/get answer then carries the job.
-Closing the gap, a manifest streamed instead of carried in the job document, is open work.)"""
+`deploy` sends it. The job (the agent, the ~6 KB manifest fetched from the stream, the P-256
+check, the download) needs OTA_HEAP more than the firmware's own runtimes.NEEDED_HEAP: at that heap
+the update is verified, downloaded and confirmed with no MemoryError. (At NEEDED_HEAP alone the
+manifest's buffer cannot be allocated and the job ends FAILED, the board unchanged. Closing the
+gap, a manifest read line by line from flash, is open work.)"""
 import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.skipif(not runtimes.available("esp32like"),
                                 reason="the ESP32-like runtime is not built (`make esp32like`)")
 
 
-OTA_HEAP = 64 * 1024
+OTA_HEAP = 64 * 1024  # passed at +32 KB once, failed at +24 and +40 KB (1280-byte allocation in the job): fragmentation-sensitive
 
 
 def test_update_on_the_esp32like_runtime_at_the_firmware_heap_plus_ota(local_broker, tmp_path):
@@ -33,8 +32,8 @@ def test_update_on_the_esp32like_runtime_at_the_firmware_heap_plus_ota(local_bro
                            admin_crt, admin_key) as admin:
             job = ota.push_local(admin, bundle, [vb.thing])
             wait_until(lambda: executions(local_broker, job)[vb.thing] in ("SUCCEEDED", "FAILED", "REJECTED"),
-                       180, "the update")
+                       120, "the update")
         log = vb.log()
         assert executions(local_broker, job)[vb.thing] == "SUCCEEDED", log[-2000:]
-        assert "FAILED" not in log and "link down: memory" not in log
+        assert "MemoryError" not in log and "memory allocation failed" not in log
         assert "edgeshadow firmware v0.2.0" in log
