@@ -16,13 +16,12 @@ class ShadowError(Exception):
 
 
 class ShadowClient:
-    def __init__(self, conn, thing, on_delta, on_document=None, max_inflight=4, timeout=10,
+    def __init__(self, conn, thing, on_delta, max_inflight=4, timeout=10,
                  retries=5, log=print, backoff=None):
         self.conn = conn
         self.thing = thing
         self.base = "$aws/things/%s/shadow/" % thing
         self.on_delta = on_delta          # fn(state: dict, version) -> dict to report, or None
-        self.on_document = on_document    # fn(doc) for every get/accepted (optional)
         self.max_inflight = max_inflight
         self.timeout = timeout
         self.retries = retries
@@ -30,7 +29,6 @@ class ShadowClient:
         self.backoff = backoff or Backoff(base=1, cap=30, floor=0.5)
         self.version = 0                  # highest shadow version seen
         self.applied = -1                 # version of the last delta handed to on_delta
-        self.document = None              # last get/accepted document
         self._n = 0
         self._pending = {}                # clientToken -> [event, (ok, doc)]
         self._slots = asyncio.Event()
@@ -121,9 +119,6 @@ class ShadowClient:
                 p[1] = (op.endswith("accepted"), doc)
                 p[0].set()
             if op == "get/accepted":
-                self.document = doc
-                if self.on_document is not None:
-                    self.on_document(doc)
                 delta = doc.get("state", {}).get("delta")
                 if delta and isinstance(v, int) and v > self.applied:
                     self._deliver(delta, v)
