@@ -9,7 +9,16 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-import otaboot
+TRIAL_S = 300  # as otaboot.TRIAL_S
+
+
+def _ob(call, *args):
+    """otaboot.<call>(*args): the slot pointer module is in RAM only while it is used."""
+    import otaboot
+    try:
+        return getattr(otaboot, call)(*args)
+    finally:
+        sys.modules.pop("otaboot", None)
 
 _TOPICS = (("jobs/notify-next", 1), ("jobs/+/get/+", 1), ("jobs/+/update/+", 1),
            ("streams/+/data/json", 0), ("streams/+/rejected/json", 0), ("streams/+/description/json", 0))
@@ -84,21 +93,21 @@ class Jobs:
         if self.confirmed:
             return
         self.confirmed = True
-        job = otaboot.confirm()
+        job = _ob("confirm")
         if job:
             self.log("ota: update for job %s confirmed" % job)
             self._kick.set()
 
     async def run(self):
-        st = otaboot.load()
+        st = _ob("load")
         if st and st.get("pending"):  # not connected and reported by then: rolled back
-            asyncio.create_task(self._deadline(st["pending"].get("trial_s", otaboot.TRIAL_S)))
+            asyncio.create_task(self._deadline(st["pending"].get("trial_s", TRIAL_S)))
         while True:
             await self._kick.wait()
             self._kick = asyncio.Event()
             if not self.conn.up:
                 continue
-            st = otaboot.load() or {}
+            st = _ob("load") or {}
             try:
                 r = st.get("result")
                 if r:
@@ -119,7 +128,7 @@ class Jobs:
             details["reason"] = r["reason"]
         res = await self.update(r["job"], r["status"], details)
         if res is not None:  # accepted, or rejected because the job is over: either way done
-            otaboot.clear_result(r["job"])
+            _ob("clear_result", r["job"])
             self.log("ota: job %s reported %s" % (r["job"], r["status"]))
             await self._publish("jobs/$next/get", {})
 
@@ -137,7 +146,7 @@ class Jobs:
             await self.update(job, "FAILED", {"reason": ("agent error: %r" % (e,))[:200]})
         finally:
             self.sink = None
-            for m in ("ota.agent", "ota.manifest", "ota.ecdsa", "ota.image"):
+            for m in ("ota.agent", "ota.manifest", "ota.ecdsa", "ota.image", "otaboot"):
                 sys.modules.pop(m, None)
             import gc
             gc.collect()
@@ -145,6 +154,6 @@ class Jobs:
 
     async def _deadline(self, s):
         await asyncio.sleep(s)
-        if otaboot.fail("not confirmed within %d s (no connection or no shadow report)" % s):
+        if _ob("fail", "not confirmed within %d s (no connection or no shadow report)" % s):
             import machine
             machine.reset()
