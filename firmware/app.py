@@ -237,9 +237,15 @@ class App:
                                    batch_max=m["batch_max"], log=log)
         self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log)
         self.conn.on_connect(self._on_connect)
-        from ota.jobs import Jobs  # AWS IoT Jobs: over-the-air updates
+        tasks = [self.conn.run(), self.forwarder.run(), self.reporter()]
+        try:  # over-the-air updates (AWS IoT Jobs) only on a board that holds the key to check them
+            import os
+            os.stat("/certs/ota.pub")
+        except OSError:
+            return tasks
+        from ota.jobs import Jobs
         self.jobs = Jobs(self.conn, thing, log=log)
-        return [self.conn.run(), self.forwarder.run(), self.reporter(), self.jobs.run()]
+        return tasks + [self.jobs.run()]
 
     async def _on_connect(self):
         await self.conn.client.publish(self.status_topic, b'{"connected":true}', qos=1, retain=True)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not runtimes.available("esp32like"),
                                 reason="the ESP32-like runtime is not built (`make esp32like`)")
 
 
-OTA_HEAP = 64 * 1024  # passed at +32 KB once, failed at +24 and +40 KB (1280-byte allocation in the job): fragmentation-sensitive
+OTA_HEAP = 96 * 1024  # the job's need beside the firmware today (see the module docstring)
 
 
 def test_update_on_the_esp32like_runtime_at_the_firmware_heap_plus_ota(local_broker, tmp_path):
