@@ -130,6 +130,10 @@ class Broker:
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",
             "set_tcp_nodelay true",  # Nagle + delayed ACKs otherwise add ~40 ms per small message
+            # the historian's persistent session: what arrives while it restarts is queued for it
+            # (the default keeps only 1000 messages). max_inflight_messages stays at its 20: it is
+            # per client, devices included, and a board's heap is tight.
+            "max_queued_messages 200000",
             f"listener {self.port} {self.host}",
             f"cafile {self.ca_cert}",
             f"certfile {crt}",
