@@ -109,6 +109,8 @@ def validate(cfg):
     diagnosis.validate(cfg.get("diagnoses"), cfg, p)
     for sec in _SECTIONS:
         _check_section(sec, cfg.get(sec, {}), p)
+    from edge import bounds  # the ranges and path checks (edge/bounds.py), only when validating
+    bounds.check(cfg, p)
     return p
 
 

@@ -211,8 +211,11 @@ class MQTTClient:
             raise MQTTError("mqtt: not connected")
         try:
             async with self._lock:
-                self._w.write(pkt)
-                await asyncio.wait_for(self._w.drain(), self.timeout)
+                w = self._w  # again under the lock: the link may have dropped while we waited
+                if w is None:
+                    raise MQTTError("mqtt: not connected")
+                w.write(pkt)
+                await asyncio.wait_for(w.drain(), self.timeout)
         except (OSError, asyncio.TimeoutError) as e:
             await self._down(e)  # a failed write leaves the stream unusable
             raise
@@ -255,9 +258,8 @@ class MQTTClient:
             await self._send(pkt)
         except BaseException:
             # not (wholly) written: the caller still owns it; a half packet dies with the link
-            if qos:
-                del self.inflight[pid]
-                del self._tokens[pid]
+            if qos and self.inflight.pop(pid, None) is not None:  # (unless its PUBACK came first)
+                self._tokens.pop(pid, None)
                 self._order.remove(pid)
             raise
         return pid
