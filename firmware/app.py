@@ -60,6 +60,10 @@ class App:
         self.spool = Spool(sp["dir"], sp["max_bytes"])
         if self.spool.torn:
             log("spool: %d torn record(s) skipped after a restart" % self.spool.torn)
+        if self.spool.meta_problem:
+            log("spool: meta.json not used (%s): head taken from the segments" % self.spool.meta_problem)
+        if self.spool.strays:
+            log("spool: ignored, not the spool's: %s" % ", ".join(self.spool.strays))
         self._filters()
         self.result = None
         self.config_error = None
@@ -131,6 +135,8 @@ class App:
     # --- shadow ---------------------------------------------------------------------------------
     def reported(self):
         extra = {"spool": {"backlog": self.spool.backlog, "dropped": self.spool.dropped}}
+        if self.spool.strays:
+            extra["spool"]["strays"] = len(self.spool.strays)
         prov = {m: mc["provenance"] for m, mc in self.cfg["metrics"].items() if mc.get("provenance")}
         if prov:
             extra["provenance"] = prov
