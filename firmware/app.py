@@ -73,6 +73,8 @@ class App:
         self._reported_ts = None
         self._units_due = True   # units go in the first report after a (re)connect or a config change
         self.forwarder = self.conn = self.shadow = None
+        self._rb = None            # net.rollback.Rollback once the network starts
+        self._unreportable = None  # the delta whose echo the service refused (not applied again)
 
     def _filters(self):
         self.filters = {m: build_report_filter(mc.get("report"))
@@ -168,10 +170,20 @@ class App:
     def on_delta(self, state, version):
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
         new, problems = _shadow.apply_delta(self.cfg, {"state": state, "version": version})
+        if not problems and self._rb is not None:
+            problems = self._rb.refuses(new) or None
         if problems:
             self.config_error = {"version": version, "problems": problems}
             log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
             return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+        same = dict(new)
+        same["version"] = self.cfg.get("version", 0)
+        if same == self.cfg:  # a delta we applied, again (it stays until reported): no rewrite
+            if self._unreportable == state:
+                return None   # its report was refused: the error was reported already
+            out = dict(state)
+            out["config_version"] = self.cfg.get("version", 0)
+            return out
         try:
             if any(k in state for k in _PIPELINE_KEYS):
                 device = Device(new)
@@ -181,7 +193,10 @@ class App:
         except Exception as e:  # not persisted: nothing applied
             self.config_error = {"version": version, "problems": ["config: %s" % e]}
             return {"config_error": self.config_error}
+        if self._rb is not None:
+            self._rb.trying(self._net_cfg, new)  # a connection change is tried at the next boot
         self.cfg = new
+        self._unreportable = None
         if device is not None:
             for e in device.adopt(self.device):  # alerts whose rule is gone clear, with an event
                 self._spool_alert(e, self.now())
@@ -195,6 +210,14 @@ class App:
         out["config_error"] = None
         return out
 
+    def on_rejected(self, reported, err):
+        """The service refused the report of an applied delta (too large, ...): say so instead."""
+        self._unreportable = dict((k, v) for k, v in reported.items()
+                                  if k not in ("config_version", "config_error"))
+        self.config_error = {"version": self.cfg.get("version", 0),
+                             "problems": ["report: the shadow service refused the applied state: %s" % err]}
+        return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+
     # --- network --------------------------------------------------------------------------------
     def start_network(self):
         m = self.cfg["mqtt"]
@@ -206,6 +229,10 @@ class App:
         from net.connection import Connection
         from net.forwarder import Forwarder
         from net.shadow_client import ShadowClient
+        from net.rollback import Rollback
+        self._rb = Rollback()
+        self._net_cfg = self.cfg   # the settings the link is built with (deltas apply at boot)
+        self.config_error = self._rb.error_after_boot(self.cfg) or self.config_error
         thing = self.cfg["thing"]
         prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
         self.status_topic = prefix + "status"
@@ -218,11 +245,31 @@ class App:
         self.conn = Connection(client, wifi=self._wifi, ntp_host=self.cfg["ntp"]["host"], log=log)
         self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",
                                    batch_max=m["batch_max"], log=log)
-        self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log)
+        self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log, on_rejected=self.on_rejected)
         self.conn.on_connect(self._on_connect)
-        return [self.conn.run(), self.forwarder.run(), self.reporter()]
+        return [self.conn.run(), self.forwarder.run(), self.reporter(), self._rollback_guard()]
+
+    async def _rollback_guard(self):
+        # settings a delta set that do not connect at all this boot go back to the last that did
+        while not self.conn.connects:
+            if self._rb.due(self.cfg, self.conn.backoff.attempts, self.conn.connects):
+                new, problems = self._rb.roll_back(self.cfg)
+                write_atomic(CONFIG_PATH, json.dumps(new))
+                log("net: %s" % "; ".join(problems))
+                self.spool.flush()
+                self.restart()
+                return
+            await asyncio.sleep(1)
+
+    def restart(self):
+        try:
+            import machine
+            machine.reset()
+        except (ImportError, AttributeError):
+            log("restart: not available here")
 
     async def _on_connect(self):
+        self._rb.connected(self._net_cfg)
         await self.conn.client.publish(self.status_topic, b'{"connected":true}', qos=1, retain=True)
         self._units_due = True
         self._report.set()  # report the current state on every (re)connect
