@@ -10,7 +10,9 @@
 # power loss: at most meta_every - 1 acknowledged records, plus those acknowledged out of order
 # above head, are sent again (duplicates by (thing, seq), which subscribers drop); none is lost.
 # meta.json is only a hint: a head the segments on flash contradict (a flipped bit, a number no
-# segment can have) is replaced by what the segments show, and anything in `dir` that is not a
+# segment can have) or whose check value is wrong is replaced by the first seq on flash (then what
+# is on flash is sent again: duplicates, never a loss); the newest segment is kept even when all of
+# it is acknowledged, so there is always flash to check against. Anything in `dir` that is not a
 # segment file or meta.json is left alone and listed in `strays`.
 # Record: header "<BBIII" magic, kind, seq, length, crc32(kind|seq|length|payload), then the payload.
 # A torn or corrupt record ends its segment: only the last record written before a crash can be torn,
@@ -119,6 +121,8 @@ class Spool:
                 segs.append([first, last, size])
         lo = segs[0][0] if segs else None
         hi = max([g[1] for g in segs]) if segs else 0
+        if head is not None and head < 0:  # a wrong check value: the segments decide if any
+            head = None if segs else -head
         if head is not None and segs and head > hi + 1:
             self.meta_problem = "head %d is past the last record on flash (%d)" % (head, hi)
             head = None
@@ -128,7 +132,7 @@ class Spool:
             head = lo  # the records below were dropped (spool full) or removed once acknowledged
         self.head = head
         for g in segs:
-            if g[1] < head:
+            if g[1] < head and g is not segs[-1]:
                 os.remove(self._path(g[0]))  # all of it acknowledged before a crash
             else:
                 self._segs.append(g)
@@ -149,7 +153,7 @@ class Spool:
             return None, dropped
         if crc is not None and crc != _meta_crc(head, dropped):  # (no crc: written before it had one)
             self.meta_problem = "its check value does not match (head %d, dropped %d)" % (head, dropped)
-            return None, dropped
+            return -head, dropped  # suspect: believed only when there is no segment to go by
         return head, dropped
 
     def _scan_segment(self, path, first):
@@ -290,7 +294,9 @@ class Spool:
         if self.head == was:
             return
         removed = False
-        while self._segs and self._segs[0][0] <= self._segs[0][1] < self.head:
+        # the newest segment stays even when all of it is acknowledged: its name and records
+        # keep head checkable against flash after a reboot (meta.json is only a hint)
+        while len(self._segs) > 1 and self._segs[0][0] <= self._segs[0][1] < self.head:
             self._remove_segment()
             removed = True
         if not removed:

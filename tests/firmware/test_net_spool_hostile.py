@@ -108,3 +108,15 @@ def test_close_saves_what_was_acknowledged():
     s.ack_all([1, 2])
     s.close()
     assert meta(d)["head"] == 3
+
+
+def test_the_newest_segment_stays_so_a_bad_meta_is_caught_even_with_nothing_waiting():
+    d, s = filled(8)
+    s.ack_all(range(1, 9))
+    s.close()
+    m = meta(d)
+    m["head"] ^= 1 << 20                              # a flipped bit, the check value kept
+    write_atomic(d + "/spool/meta.json", json.dumps(m))
+    s = Spool(d + "/spool", 8192)
+    assert s.append(KIND_READING, b"{}") == 9         # numbering goes on from what flash shows
+    assert s.meta_problem is not None
