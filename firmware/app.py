@@ -75,6 +75,7 @@ class App:
         self.forwarder = self.conn = self.shadow = None
         self._rb = None            # net.rollback.Rollback once the network starts
         self._unreportable = None  # the delta whose echo the service refused (not applied again)
+        self._restored = None      # settings a rollback put back, to report once
 
     def _filters(self):
         self.filters = {m: build_report_filter(mc.get("report"))
@@ -158,13 +159,20 @@ class App:
             self._report = asyncio.Event()
             if self.result is None or self.conn is None or not self.conn.up:
                 continue  # reported again on the next change or heartbeat once the link is up
+            restored = None
             try:
                 rep = self.reported()
+                restored, self._restored = self._restored, None
+                if restored:  # after a rollback: the settings in force, then GET the delta again
+                    rep.update(restored)
                 await self.shadow.report(rep)
                 self._reported_ts = self.result["ts"]
                 if "units" in rep:
                     self._units_due = False
+                if restored:
+                    await self.shadow.get()
             except Exception as e:
+                self._restored = self._restored or restored  # again with the next report
                 log("shadow: report failed:", e)
 
     def on_delta(self, state, version):
@@ -233,6 +241,7 @@ class App:
         self._rb = Rollback()
         self._net_cfg = self.cfg   # the settings the link is built with (deltas apply at boot)
         self.config_error = self._rb.error_after_boot(self.cfg) or self.config_error
+        self._restored = self._rb.restored(self.cfg) if self.config_error else None
         thing = self.cfg["thing"]
         prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
         self.status_topic = prefix + "status"

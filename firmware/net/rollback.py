@@ -104,6 +104,19 @@ class Rollback:
             return {"version": st["version"], "problems": st.get("problems") or []}
         return None
 
+    def restored(self, cfg):
+        """The rolled-back fields with the values in force ({"mqtt": {"port": 8883}}): reported
+        so that the shadow's reported state stops echoing the refused ones (the delta returns)."""
+        st = self.state
+        out = {}
+        for f in _changed(st.get("refused") or {}, st.get("good") or {}):
+            if f.endswith("password"):
+                continue
+            sec, _, key = f.partition(".")
+            if key and type(cfg.get(sec)) is dict:
+                out.setdefault(sec, {})[key] = cfg[sec].get(key)
+        return out
+
 
 def _show(secs, path):
     d = secs
