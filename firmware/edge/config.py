@@ -111,7 +111,18 @@ def validate(cfg):
         _check_section(sec, cfg.get(sec, {}), p)
     from edge import bounds  # the ranges and path checks (edge/bounds.py), only when validating
     bounds.check(cfg, p)
+    unload_bounds()
     return p
+
+
+def unload_bounds():
+    """Drop edge.bounds after a check: it is needed at boot and per delta only (about 2 KB of the
+    board's heap back; its interned names stay)."""
+    import sys
+    sys.modules.pop("edge.bounds", None)
+    import edge
+    if hasattr(edge, "bounds"):
+        delattr(edge, "bounds")
 
 
 def _check_sku(sku, p):
