@@ -5,14 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-hw perf flash deploy sim broker clean help
+.PHONY: setup demo test test-hw perf fuzz soak flash deploy sim broker clean help
 
 help:
 	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
 	@echo "make demo    three virtual boards, local broker and shadow service, live monitor"
 	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
 	@echo "make test-hw PORT=/dev/ttyUSB0 [CONNECT=1]   acceptance checks of one board on the bench"
-	@echo "make perf    benchmarks (figures for the issues' closing notes)"
+	@echo "make perf    benchmarks (figures for the issues' closing notes; also written to perf.json)"
+	@echo "make fuzz [FUZZ_SCALE=20] [FUZZ_SEED=n]   fuzz what boards and host tools parse (CI: seeded, fixed counts)"
+	@echo "make soak [SOAK_S=600] [BOARDS=5]   virtual boards against the local stack under a chaos schedule"
 	@echo "make flash BOARD=esp32-devkitc PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC.bin"
 	@echo "make deploy PORT=/dev/ttyUSB0 [CONFIG=device.json]"
 	@echo "make sim [DEVICES=N]    virtual boards until Ctrl-C"
@@ -45,6 +47,12 @@ test-hw: setup
 
 perf: setup
 	$(BIN)/python tests/perf/run.py
+
+fuzz: setup
+	FUZZ_SCALE=$(or $(FUZZ_SCALE),1) $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
+
+soak: setup
+	$(BIN)/edgeshadow soak --seconds $(or $(SOAK_S),600) --boards $(or $(BOARDS),5) $(if $(SOAK_JSON),--json $(SOAK_JSON),)
 
 flash: setup
 	$(BIN)/edgeshadow flash --board $(BOARD) --port $(PORT) --firmware $(FIRMWARE)

@@ -131,18 +131,28 @@ def _small(v):
     return True
 
 
+def _nbytes(s):
+    try:
+        return len(s.encode())
+    except UnicodeError:
+        return 0  # reported by bad_text
+
+
 def _check_wifi(w, p):
     if type(w) is not dict:
         return
     s, pw = w.get("ssid"), w.get("password")
-    if type(s) is str and len(s.encode()) > 32:
-        p.append("wifi.ssid: at most 32 bytes (802.11), got %d" % len(s.encode()))
-    if type(pw) is str and len(pw.encode()) > 64:
-        p.append("wifi.password: at most 64 bytes (WPA2), got %d" % len(pw.encode()))
+    if type(s) is str and _nbytes(s) > 32:
+        p.append("wifi.ssid: at most 32 bytes (802.11), got %d" % _nbytes(s))
+    if type(pw) is str and _nbytes(pw) > 64:
+        p.append("wifi.password: at most 64 bytes (WPA2), got %d" % _nbytes(pw))
 
 
 def check(cfg, p):
     """Append "path: message" for every value of cfg outside its bounds (types are not checked)."""
+    bad = bad_text(cfg, "")
+    if bad is not None:
+        p.append("%s: not valid Unicode text (a lone surrogate escape)" % (bad[1:] or "(config)"))
     for path in NUMBERS:
         _out(path, NUMBERS[path], _get(cfg, path), p)
     for path in STRINGS:

@@ -44,6 +44,9 @@ CONNACK_REASONS = {
 }
 
 
+_MALFORMED = (ValueError, IndexError, getattr(struct, "error", ValueError))
+
+
 class MQTTError(Exception):
     """A protocol-level failure; `code` is the CONNACK/SUBACK code when there is one."""
 
@@ -349,6 +352,13 @@ class MQTTClient:
             await self._down(e)
 
     async def _dispatch(self, ptype, body):
+        try:
+            await self._dispatch_packet(ptype, body)
+        except _MALFORMED as e:  # too short, bad UTF-8 topic...: the broker is broken or hostile
+            raise MQTTError("mqtt: malformed packet (type 0x%02x, %d bytes) from the broker: %s"
+                            % (ptype, len(body), e))
+
+    async def _dispatch_packet(self, ptype, body):
         kind = ptype & 0xF0
         if kind == _PUBLISH:
             qos = (ptype >> 1) & 3

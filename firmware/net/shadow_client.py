@@ -114,8 +114,8 @@ class ShadowClient:
     def _on_message(self, topic, payload, retain):
         try:
             doc = json.loads(payload)
-        except ValueError:
-            self.log("shadow: %s: not JSON, ignored" % topic)
+        except (ValueError, RuntimeError, MemoryError):  # (RuntimeError: nested too deep)
+            self.log("shadow: %s: not JSON (or too deep or large to parse), ignored" % topic)
             return
         if type(doc) is not dict:
             self.log("shadow: %s: not a JSON object, ignored" % topic)

@@ -106,8 +106,16 @@ class Spool:
         segs = []
         for name in sorted(names):
             first = _seg_first(name)
-            if first is None or os.stat(self._path(first))[0] & _DIR:
-                if name not in ("meta.json", "meta.json.tmp"):
+            ours = first is not None or name in ("meta.json", "meta.json.tmp")
+            if ours and os.stat(self.dir + "/" + name)[0] & _DIR:
+                self.strays.append(name)  # a folder where we need to write a file: moved aside
+                try:
+                    os.rename(self.dir + "/" + name, self.dir + "/" + name + ".stray")
+                except OSError:
+                    pass
+                continue
+            if first is None:
+                if not ours:
                     self.strays.append(name)
                 continue
             path = self._path(first)

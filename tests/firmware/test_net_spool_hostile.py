@@ -68,7 +68,7 @@ def test_stray_files_and_folders_in_the_spool_are_ignored_and_listed():
     assert [r[0] for r in s.peek(100)] == [1, 2, 3, 4, 5]
     s.ack_all(range(1, 6))
     assert s.append(KIND_READING, b"{}") == 6
-    assert "notes.txt" in os.listdir(sp)          # nothing of someone else's is deleted
+    assert "notes.txt" in os.listdir(sp) and "00000fff.seg.stray" in os.listdir(sp)  # nothing deleted
 
 
 def test_spool_folder_replaced_by_a_file_is_kept_aside_and_the_spool_starts():
