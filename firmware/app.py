@@ -34,6 +34,8 @@ HEARTBEAT_S = 300           # the shadow is reported at least this often, change
 # Delta keys that change how samples are processed: the pipeline is rebuilt for them. Others
 # (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
 _PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")
+_CONN_KEYS = ("mqtt", "wifi", "ntp")   # net.rollback.SECTIONS
+ROLLBACK_AFTER = 3          # failed connects, none this boot, before a delta's settings roll back
 
 
 def log(*args):
@@ -73,7 +75,10 @@ class App:
         self._reported_ts = None
         self._units_due = True   # units go in the first report after a (re)connect or a config change
         self.forwarder = self.conn = self.shadow = None
-        self._rb = None            # net.rollback.Rollback once the network starts
+        self._net_cfg = None       # the settings the link was built with (deltas apply at boot)
+        self._rb_trial = False     # those settings came from a delta and never connected yet
+        self._rb_refused = None    # connection settings rolled back before (refused again)
+        self._rb_synced = False    # the first connect of this boot was recorded
         self._unreportable = None  # the delta whose echo the service refused (not applied again)
         self._restored = None      # settings a rollback put back, to report once
 
@@ -178,8 +183,8 @@ class App:
     def on_delta(self, state, version):
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
         new, problems = _shadow.apply_delta(self.cfg, {"state": state, "version": version})
-        if not problems and self._rb is not None:
-            problems = self._rb.refuses(new) or None
+        if not problems and self._rb_refused is not None:
+            problems = self._rollback("refuses", new) or None
         if problems:
             self.config_error = {"version": version, "problems": problems}
             log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
@@ -201,8 +206,8 @@ class App:
         except Exception as e:  # not persisted: nothing applied
             self.config_error = {"version": version, "problems": ["config: %s" % e]}
             return {"config_error": self.config_error}
-        if self._rb is not None:
-            self._rb.trying(self._net_cfg, new)  # a connection change is tried at the next boot
+        if self._net_cfg is not None and any(k in state for k in _CONN_KEYS):
+            self._rollback("trying", self._net_cfg, new)  # tried at the next boot
         self.cfg = new
         self._unreportable = None
         if device is not None:
@@ -237,11 +242,9 @@ class App:
         from net.connection import Connection
         from net.forwarder import Forwarder
         from net.shadow_client import ShadowClient
-        from net.rollback import Rollback
-        self._rb = Rollback()
-        self._net_cfg = self.cfg   # the settings the link is built with (deltas apply at boot)
-        self.config_error = self._rb.error_after_boot(self.cfg) or self.config_error
-        self._restored = self._rb.restored(self.cfg) if self.config_error else None
+        self._net_cfg = self.cfg
+        err, self._restored, self._rb_trial, self._rb_refused = self._rollback("at_boot", self.cfg)
+        self.config_error = err or self.config_error
         thing = self.cfg["thing"]
         prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
         self.status_topic = prefix + "status"
@@ -260,15 +263,27 @@ class App:
 
     async def _rollback_guard(self):
         # settings a delta set that do not connect at all this boot go back to the last that did
-        while not self.conn.connects:
-            if self._rb.due(self.cfg, self.conn.backoff.attempts, self.conn.connects):
-                new, problems = self._rb.roll_back(self.cfg)
+        while self._rb_trial and not self.conn.connects:
+            if self.conn.backoff.attempts >= ROLLBACK_AFTER:
+                new, problems = self._rollback("roll_back", self.cfg)
                 write_atomic(CONFIG_PATH, json.dumps(new))
                 log("net: %s" % "; ".join(problems))
                 self.spool.flush()
                 self.restart()
                 return
             await asyncio.sleep(1)
+
+    def _rollback(self, op, *args):
+        """One call of net.rollback.Rollback; the module is dropped again after it (needed at boot,
+        on the first connect and for connection deltas only: about 2 KB of heap back)."""
+        from net.rollback import Rollback
+        try:
+            return getattr(Rollback(), op)(*args)
+        finally:
+            sys.modules.pop("net.rollback", None)
+            net = sys.modules.get("net")
+            if net is not None and hasattr(net, "rollback"):
+                delattr(net, "rollback")
 
     def restart(self):
         try:
@@ -278,7 +293,9 @@ class App:
             log("restart: not available here")
 
     async def _on_connect(self):
-        self._rb.connected(self._net_cfg)
+        if not self._rb_synced:
+            self._rollback("connected", self._net_cfg)
+            self._rb_synced = True
         await self.conn.client.publish(self.status_topic, b'{"connected":true}', qos=1, retain=True)
         self._units_due = True
         self._report.set()  # report the current state on every (re)connect

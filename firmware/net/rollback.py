@@ -1,7 +1,8 @@
 # Connection settings (mqtt, wifi, ntp) changed by a delta that cannot connect are rolled back to
 # the last ones that did, and not taken again from the shadow: a delta with `mqtt.port: 1` would
 # otherwise leave the board retrying for good, with no way to reach it. Imported by app.py only
-# when a connection section changes or the link does not come up.
+# at boot, on the first connect, for deltas of a connection section and when the link does not
+# come up: each time for one call (app.App._rollback), then it is dropped from the heap again.
 #
 # /config.ok.json: {"good": sections that connected, "trial": sections a delta set, or null,
 #                   "refused": sections rolled back, or null, "problems": [...], "version": n}
@@ -12,7 +13,6 @@ from net.spool import write_atomic
 
 PATH = "/config.ok.json"
 SECTIONS = ("mqtt", "wifi", "ntp")
-FAILS = 3   # failed connects in a row, none since boot, before a trial is rolled back
 
 
 def sections(cfg):
@@ -79,10 +79,15 @@ class Rollback:
         st["trial"] = s_new
         self._save()
 
-    def due(self, cfg, failures, connects):
+    def trial(self, cfg):
+        """True when cfg's connection sections are a delta's, not yet connected once."""
         st = self.state
-        return (connects == 0 and failures >= FAILS and st.get("trial") is not None
-                and st.get("good") is not None and sections(cfg) == st["trial"])
+        return st.get("trial") is not None and st.get("good") is not None and sections(cfg) == st["trial"]
+
+    def at_boot(self, cfg):
+        """(config_error, settings to report, trial pending, refused sections) in one reading."""
+        err = self.error_after_boot(cfg)
+        return err, (self.restored(cfg) if err else None), self.trial(cfg), self.state.get("refused")
 
     def roll_back(self, cfg):
         """(config with the good sections, problems): the caller persists it and restarts."""
