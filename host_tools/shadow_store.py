@@ -232,8 +232,8 @@ class ShadowStore:
 
     @staticmethod
     def _check_thing(thing, name):
-        for what, value in (("thing name", thing), ("shadow name", name)):
-            if value is not None and not (0 < len(value) <= 128 and set(value) <= _NAME_OK):
+        for what, value, most in (("thing name", thing, 128), ("shadow name", name, 64)):  # AWS's lengths
+            if value is not None and not (0 < len(value) <= most and set(value) <= _NAME_OK):
                 raise Rejected(400, f"Invalid {what}: {value!r}")
 
     def update(self, thing, payload, name=None):

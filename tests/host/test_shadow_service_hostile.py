@@ -44,3 +44,11 @@ def test_requests_over_128k_are_413():
     assert doc["code"] == 413, doc
     deep = b'{"clientToken": "t", "state": {"reported": ' + b"[" * 60_000 + b"]" * 60_000 + b"}}"
     assert answer(store, deep)["code"] == 400
+
+
+def test_shadow_names_are_at_most_64_characters_as_on_aws():
+    store = ShadowStore()
+    ok = store.update("grid-x", b'{"state": {"reported": {"v": 1}}}', "n" * 64)[0]
+    assert ok["version"] == 1
+    doc = store.update("grid-x", b'{"state": {"reported": {"v": 1}}}', "n" * 65)[0]
+    assert doc["code"] == 400 and "shadow name" in doc["message"]
