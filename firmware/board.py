@@ -10,7 +10,7 @@
 # `problems` and reads as None + "error".
 import json
 
-from drivers import DRIVERS, driver_class
+from compat import unload
 
 _ATTN_NAMES = {0: "ATTN_0DB", 2.5: "ATTN_2_5DB", 6: "ATTN_6DB", 11: "ATTN_11DB"}
 _ROLE_KEYS = ("driver", "quantity")    # keys that pick what to read, not which device
@@ -26,6 +26,7 @@ def sensor_for(metric, mcfg, board_def):
 
 def resolve(metric, sensor, board_def):
     """(driver name, quantity index, device parameters) with every default filled in."""
+    from drivers.registry import DRIVERS
     name = sensor.get("driver")
     spec = DRIVERS.get(name)
     if spec is None:
@@ -86,6 +87,8 @@ class Board:
         self._drivers = {}    # key -> driver
         self.metrics = []     # (metric, key or None, index, (lo, hi) or None)
         self.system = None
+        from drivers.registry import DRIVERS  # while building only: unloaded below
+        self._registry = DRIVERS
         for metric, mcfg in sorted(cfg.get("metrics", {}).items()):
             where = "metrics.%s.sensor" % metric
             sensor = sensor_for(metric, mcfg, board_def)
@@ -108,6 +111,8 @@ class Board:
             except Exception as e:    # bad wiring must not stop the other sensors
                 self.problems.append("%s: %s" % (where, e))
                 self.metrics.append((metric, None, 0, None))
+        del self._registry
+        unload("drivers.registry")
 
     @classmethod
     def from_files(cls, cfg, board_path="/board.json", **kw):
@@ -133,8 +138,9 @@ class Board:
         return adc
 
     def _build(self, name, params):
+        from drivers.registry import driver_class
         cls = driver_class(name)
-        bus = DRIVERS[name]["bus"]
+        bus = self._registry[name]["bus"]
         m = self.machine
         if bus == "adc":
             pin = params.pop("pin")
@@ -209,3 +215,13 @@ def _rssi():
         except (ValueError, TypeError, OSError):
             return wlan.config("rssi")
     return rssi
+
+
+def heap_reserved():
+    """GC heap that is not the firmware's: none on a board; on the virtual board, what its Python
+    stand-ins for the ESP32's C modules hold (the unix port runs them in the same heap)."""
+    try:
+        import machine
+    except ImportError:
+        return 0
+    return getattr(machine, "HEAP_RESERVED", 0)

@@ -1,7 +1,7 @@
 # Calibration stages and reporting filters: small callables built from data through a registry.
 # A stage is `stage(value) -> value or None`; None means "no value" (failed read or dropped) and
 # passes through every later stage untouched. Adding a stage is one class and one registry line.
-from edge import schema as S
+from edge import round_half_up, schema as S
 
 
 class Offset:
@@ -81,13 +81,12 @@ class Clamp:
 
 
 class Round:
-    # floor(x*10^n + 0.5): the same IEEE operations on every runtime, unlike round(x, n).
+    # Half-way points up, alike in float32 and float64 (edge.round_half_up), unlike round(x, n).
     def __init__(self, c):
         self.scale = 10 ** c.get("decimals", 0)
 
     def __call__(self, x):
-        s = self.scale
-        return float(int((x * s + 0.5) // 1)) / s
+        return round_half_up(x, self.scale)
 
 
 class KelvinToCelsius:

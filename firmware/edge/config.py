@@ -65,6 +65,9 @@ def load(device_cfg, board_defaults=None):
         raise ConfigError(["(board defaults): must be a JSON object"])
     cfg = merge(DEFAULTS, board_defaults or {})
     cfg = merge(cfg, device_cfg)
+    i = cfg.get("interval_s")
+    if "watchdog_s" not in device_cfg and "watchdog_s" not in (board_defaults or {}) and S.is_num(i):
+        cfg["watchdog_s"] = max(45, 2 * i + 5)  # the default outlasts a handshake and a late sample
     problems = validate(cfg)
     if problems:
         raise ConfigError(problems)
@@ -103,6 +106,15 @@ def validate(cfg):
     w = cfg.get("watchdog_s", 45)
     if not (S.is_num(w) and w >= 0):
         p.append("watchdog_s: must be a number >= 0 (0 disables)")
+    elif w:
+        # A TLS handshake blocks the loop for 1 to 7 s and the watchdog is fed only while the
+        # sampler keeps its schedule (two intervals and 5 s): a shorter timeout resets the board
+        # in every handshake or slow sample, for good.
+        i = cfg.get("interval_s", 10)
+        least = max(30, 2 * i + 5) if S.is_num(i) else 30
+        if w < least:
+            p.append("watchdog_s: %s s is shorter than a TLS handshake or a late sample can take: "
+                     "use 0 (off) or at least %s (max(30, 2 x interval_s + 5))" % (w, least))
     _check_sku(cfg.get("sku"), p)
     _check_metrics(cfg.get("metrics"), p)
     rules.validate_rules(cfg.get("rules", []), cfg, p)
@@ -117,12 +129,9 @@ def validate(cfg):
 
 def unload_bounds():
     """Drop edge.bounds after a check: it is needed at boot and per delta only (about 2 KB of the
-    board's heap back; its interned names stay)."""
-    import sys
-    sys.modules.pop("edge.bounds", None)
-    import edge
-    if hasattr(edge, "bounds"):
-        delattr(edge, "bounds")
+    board's heap back)."""
+    from compat import unload
+    unload("edge.bounds")
 
 
 def _check_sku(sku, p):

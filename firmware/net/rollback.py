@@ -8,7 +8,6 @@
 #                   "refused": sections rolled back, or null, "problems": [...], "version": n}
 import json
 
-from edge.config import merge
 from net.spool import write_atomic
 
 PATH = "/config.ok.json"
@@ -19,6 +18,15 @@ def sections(cfg):
     out = {}
     for k in SECTIONS:
         out[k] = cfg.get(k)
+    return out
+
+
+def merge(base, over):
+    """edge.config.merge's rule (dicts merge key by key), without importing the validator."""
+    out = dict(base)
+    for k in over:
+        v = over[k]
+        out[k] = merge(out[k], v) if type(v) is dict and type(out.get(k)) is dict else v
     return out
 
 

@@ -1,9 +1,9 @@
 # Hostile deltas that used to validate and then break the board (issue 13): each is now rejected
-# whole, naming the field, by the same check on the device (edge.shadow.apply_delta ->
+# whole, naming the field, by the same check on the device (edge.delta.apply_delta ->
 # edge.config.validate -> edge.bounds) and the host; calibration results stay finite.
 import json
 
-from edge import bounds, config, shadow
+from edge import bounds, config, delta
 from edge.config import load
 from edge.pipeline import Device
 from test_edge_fixtures import grid_cfg, NOMINAL
@@ -54,7 +54,7 @@ HOSTILE = [  # (delta state, the field the problem must name)
 def test_every_hostile_delta_is_rejected_naming_its_field():
     cfg = load(grid_cfg())
     for state, field in HOSTILE:
-        new, problems = shadow.apply_delta(cfg, {"state": state, "version": 5})
+        new, problems = delta.apply_delta(cfg, {"state": state, "version": 5})
         assert new is None, (state, field)
         assert any(p.startswith(field + ":") for p in problems), (field, problems)
 
@@ -66,7 +66,7 @@ def test_the_limits_themselves_and_the_reference_values_are_accepted():
                   {"mqtt": {"telemetry_prefix": "site-1/dt", "endpoint": "abc-ats.iot.eu-west-1.amazonaws.com"}},
                   {"mqtt": {"endpoint": "127.0.0.1", "batch_max": 100}}, {"wifi": {"ssid": "s" * 32, "password": ""}},
                   {"metrics": {"current": {"calibration": [{"type": "round", "decimals": 6}]}}}):
-        new, problems = shadow.apply_delta(cfg, {"state": state, "version": 5})
+        new, problems = delta.apply_delta(cfg, {"state": state, "version": 5})
         assert problems is None, (state, problems)
 
 
@@ -85,7 +85,7 @@ def test_every_number_of_the_defaults_is_bounded():
             continue  # set by the device, never by a delta
         sec, _, key = path.partition(".")
         state = {sec: {key: 1e300}} if key else {sec: 1e300}
-        problems = shadow.apply_delta(cfg, {"state": state, "version": 5})[1]
+        problems = delta.apply_delta(cfg, {"state": state, "version": 5})[1]
         assert problems and any(p.startswith(path + ":") for p in problems), (path, problems)
 
 

@@ -1,5 +1,5 @@
 # A hostile broker for net.mqtt: after a CONNACK it sends one fuzz case's bytes, then hangs up. The
-# client's routing goes to the shadow client (deltas to edge.shadow.apply_delta on the grid config),
+# client's routing goes to the shadow client (deltas to edge.delta.apply_delta on the grid config),
 # as on a board. Runs on CPython (imported by the fuzz tests) and on MicroPython (a batch of cases
 # from a file: `micropython _mqtt_harness.py CASES OUT`, one hex case a line).
 # A case is fine when the client ends up up or down with a protocol-level reason (MQTTError,
@@ -11,7 +11,7 @@ import sys
 from net import mqtt as _mqtt
 from net.mqtt import MQTTClient, MQTTError
 from net.shadow_client import ShadowClient
-from edge import shadow as _shadow
+from edge import delta as _delta_mod
 from edge.config import load
 
 THING = "fuzz-001"
@@ -106,7 +106,7 @@ def _log(msg):
 
 
 def _delta(state, version):
-    new, problems = _shadow.apply_delta(CFG, {"state": state, "version": version})
+    new, problems = _delta_mod.apply_delta(CFG, {"state": state, "version": version})
     if new is not None:
         from edge.pipeline import Device
         r = Device(new).process(1700000000, {"voltage": 1.5, "current": 3.0})

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "firmware"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _mqtt_harness as H  # noqa: E402
-from edge import config, shadow  # noqa: E402
+from edge import config, delta  # noqa: E402
 from edge.pipeline import Device  # noqa: E402
 from net import tls  # noqa: E402
 from net.spool import Spool, KIND_READING  # noqa: E402
@@ -124,7 +124,7 @@ def test_mqtt_from_a_hostile_broker_esp32like():
 # -- shadow deltas --------------------------------------------------------------------------------
 def _delta_ok(args):
     state, version = args
-    new, problems = shadow.apply_delta(GRID, {"state": state, "version": version})
+    new, problems = delta.apply_delta(GRID, {"state": state, "version": version})
     assert (new is None) != (problems is None)
     if problems is not None:
         assert problems and all(type(p) is str and ": " in p for p in problems), problems
