@@ -10,7 +10,8 @@ MAX_ABS = 1e9   # any other number in a calibration stage, report filter or rule
 # (edge.config / edge.schema) is the lower bound, reported there once.
 NUMBERS = {
     "interval_s": (None, 86400),        # a day; int(interval_s * 1000) must stay a sane int
-    "watchdog_s": (None, 3600),         # machine.WDT takes milliseconds (ESP-IDF: uint32)
+    "watchdog_s": (None, 172805),       # 2 x the longest interval + 5 (edge.config's lower
+                                        # bound); machine.WDT takes ms: stays below 2^31
     "mqtt.batch_max": (None, 100),      # AWS: 100 unacknowledged QoS1 per connection
     "spool.max_bytes": (4096, 1048576), # a few records at least; at most 1 MB of the flash
 }

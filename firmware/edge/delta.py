@@ -16,10 +16,6 @@ def apply_delta(cfg, msg):
     size = len(_dumps_compact(d))
     if size > MAX_STATE_BYTES:
         p.append("state: %d bytes, AWS allows %d" % (size, MAX_STATE_BYTES))
-    from edge.bounds import bad_text
-    bad = bad_text(d)
-    if bad:
-        p.append("%s: not valid Unicode text (a lone surrogate escape)" % (bad[6:] or "state"))
     for k in ("thing", "version"):
         if k in d:
             p.append("%s: set by the device, not by a delta" % k)

@@ -11,6 +11,7 @@ from test_edge_fixtures import grid_cfg, NOMINAL
 HOSTILE = [  # (delta state, the field the problem must name)
     ({"interval_s": 1e306}, "interval_s"),
     ({"interval_s": 86401}, "interval_s"),
+    ({"watchdog_s": 172806}, "watchdog_s"),
     ({"watchdog_s": 1e306}, "watchdog_s"),
     ({"spool": {"max_bytes": 100}}, "spool.max_bytes"),
     ({"spool": {"max_bytes": 10 ** 12}}, "spool.max_bytes"),
@@ -61,7 +62,8 @@ def test_every_hostile_delta_is_rejected_naming_its_field():
 
 def test_the_limits_themselves_and_the_reference_values_are_accepted():
     cfg = load(grid_cfg())
-    for state in ({"interval_s": 86400}, {"interval_s": 1}, {"watchdog_s": 3600}, {"watchdog_s": 0},
+    for state in ({"interval_s": 86400, "watchdog_s": 0}, {"interval_s": 86400, "watchdog_s": 172805},
+                  {"interval_s": 1}, {"watchdog_s": 3600}, {"watchdog_s": 0},
                   {"spool": {"max_bytes": 4096, "dir": "/data/spool"}}, {"spool": {"max_bytes": 1048576}},
                   {"mqtt": {"telemetry_prefix": "site-1/dt", "endpoint": "abc-ats.iot.eu-west-1.amazonaws.com"}},
                   {"mqtt": {"endpoint": "127.0.0.1", "batch_max": 100}}, {"wifi": {"ssid": "s" * 32, "password": ""}},
