@@ -25,7 +25,9 @@ BOARD_PATH = "/board.json"
 HEARTBEAT_S = 300           # the shadow is reported at least this often, changed or not
 # Delta keys that change how samples are processed: the pipeline is rebuilt for them. Others
 # (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
-_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")
+_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELINE_KEYS
+# The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
+_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.schema")
 _CONN_KEYS = ("mqtt", "wifi", "ntp")   # net.rollback.SECTIONS
 ROLLBACK_AFTER = 3          # failed connects, none this boot, before a delta's settings roll back
 
@@ -41,7 +43,6 @@ def _dumps(obj):
 class App:
     def __init__(self, cfg, board_def, board=None, now=unix_time):
         self.cfg = cfg
-        self.board_def = board_def
         self.now = now
         self.device = Device(cfg, validated=True)
         if board is None:
@@ -195,7 +196,9 @@ class App:
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
         from edge.delta import apply_delta
         new, problems = apply_delta(self.cfg, {"state": state, "version": version})
-        unload("edge.delta", "edge.config")  # validation code: in RAM only while a delta is checked
+        del apply_delta
+        unload(*_CHECKS)  # validation code: in RAM only while a delta is checked
+        gc.collect()      # room for the new pipeline and the config file
         if not problems and self._rb_refused is not None:
             problems = self._rollback("refuses", new) or None
         if problems:
@@ -215,9 +218,10 @@ class App:
                 device = Device(new, validated=True)
             else:
                 device = None
-            write_atomic(CONFIG_PATH, json.dumps(new))
+            write_atomic(CONFIG_PATH, new)
         except Exception as e:  # not persisted: nothing applied
-            self.config_error = {"version": version, "problems": ["config: %s" % e]}
+            self.config_error = {"version": version, "problems": ["config: %r" % e]}
+            log("shadow: delta v%d not applied: %r" % (version, e))
             return {"config_error": self.config_error}
         if self._net_cfg is not None and any(k in state for k in _CONN_KEYS):
             self._rollback("trying", self._net_cfg, new)  # tried at the next boot
@@ -280,7 +284,7 @@ class App:
         while self._rb_trial and not self.conn.connects:
             if self.conn.backoff.attempts >= ROLLBACK_AFTER:
                 new, problems = self._rollback("roll_back", self.cfg)
-                write_atomic(CONFIG_PATH, json.dumps(new))
+                write_atomic(CONFIG_PATH, new)
                 log("net: %s" % "; ".join(problems))
                 self.spool.flush()
                 self.restart()
@@ -370,7 +374,7 @@ def main():
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
         return
-    unload("edge.config")  # checked once at boot and on each delta: not kept in RAM between
+    unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
     log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
     app = App(cfg, board_def)
     asyncio.run(app.run())

@@ -31,7 +31,7 @@ def apply_delta(cfg, msg):
         return None, p
     new = config.merge(cfg, d)
     new["version"] = cfg.get("version", 0) + 1
-    problems = config.validate(new)
+    problems = config.validate(new, changed=d)
     if problems:
         return None, problems
     return new, None

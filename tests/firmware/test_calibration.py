@@ -1,5 +1,5 @@
 from _helpers import approx
-from edge import calibration as cal
+from edge import calibration as cal, checks
 from edge import config
 
 
@@ -82,9 +82,10 @@ def test_filter_out_drops_sentinels():
 
 def test_registry_builds_every_stage_and_validation_names_problems():
     for name in cal.STAGES:
-        assert callable(cal.STAGES[name][0])
+        assert callable(cal._factory(name))
+    assert sorted(cal.STAGES) == sorted(checks.STAGE_SCHEMAS)  # every stage has its schema
     p = []
-    cal.validate_stages([{"type": "linear", "gain": "x"}, {"type": "ema", "alpha": 2},
+    checks.validate_stages([{"type": "linear", "gain": "x"}, {"type": "ema", "alpha": 2},
                          {"type": "table", "points": [[2, 0], [1, 1]]}, {"type": "offset"},
                          {"type": "clamp", "min": 5, "max": 1, "colour": 1}, 3], "m", p)
     assert p == ["m[0].gain: must be a number",
@@ -112,6 +113,6 @@ def test_report_filter_deadband_heartbeat_throttle():
 
 def test_report_filters_validate():
     p = []
-    cal.validate_filters([{"type": "delta", "deadband": -1}, {"type": "sometimes"}], "r", p)
+    checks.validate_filters([{"type": "delta", "deadband": -1}, {"type": "sometimes"}], "r", p)
     assert p[0] == "r[0].deadband: must be a number >= 0"
     assert p[1].startswith("r[1].type: unknown report filter 'sometimes'")

@@ -105,3 +105,17 @@ def test_apply_delta_rejects_everything_wrong_and_applies_nothing():
     _, p = apply_delta(cfg, cases[4][0])
     assert p[0].startswith("state: ") and "AWS allows 8192" in p[0]
     assert json.dumps(cfg) == before
+
+
+def test_a_delta_outside_the_pipeline_is_checked_without_the_registry_checks():
+    # interval_s, mqtt, ...: only edge.config's own checks run (edge.checks stays out of RAM), and
+    # what they refuse is refused all the same
+    import sys
+    cfg = config.load(grid_cfg())
+    sys.modules.pop("edge.checks", None)
+    new, problems = apply_delta(cfg, {"state": {"interval_s": 20}, "version": 2})
+    assert problems is None and new["interval_s"] == 20 and "edge.checks" not in sys.modules
+    _, problems = apply_delta(cfg, {"state": {"interval_s": 0}, "version": 3})
+    assert problems == ["interval_s: must be a number >= 1"]
+    _, problems = apply_delta(cfg, {"state": {"rules": [{"metric": "voltage", "type": "nope"}]}, "version": 4})
+    assert problems and "unknown rule 'nope'" in problems[0]

@@ -3,6 +3,7 @@ connects over mutual TLS, samples, spools, reports its shadow, applies a delta, 
 Used by the memory-budget test (tests/host/test_memory_budget.py) and `make perf`
 (tests/perf/bench_memory.py)."""
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from host_tools.link import BoardLink
 from host_tools.shadow_api import LocalShadow
 from host_tools.sim.board import VirtualBoard
 
-FAILURE_MARKS = ("MemoryError", "Traceback", "the application stopped")
+FAILURE_MARKS = ("MemoryError", "Traceback", "the application stopped", "not applied")
+_APPLIED = re.compile(r"delta v\d+ applied")
 
 
 def _wait(fn, timeout):
@@ -51,7 +53,7 @@ def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", th
         with LocalShadow(broker.host, broker.port, broker.ca_cert, crt, key) as sh:
             if out["connected"]:
                 sh.set_desired(thing, {"interval_s": interval_s + 1})
-                out["delta_applied"] = bool(_wait(lambda: "delta" in vb.log()[mark:] and "applied" in vb.log()[mark:], 30))
+                out["delta_applied"] = bool(_wait(lambda: _APPLIED.search(vb.log()[mark:]), 30))
                 end = time.monotonic() + seconds
                 while time.monotonic() < end and not any(m in vb.log()[mark:] for m in FAILURE_MARKS):
                     time.sleep(0.5)

@@ -18,7 +18,7 @@ from host_tools import runtimes  # noqa: E402
 from host_tools.deploy import local_files  # noqa: E402
 
 PACKAGES = {
-    "edge": ["edge", "edge.schema", "edge.status", "edge.alerts", "edge.calibration", "edge.rules",
+    "edge": ["edge", "edge.status", "edge.alerts", "edge.calibration", "edge.rules",
              "edge.diagnosis", "edge.pipeline", "edge.shadow"],
     "drivers": ["drivers", "drivers.system", "drivers.ac_rms", "drivers.sensirion", "drivers.sht3x", "board"],
     "net": ["net", "net.spool", "net.backoff", "net.mqtt", "net.connection", "net.forwarder",
