@@ -3,7 +3,7 @@
 # edge.config.validate -> edge.bounds) and the host; calibration results stay finite.
 import json
 
-from edge import bounds, config, delta
+from edge import config, delta, schema
 from edge.config import load
 from edge.pipeline import Device
 from test_edge_fixtures import grid_cfg, NOMINAL
@@ -91,9 +91,13 @@ def test_every_number_of_the_defaults_is_bounded():
         assert problems and any(p.startswith(path + ":") for p in problems), (path, problems)
 
 
-def test_string_checks_are_data_shared_with_the_host():
-    assert bounds.STRINGS["spool.dir"] == bounds.DIR and bounds.string_ok(bounds.DIR, "/spool")
-    assert not bounds.string_ok(bounds.PREFIX, "dt/#") and bounds.string_ok(bounds.PREFIX, "dt")
+def test_bounds_are_data_shared_with_the_host():
+    assert config.BOUNDS["spool.dir"] == "D" and config.string_ok("D", "/spool")
+    assert not config.string_ok("D", "/certs/x") and not config.string_ok("D", "/config.json")
+    assert not config.string_ok("P", "dt/#") and config.string_ok("P", "dt")
+    assert config.string_ok("H", "127.0.0.1") and not config.string_ok("H", "-a.b")
+    assert not config.string_ok("H", "a..b") and config.string_ok("F", "/certs/device.der")
+    assert schema.LIMITS["decimals"] == 6 and schema.MAX_ABS == 1e9
 
 
 def test_calibration_that_overflows_gives_no_value_not_inf():
