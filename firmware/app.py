@@ -194,9 +194,14 @@ class App:
 
     def on_delta(self, state, version):
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
+        from edge.text import bad_text
+        bad = bad_text(state, "")
+        unload("edge.text")
         from edge.delta import apply_delta
         new, problems = apply_delta(self.cfg, {"state": state, "version": version})
         del apply_delta
+        if bad is not None:
+            new, problems = None, ["%s: not valid Unicode text (a lone surrogate escape)" % (bad[1:] or "state")]
         unload(*_CHECKS)  # validation code: in RAM only while a delta is checked
         gc.collect()      # room for the new pipeline and the config file
         if not problems and self._rb_refused is not None:

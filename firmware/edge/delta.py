@@ -16,9 +16,6 @@ def apply_delta(cfg, msg):
     size = len(_dumps_compact(d))
     if size > MAX_STATE_BYTES:
         p.append("state: %d bytes, AWS allows %d" % (size, MAX_STATE_BYTES))
-    bad = bad_text(d, "")
-    if bad is not None:
-        p.append("%s: not valid Unicode text (a lone surrogate escape)" % (bad[1:] or "state"))
     for k in ("thing", "version"):
         if k in d:
             p.append("%s: set by the device, not by a delta" % k)
@@ -39,29 +36,3 @@ def apply_delta(cfg, msg):
         return None, problems
     return new, None
 
-
-def bad_text(o, path):
-    """The path of the first key or string in o that is not valid Unicode text, or None: a lone
-    surrogate escape (CPython), or the invalid UTF-8 that MicroPython's json makes of a
-    \\uD83D\\uDE00 pair, which the shadow service then refuses (415)."""
-    if type(o) is str:
-        try:
-            b = o.encode()
-        except UnicodeError:
-            return path
-        i = b.find(b"\xed")
-        while i >= 0:
-            if i + 1 < len(b) and b[i + 1] >= 0xA0:  # the UTF-8 form of U+D800..U+DFFF
-                return path
-            i = b.find(b"\xed", i + 1)
-    elif type(o) is dict:
-        for k in o:
-            bad = bad_text(k, path) or bad_text(o[k], "%s.%s" % (path, k))
-            if bad is not None:
-                return bad
-    elif type(o) is list:
-        for i, v in enumerate(o):
-            bad = bad_text(v, "%s[%d]" % (path, i))
-            if bad is not None:
-                return bad
-    return None

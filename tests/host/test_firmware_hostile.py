@@ -79,7 +79,8 @@ def test_deltas_that_would_break_the_board_are_rejected_and_nothing_is_written(b
     mark = len(board.log())
     for state, field in (({"interval_s": 1e306}, "interval_s"), ({"watchdog_s": 1e306}, "watchdog_s"),
                          ({"spool": {"dir": "/config.json"}}, "spool.dir"),
-                         ({"mqtt": {"telemetry_prefix": "#"}}, "mqtt.telemetry_prefix")):
+                         ({"mqtt": {"telemetry_prefix": "#"}}, "mqtt.telemetry_prefix"),
+                         ({"wifi": {"ssid": "\U0001F600"}}, "wifi.ssid")):  # sent as \ud83d\ude00
         shadow.set_desired(THING, state)
         err = wait_until(lambda: any(p.startswith(field + ":") for p in
                                      (reported(shadow).get("config_error") or {}).get("problems", [])),
