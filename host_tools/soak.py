@@ -1,6 +1,7 @@
 """`edgeshadow soak`: virtual boards against the local stack under a chaos schedule, then a report.
 
-N virtual boards (the ESP32-like runtime when .venv/bin/micropython-esp32like exists) run the
+N virtual boards (the ESP32-like runtime when it is built, at the heap the firmware needs:
+host_tools.runtimes.NEEDED_HEAP, or --heap) run the
 firmware against Mosquitto and the shadow service for a set time while a seeded schedule
 SIGKILLs or restarts the broker, SIGKILLs the shadow service (a process of its own here), SIGKILLs
 boards' firmware (a crash: the board reboots), power-cycles boards with their spool's meta.json
@@ -36,12 +37,9 @@ from host_tools import ROOT, certs
 from host_tools.broker import ADMIN_CN, MONITOR_CN, SERVICE_CN, Broker
 from host_tools.errors import EdgeshadowError
 
-ESP32LIKE = ROOT / ".venv" / "bin" / "micropython-esp32like"
 INTERVAL_S = 1
 RECONNECT_DEADLINE_S = 90
-# The ESP32-like runtime's GC heap for the soak: the board's is about 110 KB, but the firmware of
-# this branch needs about 256 KB on that runtime until issue 10 (memory budget) lands; --heap sets it.
-DEFAULT_ESP32LIKE_HEAP = "256k"
+
 META_EVERY = 20          # net.spool's default
 WINDOW_RECORDS = 20 * 20  # net.mqtt max_inflight x mqtt.batch_max: records a reconnect may re-send
 HOSTILE = [{"interval_s": 1e306}, {"watchdog_s": 1e306}, {"spool": {"max_bytes": 100}},
@@ -256,6 +254,7 @@ class Soak:
         self.hostile_sent = {}  # thing -> count
         self.boards, self.relays = [], []
         self.marks = {}
+        self.heap_low = {}
 
     def run(self):
         from host_tools.demo import device_config
@@ -266,8 +265,6 @@ class Soak:
         self.workdir.mkdir(parents=True)
         ca = self.workdir / "ca"
         certs.init_ca(ca)
-        if self.runtime:
-            os.environ["EDGESHADOW_MICROPYTHON"] = str(self.runtime)
         self.broker = Broker(self.workdir / "broker", ca).start()
         self.service = ServiceProcess(self.broker, self.workdir / "shadows")
         self.service.start()
@@ -278,7 +275,8 @@ class Soak:
                 certs.issue_device(t, self.workdir / "certs" / t, ca)
                 relay = Relay(self.broker.port)
                 self.relays.append(relay)
-                vb = VirtualBoard(self.workdir / "boards" / t, thing=t, scenario="nominal", heapsize=self.heap)
+                vb = VirtualBoard(self.workdir / "boards" / t, thing=t, scenario="nominal",
+                                  runtime=self.runtime, heap=self.heap)
                 self.boards.append(vb)
             for vb in self.boards:
                 vb.launch()
@@ -425,6 +423,16 @@ class Soak:
                 break
             time.sleep(1)
         time.sleep(2 * INTERVAL_S)
+        self.heap_low = {}
+        from host_tools.shadow_api import LocalShadow
+        crt, key = self.broker.client_cert(ADMIN_CN)
+        try:
+            with LocalShadow(self.broker.host, self.broker.port, self.broker.ca_cert, crt, key, timeout=5) as sh:
+                for vb in self.boards:   # heap.min_free: the board's low mark since its last boot
+                    heap = sh.get(vb.thing).get("state", {}).get("reported", {}).get("heap") or {}
+                    self.heap_low[vb.thing] = heap.get("min_free")
+        except EdgeshadowError as e:
+            self.say(f"soak: could not read the boards' heap from their shadows: {e}")
 
     @staticmethod
     def _contiguous(seqs):
@@ -476,7 +484,8 @@ class Soak:
                    "crashes": max(0, crashes), "tracebacks": len(tracebacks), "memory_errors": log.count("MemoryError"),
                    "outages": len(outages), "reconnects_missed": missed,
                    "hostile_deltas_sent": self.hostile_sent.get(vb.thing, 0),
-                   "hostile_deltas_applied": self._hostile_applied(vb), "heap_low": None}
+                   "hostile_deltas_applied": self._hostile_applied(vb),
+                   "heap_low": self.heap_low.get(vb.thing)}
             bad = (row["lost"] or dups > bound or row["watchdog_resets"] or row["crashes"] or row["tracebacks"]
                    or row["memory_errors"] or missed or row["hostile_deltas_applied"] or produced == 0)
             row["ok"] = not bad
@@ -486,7 +495,7 @@ class Soak:
         for e in self.events:
             counts[e["kind"]] = counts.get(e["kind"], 0) + 1
         return {"ok": ok, "seconds": self.seconds, "boards": boards, "events": counts, "seed": self.seed,
-                "runtime": str(self.runtime or "micropython unix"), "heap": self.heap,
+                "runtime": self.runtime, "heap": self.heap,
                 "reconnect_s": {"n": len(reconnects),
                                 "median": round(statistics.median(reconnects), 2) if reconnects else None,
                                 "max": round(max(reconnects), 2) if reconnects else None},
@@ -517,7 +526,7 @@ class Soak:
 def format_report(r):
     t = r["totals"]
     lines = [f"soak {r['seconds']} s, {len(r['boards'])} boards, runtime {r['runtime']}"
-             f"{' heap ' + r['heap'] if r['heap'] else ''}, seed {r['seed']}: {'OK' if r['ok'] else 'FAILED'}",
+             f"{' heap %d B' % r['heap'] if r['heap'] else ''}, seed {r['seed']}: {'OK' if r['ok'] else 'FAILED'}",
              "events: " + ", ".join(f"{k} {v}" for k, v in sorted(r["events"].items())),
              f"readings: produced {t['produced']}, delivered {t['delivered']}, lost {t['lost']}, "
              f"duplicated {t['duplicated']}, out of order {t['out_of_order']}",
@@ -540,9 +549,13 @@ def run(workdir, seconds=600, boards=5, seed=None, heap=None, runtime="auto", sa
         raise EdgeshadowError(f"--seconds {seconds}: a soak runs 10 to 86400 s")
     if not 1 <= boards <= 20:
         raise EdgeshadowError(f"--boards {boards}: 1 to 20 virtual boards")
+    from host_tools import runtimes
     if runtime == "auto":
-        runtime = ESP32LIKE if ESP32LIKE.exists() else None
-    if runtime is not None and heap is None:
-        heap = DEFAULT_ESP32LIKE_HEAP
+        runtime = "esp32like" if runtimes.available("esp32like") else "unix"
+    runtimes.path(runtime)  # a clear error when it is not built
+    if heap is not None:
+        heap = runtimes.parse_size(heap)
+    elif runtime == "esp32like":
+        heap = runtimes.NEEDED_HEAP
     seed = random.randrange(1 << 30) if seed is None else seed
     return Soak(workdir, seconds, boards, seed, heap, runtime, say).run()

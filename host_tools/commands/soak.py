@@ -18,10 +18,10 @@ def register(sub):
     p.add_argument("--seconds", type=int, default=600, metavar="S", help="chaos duration (default 600)")
     p.add_argument("--boards", type=int, default=5, metavar="N", help="virtual boards (default 5)")
     p.add_argument("--seed", type=int, help="schedule seed (default: random, printed in the report)")
-    p.add_argument("--heap", metavar="SIZE", help="the boards' MicroPython heap, e.g. 256k "
-                   f"(default with the ESP32-like runtime: {lib.DEFAULT_ESP32LIKE_HEAP})")
-    p.add_argument("--runtime", choices=("auto", "unix"), default="auto",
-                   help="auto: the ESP32-like runtime when .venv/bin/micropython-esp32like exists")
+    p.add_argument("--heap", metavar="SIZE", help="the boards' GC heap, e.g. 136k (default with the "
+                   "ESP32-like runtime: the heap the firmware needs, host_tools.runtimes.NEEDED_HEAP)")
+    p.add_argument("--runtime", choices=("auto", "unix", "esp32like"), default="auto",
+                   help="auto: the ESP32-like runtime when it is built (make esp32like), else unix")
     p.add_argument("--workdir", type=Path, default=RUN_DIR / "soak", metavar="DIR",
                    help=f"boards, broker, logs (default {RUN_DIR / 'soak'}; emptied first)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE ('-': stdout only JSON)")
@@ -30,8 +30,7 @@ def register(sub):
 
 def do_soak(args):
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # progress on stderr
-    report = lib.run(args.workdir, args.seconds, args.boards, args.seed, args.heap,
-                     "auto" if args.runtime == "auto" else None, say)
+    report = lib.run(args.workdir, args.seconds, args.boards, args.seed, args.heap, args.runtime, say)
     if args.json == "-":
         print(json.dumps(report, indent=1))
     else:
