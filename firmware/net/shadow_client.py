@@ -19,13 +19,12 @@ class ShadowError(Exception):
 
 
 class ShadowClient:
-    def __init__(self, conn, thing, on_delta, on_document=None, max_inflight=4, timeout=10,
+    def __init__(self, conn, thing, on_delta, max_inflight=4, timeout=10,
                  retries=5, log=print, backoff=None, on_rejected=None):
         self.conn = conn
         self.thing = thing
         self.base = "$aws/things/%s/shadow/" % thing
         self.on_delta = on_delta          # fn(state: dict, version) -> dict to report, or None
-        self.on_document = on_document    # fn(doc) for every get/accepted (optional)
         # fn(reported, ShadowError) -> dict to report instead, when the service refused what
         # on_delta returned (400, 413, 415): an error is reported, the delta is not tried again
         self.on_rejected = on_rejected
@@ -37,7 +36,6 @@ class ShadowClient:
         self.backoff = backoff or Backoff(base=1, cap=30, floor=0.5)
         self.version = 0                  # highest shadow version seen
         self.applied = -1                 # version of the last delta handed to on_delta
-        self.document = None              # last get/accepted document
         self._n = 0
         self._pending = {}                # clientToken -> [event, (ok, doc)]
         self._slots = asyncio.Event()
@@ -133,9 +131,6 @@ class ShadowClient:
                 p[1] = (op.endswith("accepted"), doc)
                 p[0].set()
             if op == "get/accepted":
-                self.document = doc
-                if self.on_document is not None:
-                    self.on_document(doc)
                 if v is not None and v < self.applied:
                     self.applied = -1  # the service's own version is below what we applied
                 st = doc.get("state")
