@@ -38,7 +38,9 @@ from host_tools.broker import ADMIN_CN, MONITOR_CN, SERVICE_CN, Broker
 from host_tools.errors import EdgeshadowError
 
 INTERVAL_S = 1
-RECONNECT_DEADLINE_S = 90
+# A board that failed several attempts waits up to its backoff cap (net.backoff: 120 s, as the AWS
+# SDKs) before the next one: a reconnect counts as missed only past the cap and a margin.
+RECONNECT_DEADLINE_S = 150
 
 META_EVERY = 20          # net.spool's default
 WINDOW_RECORDS = 20 * 20  # net.mqtt max_inflight x mqtt.batch_max: records a reconnect may re-send
@@ -411,15 +413,21 @@ class Soak:
         self._event("delta_valid", vb.thing, affects=[])
 
     # -- drain and count --------------------------------------------------------------------------
-    def _drain(self, timeout=90):
-        """Chaos over: wait until the readings stop arriving late (each board's delivered seqs
-        contiguous and growing at the sampling rate), at most `timeout` s."""
+    def _drain(self, timeout=RECONNECT_DEADLINE_S):
+        """Chaos over: wait until every board is back after its last outage and its delivered
+        seqs are contiguous, at most `timeout` s (a board may sit out its backoff cap)."""
         self.say("soak: chaos over, draining the spools")
+        last = {}
+        for e in self.events:
+            for thing in e["affects"]:
+                last[thing] = e["outage_end"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.monitor.lock:
-                done = all(self._contiguous(self.monitor.seqs.get(vb.thing, [])) for vb in self.boards)
-            if done:
+                flowing = all(self._contiguous(self.monitor.seqs.get(vb.thing, [])) for vb in self.boards)
+            back = all(vb.thing not in last or self.monitor.reconnected(vb.thing, last[vb.thing] - 0.5)
+                       for vb in self.boards)
+            if flowing and back:
                 break
             time.sleep(1)
         time.sleep(2 * INTERVAL_S)
