@@ -1,6 +1,6 @@
 # One thing's pipeline: calibrate -> detect -> alerts -> diagnoses, one sample at a time.
 # Nothing here reads a clock: the caller passes `ts` (unix seconds).
-from edge import calibration, rules as _rules, diagnosis, status as _st
+from edge import calibration, rules as _rules, diagnosis, round_half_up, status as _st
 from edge.alerts import Alert, RAISED, ACTIVE, CLEARED
 
 
@@ -126,6 +126,7 @@ class Device:
         for d in self.diagnoses:
             c = d.confidence(values)
             if c >= d.min and c > 0:
-                diags.append({"name": d.name, "confidence": c})
+                # two decimals, rounded alike in float32 and float64 (shadow, replay, monitor)
+                diags.append({"name": d.name, "confidence": round_half_up(c, 100)})
         return {"ts": ts, "thing": self.thing, "values": values, "status": statuses,
                 "alerts": alerts, "events": events or [], "diagnoses": diags}

@@ -148,14 +148,19 @@ class ShadowClient:
             self._deliver(doc["state"], v)
 
     def _deliver(self, state, version):
+        # applied in a task of its own: the MQTT read loop goes on reading (PUBACKs, pings)
+        # while the config is checked, saved and the pipeline rebuilt
         self.applied = version
+        asyncio.create_task(self._apply(state, version))
+
+    async def _apply(self, state, version):
         try:
             out = self.on_delta(state, version)
         except Exception as e:
             self.log("shadow: delta handler failed: %r" % e)
             return
         if out:
-            asyncio.create_task(self._report_quietly(out))
+            await self._report_quietly(out)
 
     async def _recheck(self):
         # a delta older than the last applied: the shadow was made anew, or that version was bogus
