@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 MICROPYTHON_SRC ?= $(firstword $(wildcard ../shared/micropython/micropython-*-src.tar.*))
 ESP32LIKE := $(BIN)/micropython-esp32like
 
-.PHONY: setup demo test test-hw perf fuzz soak flash deploy sim broker clean help esp32like
+.PHONY: setup demo demo-ota test test-hw perf fuzz soak flash deploy sim broker clean help esp32like
 
 help:
 	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
-	@echo "make demo    three virtual boards, local broker and shadow service, live monitor"
+	@echo "make demo    three virtual boards, local broker, shadow service, historian, dashboard, live monitor"
+	@echo "make demo-ota  the demo, headless, with a signed update rolled across the three boards"
 	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
 	@echo "make test-hw PORT=/dev/ttyUSB0 [CONNECT=1]   acceptance checks of one board on the bench"
 	@echo "make perf    benchmarks (figures for the issues' closing notes; also written to perf.json)"
@@ -25,7 +26,7 @@ help:
 	@echo "make sim [DEVICES=N]    virtual boards until Ctrl-C"
 	@echo "make broker  local Mosquitto (mutual TLS) and shadow service until Ctrl-C"
 
-setup: $(STAMP) mosquitto esp32like-if-source
+setup: $(STAMP) mosquitto chromium esp32like-if-source
 
 # Re-run pip only when the pins or the package definition change.
 $(STAMP): requirements.txt pyproject.toml
@@ -39,6 +40,14 @@ mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
 	  echo "Installing Mosquitto from the system's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+# Headless Chromium for the dashboard's browser test (tests/host/test_demo.py), driven over the
+# DevTools protocol; Debian's package, never a browser download.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Chromium from the system's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # `make esp32like`: the MicroPython unix port built as an ESP32 runs Python (-m32, float32, mbedTLS).
 esp32like: $(STAMP) gcc-multilib
@@ -65,6 +74,9 @@ gcc-multilib:
 
 demo: setup
 	$(BIN)/edgeshadow demo
+
+demo-ota: setup
+	$(BIN)/edgeshadow demo --headless --ota-after 15 --seconds 75
 
 test: setup
 	$(BIN)/python -m pytest -q tests

@@ -69,7 +69,7 @@ class App:
         self._report = asyncio.Event()
         self._reported_ts = None
         self._units_due = True   # units go in the first report after a (re)connect or a config change
-        self.forwarder = self.conn = self.shadow = None
+        self.forwarder = self.conn = self.shadow = self.jobs = None
         self._net_cfg = None       # the settings the link was built with (deltas apply at boot)
         self._rb_trial = False     # those settings came from a delta and never connected yet
         self._rb_refused = None    # connection settings rolled back before (refused again)
@@ -190,6 +190,8 @@ class App:
                     self._units_due = False
                 if restored:
                     await self.shadow.get()
+                if self.jobs is not None:
+                    self.jobs.reported()  # OTA: started, connected, reported: confirm a trial slot
             except Exception as e:
                 self._restored = self._restored or restored  # again with the next report
                 log("shadow: report failed:", e)
@@ -284,7 +286,15 @@ class App:
                                    batch_max=m["batch_max"], log=log)
         self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log, on_rejected=self.on_rejected)
         self.conn.on_connect(self._on_connect)
-        return [self.conn.run(), self.forwarder.run(), self.reporter(), self._rollback_guard()]
+        tasks = [self.conn.run(), self.forwarder.run(), self.reporter(), self._rollback_guard()]
+        try:  # over-the-air updates (AWS IoT Jobs) only on a board that holds the key to check them
+            import os
+            os.stat("/certs/ota.pub")
+        except OSError:
+            return tasks
+        from ota.jobs import Jobs
+        self.jobs = Jobs(self.conn, thing, log=log)
+        return tasks + [self.jobs.run()]
 
     async def _rollback_guard(self):
         # settings a delta set that do not connect at all this boot go back to the last that did

@@ -9,7 +9,9 @@ take over another's session). A device (CN = thing name) may use only its own
 messages are at most 128 KB (AWS IoT's limit); the host services have named ACL entries:
 
   edgeshadow-shadow-service  readwrite $aws/things/+/shadow/#   (answers every thing's requests)
-  edgeshadow-admin           readwrite $aws/things/+/shadow/#   (`edgeshadow shadow get/set`)
+  edgeshadow-jobs-service    readwrite $aws/things/+/jobs/#, $aws/things/+/streams/#, edgeshadow/jobs/#
+  edgeshadow-admin           readwrite $aws/things/+/shadow/#   (`edgeshadow shadow get/set`),
+                             edgeshadow/jobs/#   (`edgeshadow ota push/status`: the jobs control plane)
   edgeshadow-monitor         read      $aws/things/+/shadow/#, dt/+/#
 
 Privileges: Mosquitto started as root switches to the `mosquitto` user, which cannot read key files
@@ -17,8 +19,9 @@ in a 0700 workdir or pytest tmp dir (certs.py writes keys 0600). Handing the ser
 user would widen who can read it, so a root-started instance keeps `user root`; it listens on
 127.0.0.1 only. Started as any other user, Mosquitto does not switch and the option is not written.
 
-`local_stack()` runs the broker and the shadow service together and writes workdir/broker.json,
-which `read_state()` finds for later commands (`edgeshadow shadow`, `edgeshadow monitor`).
+`local_stack()` runs the broker, the shadow service and the jobs/streams service together and
+writes workdir/broker.json, which `read_state()` finds for later commands (`edgeshadow shadow`,
+`edgeshadow monitor`, `edgeshadow ota`).
 """
 import contextlib
 import datetime
@@ -35,6 +38,7 @@ from host_tools.errors import EdgeshadowError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SERVICE_CN = "edgeshadow-shadow-service"
+JOBS_CN = "edgeshadow-jobs-service"
 MONITOR_CN = "edgeshadow-monitor"
 ADMIN_CN = "edgeshadow-admin"
 RUN_DIR = ROOT / "run"
@@ -59,8 +63,14 @@ pattern readwrite dt/%u/#
 user {SERVICE_CN}
 topic readwrite $aws/things/+/shadow/#
 
+user {JOBS_CN}
+topic readwrite $aws/things/+/jobs/#
+topic readwrite $aws/things/+/streams/#
+topic readwrite edgeshadow/jobs/#
+
 user {ADMIN_CN}
 topic readwrite $aws/things/+/shadow/#
+topic readwrite edgeshadow/jobs/#
 
 user {MONITOR_CN}
 topic read $aws/things/+/shadow/#
@@ -131,6 +141,10 @@ class Broker:
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",
             "set_tcp_nodelay true",  # Nagle + delayed ACKs otherwise add ~40 ms per small message
+            # the historian's persistent session: what arrives while it restarts is queued for it
+            # (the default keeps only 1000 messages). max_inflight_messages stays at its 20: it is
+            # per client, devices included, and a board's heap is tight.
+            "max_queued_messages 200000",
             f"listener {self.port} {self.host}",
             f"cafile {self.ca_cert}",
             f"certfile {crt}",
@@ -288,7 +302,9 @@ def check_running(state, path):
 
 @contextlib.contextmanager
 def local_stack(workdir=None, ca_dir=None, port=None, host="127.0.0.1"):
-    """Broker + shadow service (state in workdir/shadows); yields (broker, service, state_path)."""
+    """Broker + shadow service (state in workdir/shadows) + jobs/streams service (workdir/jobs);
+    yields (broker, service, state_path)."""
+    from host_tools.jobs_service import JobsService
     from host_tools.shadow_service import ShadowService
     workdir = Path(workdir or DEFAULT_WORKDIR)
     ca_dir = Path(ca_dir or DEFAULT_CA_DIR)
@@ -299,7 +315,10 @@ def local_stack(workdir=None, ca_dir=None, port=None, host="127.0.0.1"):
     with broker:
         crt, key = broker.client_cert(SERVICE_CN)
         service = ShadowService(host, broker.port, broker.ca_cert, crt, key, workdir / "shadows")
-        with service:
+        jcrt, jkey = broker.client_cert(JOBS_CN)
+        jobs = JobsService(host, broker.port, broker.ca_cert, jcrt, jkey, workdir / "jobs")
+        with service, jobs:
+            service.jobs = jobs
             state_path = write_state(broker)
             try:
                 yield broker, service, state_path

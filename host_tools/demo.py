@@ -2,8 +2,10 @@
 
 Starts the local broker and shadow service, makes certificates for N virtual boards, injects them
 (the same code path as `edgeshadow inject` on a real board), starts the boards with the reference
-smart-grid scenario and occasional anomalies, and shows the fleet live. Ctrl-C (or SIGTERM) stops
-everything it started: boards, shadow service, Mosquitto.
+smart-grid scenario and occasional anomalies, stores what they send (the historian, in
+workdir/broker/historian.sqlite), serves the dashboard on 127.0.0.1 (its URL is printed) and shows the fleet
+live. Ctrl-C (or SIGTERM) stops everything it started: boards, historian, dashboard, shadow service,
+Mosquitto.
 """
 import json
 import shutil
@@ -58,49 +60,116 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
+def ota_rollout(state_path, things, key, workdir, stop, say, after_s):
+    """After after_s seconds: this firmware renamed <version>-ota, signed and rolled out one board at
+    a time through the local jobs service; each board's progress is said as it changes."""
+    import shutil as _sh
+    from host_tools import FIRMWARE_DIR, ota
+    from host_tools.deploy import firmware_version
+    if stop.wait(after_s):
+        return
+    version = firmware_version(FIRMWARE_DIR) + "-ota"
+    fw = Path(workdir) / "ota" / "firmware"
+    _sh.rmtree(fw, ignore_errors=True)
+    _sh.copytree(FIRMWARE_DIR, fw, ignore=_sh.ignore_patterns("__pycache__", "*.pyc"))
+    init = fw / "edge" / "__init__.py"
+    init.write_text(init.read_text().replace('VERSION = "', f'VERSION = "{version}"  # was "', 1))
+    bundle = ota.build(fw, key, version=version)
+    with ota.LocalJobs.from_state(Path(state_path).parent) as jobs:
+        job = ota.push_local(jobs, bundle, things, rollout=1, abort_after=1)
+        say(f"ota: job {job} rolls app {version} out to {', '.join(things)}, one board at a time")
+        seen = {}
+        while not stop.wait(0.5):
+            j = next(x for x in jobs.list_jobs() if x["jobId"] == job)
+            for t, e in sorted(j["executions"].items()):
+                key_ = (e["status"], e["statusDetails"].get("step"))
+                if seen.get(t) != key_:
+                    seen[t] = key_
+                    say(f"ota: {t}: {e['status']} {e['statusDetails'].get('step', '')} "
+                        f"{e['statusDetails'].get('reason', '')}".rstrip())
+            if j["status"] != "IN_PROGRESS":
+                say(f"ota: job {job} {j['status']}: " + ", ".join(f"{n} {s}" for s, n in sorted(j["counts"].items())))
+                return
+
+
 def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="smartgrid",
-        headless=False, seconds=None, say=print, runtime=None, heap=None):
+        headless=False, seconds=None, say=print, runtime=None, heap=None, ota_after=None):
     if not 1 <= devices <= 50:
         raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")
     workdir, certs_dir = Path(workdir), Path(certs_dir)
     boards_dir = workdir / "boards"
     shutil.rmtree(boards_dir, ignore_errors=True)  # fresh boards: the current firmware, no old spool
     with stop_on_signals() as stop:
-        say("starting the local broker (Mosquitto, mutual TLS) and the shadow service...")
+        say("starting the local broker (Mosquitto, mutual TLS), the shadow and jobs services...")
         with local_stack(workdir / "broker", certs_dir / "ca") as (broker, _service, state_path):
             say(f"broker on {broker.host}:{broker.port}; state in {state_path}")
             things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]
             ensure_device_certs(things, certs_dir, certs_dir / "ca", say)
+            config_path = workdir / "device-config.json"
+            config_path.write_text(json.dumps(device_config(broker.port, interval_s), indent=1))
             runtime = runtime or runtimes.default()
-            say(f"starting {devices} virtual boards (scenario {scenario}, {runtime} runtime"
-                + (f", {heap} B heap)..." if heap else ")..."))
-            boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario,
-                                  runtime=runtime, heap=heap)
-            try:
-                config_path = workdir / "device-config.json"
-                config_path.write_text(json.dumps(device_config(broker.port, interval_s), indent=1))
-                results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
-                                        config=config_path, progress=say)
-                failed = [r for r in results if not r.ok]
-                if failed:
-                    raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.message}" for r in failed))
-                for b in boards:
-                    with BoardLink(b.port) as link:
-                        link.soft_reset()  # boot the firmware with its certificates and config
-                    say(f"{b.thing}: running on {b.port} (log: edgeshadow logs --port {b.port})")
-                if headless:
-                    say(f"demo running headless; `edgeshadow monitor --once --json --broker-state "
-                        f"{state_path}` shows the fleet; Ctrl-C or SIGTERM stops it")
-                    deadline = None if seconds is None else time.monotonic() + seconds
-                    while not stop.wait(0.5):
-                        if deadline is not None and time.monotonic() > deadline:
-                            break
-                else:
-                    from host_tools import monitor
-                    settings = monitor.local_settings(state_file=state_path)
-                    monitor.watch_live(settings, seconds=seconds, until=lambda fleet: stop.is_set())
-            finally:
-                say("stopping the virtual boards, the shadow service and Mosquitto...")
-                stop_boards(boards)
+            with history_and_dashboard(state_path, workdir, config_path, say) as hist:
+                _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_path, state_path,
+                            headless, seconds, stop, hist, say, ota_after)
     say("demo stopped; nothing left running")
     return 0
+
+
+@contextmanager
+def history_and_dashboard(state_path, workdir, config_path, say):
+    """The historian (historian.sqlite beside broker.json) and the dashboard on 127.0.0.1."""
+    from host_tools.dashboard import Dashboard
+    from host_tools.historian import running
+    db = Path(state_path).parent / "historian.sqlite"
+    log = open(workdir / "historian.log", "a")  # not the terminal: the live view owns it
+    try:
+        with running(state_path, db, say=lambda m: print(m, file=log, flush=True)) as hist:
+            with Dashboard(db, config=config_path) as dash:
+                say(f"historian: {db} (`edgeshadow history THING --db {db}`)")
+                say(f"dashboard: {dash.url}")
+                yield hist
+    finally:
+        log.close()
+
+
+def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_path, state_path, headless,
+                seconds, stop, hist, say, ota_after=None):
+    say(f"starting {devices} virtual boards (scenario {scenario}, {runtime} runtime"
+        + (f", {heap} B heap)..." if heap else ")..."))
+    boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario,
+                          runtime=runtime, heap=heap)
+    try:
+        ota_key = ota_pub = None
+        if ota_after is not None:
+            from host_tools import ota
+            ota_key, ota_pub = ota.keygen(config_path.parent / "ota", force=True)
+        results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
+                                config=config_path, progress=say, ota_key=ota_pub)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.message}" for r in failed))
+        for b in boards:
+            with BoardLink(b.port) as link:
+                link.soft_reset()  # boot the firmware with its certificates and config
+            say(f"{b.thing}: running on {b.port} (log: edgeshadow logs --port {b.port})")
+        if ota_after is not None:
+            threading.Thread(target=ota_rollout, daemon=True,
+                             args=(state_path, [b.thing for b in boards], ota_key, config_path.parent, stop,
+                                   say, ota_after)).start()
+        if headless:
+            say(f"demo running headless; `edgeshadow monitor --once --json --broker-state "
+                f"{state_path}` shows the fleet; Ctrl-C or SIGTERM stops it")
+            deadline = None if seconds is None else time.monotonic() + seconds
+            while not stop.wait(0.5):
+                hist.check()
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        else:
+            from host_tools import monitor
+            settings = monitor.local_settings(state_file=state_path)
+            monitor.watch_live(settings, seconds=seconds,
+                               until=lambda fleet: stop.is_set() or hist.failure is not None)
+            hist.check()
+    finally:
+        say("stopping the virtual boards, the historian, the dashboard, the shadow service and Mosquitto...")
+        stop_boards(boards)

@@ -1,22 +1,30 @@
 """`edgeshadow broker`: the local Mosquitto broker (mutual TLS) and shadow service, until Ctrl-C."""
+import contextlib
 import signal
 import threading
 from pathlib import Path
 
 from host_tools import broker as lib
+from host_tools.commands.historian import DB_NAME, add_retention_args, retention
 from host_tools.errors import EdgeshadowError
 
 
 def register(sub):
-    p = sub.add_parser("broker", help="run the local broker and shadow service (until Ctrl-C)",
+    p = sub.add_parser("broker", help="run the local broker, shadow service and jobs/streams service (until Ctrl-C)",
                        description="Start Mosquitto with mutual TLS and per-thing ACLs, and the local "
-                                   "AWS-style shadow service beside it. Writes WORKDIR/broker.json so "
-                                   "`edgeshadow shadow` and `edgeshadow monitor` find them.")
+                                   "AWS-style shadow service and jobs/streams service (OTA) beside it, and the "
+                                   "historian (`edgeshadow historian`). Writes WORKDIR/broker.json so "
+                                   "`edgeshadow shadow`, `monitor`, `ota` and `historian` find them.")
     p.add_argument("--workdir", type=Path, default=lib.DEFAULT_WORKDIR, metavar="DIR",
                    help=f"config, logs, host certificates and shadows (default: {lib.DEFAULT_WORKDIR})")
     p.add_argument("--ca-dir", type=Path, default=lib.DEFAULT_CA_DIR, metavar="DIR",
                    help=f"local CA, created if absent (default: {lib.DEFAULT_CA_DIR})")
     p.add_argument("--port", type=int, metavar="N", help="TLS port (default: a free one)")
+    p.add_argument("--db", type=Path, metavar="FILE",
+                   help=f"the historian's database (default WORKDIR/{DB_NAME})")
+    p.add_argument("--no-historian", action="store_true",
+                   help="do not store the fleet's data (run `edgeshadow historian` separately instead)")
+    add_retention_args(p)
     p.set_defaults(func=do_broker)
 
 
@@ -27,13 +35,23 @@ def do_broker(args):
     # Ctrl-C and SIGTERM both end the run cleanly (a background job may start with SIGINT ignored)
     old = {sig: signal.signal(sig, lambda *a: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print("starting Mosquitto and the shadow service...", flush=True)
+        print("starting Mosquitto, the shadow service and the jobs/streams service...", flush=True)
+        keep = retention(args)
+        db = args.db or args.workdir / DB_NAME
         with lib.local_stack(args.workdir, args.ca_dir, port=args.port) as (broker, service, state):
-            print(f"host   {broker.host}\nport   {broker.port}\nCA     {broker.ca_cert}\n"
-                  f"state  {state}\nlog    {broker.log_path}\nrunning; Ctrl-C stops", flush=True)
-            while not stop.wait(0.5):
-                if not broker.running:
-                    raise EdgeshadowError(f"Mosquitto stopped on its own: {broker.log_tail()}")
+            with contextlib.ExitStack() as extra:
+                hist = None
+                if not args.no_historian:
+                    from host_tools.historian import running
+                    hist = extra.enter_context(running(state, db, retention_s=keep))
+                print(f"host   {broker.host}\nport   {broker.port}\nCA     {broker.ca_cert}\n"
+                      f"state  {state}\nlog    {broker.log_path}\n"
+                      f"history {'off' if hist is None else db}\nrunning; Ctrl-C stops", flush=True)
+                while not stop.wait(0.5):
+                    if not broker.running:
+                        raise EdgeshadowError(f"Mosquitto stopped on its own: {broker.log_tail()}")
+                    if hist is not None:
+                        hist.check()
         print("stopped", flush=True)
         return 0
     finally:

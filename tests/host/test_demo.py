@@ -1,5 +1,5 @@
 """`edgeshadow demo` as a newcomer runs it: started headless, the fleet read through the monitor's
-snapshot, stopped with Ctrl-C, nothing left behind."""
+snapshot and seen on the dashboard in headless Chromium, stopped with Ctrl-C, nothing left behind."""
 import json
 import os
 import signal
@@ -8,6 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from host_tools import history
+from host_tools.history_store import HistoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +45,29 @@ def _wait_for_line(proc, text, lines, timeout):
     raise AssertionError(f"demo did not print {text!r} within {timeout} s:\n{''.join(lines)}")
 
 
-def test_demo_starts_shows_three_devices_and_stops_cleanly(tmp_path):
+class Demo:
+    def __init__(self, workdir, proc, lines):
+        self.workdir, self.proc, self.lines = workdir, proc, lines
+        self.t0 = time.monotonic()
+
+    @property
+    def state_file(self):
+        return self.workdir / "broker" / "broker.json"
+
+    @property
+    def db(self):
+        return self.workdir / "broker" / "historian.sqlite"
+
+    def url(self):
+        found = [l.split("dashboard: ", 1)[1].strip() for l in self.lines if l.startswith("dashboard: ")]
+        assert found, "the demo printed no dashboard URL"
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One headless demo for this module's tests; stopped with Ctrl-C, which must leave nothing."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     workdir = tmp_path / "demo"
     cmd = [sys.executable, "-m", "host_tools", "demo", "--headless", "--devices", "3",
            "--interval", "2", "--workdir", str(workdir), "--certs-dir", str(tmp_path / "certs")]
@@ -48,23 +75,8 @@ def test_demo_starts_shows_three_devices_and_stops_cleanly(tmp_path):
                             text=True, start_new_session=True)
     lines = []
     try:
-        t0 = time.monotonic()
         _wait_for_line(proc, "demo running headless", lines, timeout=120)
-        state = json.loads((workdir / "broker" / "broker.json").read_text())
-        snap = subprocess.run(
-            [sys.executable, "-m", "host_tools", "monitor", "--once", "--json", "--expect", "3",
-             "--seconds", "30", "--broker-state", str(workdir / "broker" / "broker.json")],
-            cwd=ROOT, capture_output=True, text=True, timeout=90)
-        shown_after = time.monotonic() - t0
-        assert snap.returncode == 0, snap.stdout + snap.stderr
-        devices = json.loads(snap.stdout)["devices"]
-        assert sorted(devices) == ["grid-sensor-001", "grid-sensor-002", "grid-sensor-003"]
-        for thing, d in devices.items():
-            assert d["connected"], thing
-            for metric in ("voltage", "current", "temperature", "humidity"):
-                assert metric in d["values"], (thing, d["values"])
-            assert isinstance(d["alerts"], list)
-        print(f"fleet shown {shown_after:.1f} s after start")
+        yield Demo(workdir, proc, lines)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -78,6 +90,64 @@ def test_demo_starts_shows_three_devices_and_stops_cleanly(tmp_path):
     assert proc.returncode == 0, output
     assert "demo stopped; nothing left running" in output
     assert _processes_mentioning(str(workdir)) == []
-    with socket.socket() as s:  # the broker's port is free again
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", state["port"]))
+
+
+def test_demo_starts_shows_three_devices(demo):
+    snap = subprocess.run(
+        [sys.executable, "-m", "host_tools", "monitor", "--once", "--json", "--expect", "3",
+         "--seconds", "30", "--broker-state", str(demo.state_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=90)
+    shown_after = time.monotonic() - demo.t0
+    assert snap.returncode == 0, snap.stdout + snap.stderr
+    devices = json.loads(snap.stdout)["devices"]
+    assert sorted(devices) == ["grid-sensor-001", "grid-sensor-002", "grid-sensor-003"]
+    for thing, d in devices.items():
+        assert d["connected"], thing
+        for metric in ("voltage", "current", "temperature", "humidity"):
+            assert metric in d["values"], (thing, d["values"])
+        assert isinstance(d["alerts"], list)
+    print(f"fleet shown {shown_after:.1f} s after start")
+
+
+def _plotted_and_stored(page, db, thing, metric):
+    """(last point of the plotted series, last reading the historian stored), read back to back."""
+    x, y = page.evaluate(f"(() => {{ const d = document.getElementById('plot-{metric}').data; "
+                         "const s = d[d.length - 1]; return [s.x[s.x.length - 1], s.y[s.y.length - 1]]; })()")
+    with HistoryStore(db, readonly=True) as store:
+        ts, v = history.last_reading(store, thing, metric)
+    return (round(x / 1000.0, 3), y), (round(ts, 3), v)
+
+
+def test_dashboard_in_chromium_plots_what_the_historian_stored(demo, tmp_path):
+    from _chromium import Chromium
+    url = demo.url()
+    assert url.startswith("http://127.0.0.1:")
+    with Chromium(tmp_path) as page:
+        page.navigate(url)
+        rows = page.wait_for("(() => { const r = [...document.querySelectorAll('#fleet tbody tr[data-thing]')]"
+                             ".map(t => t.dataset.thing); return r.length === 3 && r; })()", timeout=60)
+        assert rows == ["grid-sensor-001", "grid-sensor-002", "grid-sensor-003"]
+        page.wait_for("[...document.querySelectorAll('#fleet tbody tr[data-thing]')].every(tr => "  # at a glance
+                      "tr.cells[1].textContent === 'connected' && tr.cells[6].textContent.includes('free'))")
+        page.evaluate("document.querySelector('#fleet tr[data-thing=\"grid-sensor-002\"]').click()")
+        page.wait_for("document.getElementById('plot-voltage') && document.getElementById('plot-voltage').data"
+                      " && document.getElementById('plot-voltage').data.length > 0")
+        deadline = time.monotonic() + 30
+        while True:  # both sides move on every 2 s: agree once the page's live update caught up
+            plotted, stored = _plotted_and_stored(page, demo.db, "grid-sensor-002", "voltage")
+            if plotted == stored or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert plotted == stored
+        page.evaluate("document.querySelector('#ranges button[data-span=\"2592000\"]').click()")  # zoom out
+        page.wait_for("document.getElementById('plot-voltage').dataset.resolution === '1h'")
+        hourly = page.evaluate("document.getElementById('plot-voltage').data.length")
+        assert hourly == 3  # the min..max band behind the hourly mean
+        page.evaluate("(() => { const now = Date.now(); Plotly.relayout('plot-voltage', "  # a drag-zoom
+                      "{'xaxis.range[0]': now - 600000, 'xaxis.range[1]': now}); })()")
+        page.wait_for("document.getElementById('plot-current').dataset.resolution === 'raw'")
+        assert page.evaluate("document.getElementById('resolution').textContent") == "resolution raw"  # not live
+        assert page.evaluate("document.getElementById('device-name').textContent") == "grid-sensor-002"
+        shot = page.screenshot(tmp_path / "dashboard.png")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")

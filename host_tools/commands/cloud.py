@@ -1,0 +1,61 @@
+"""`edgeshadow cloud plan|deploy|destroy`: the historian and alerts on AWS (IoT rules, Timestream, SNS)."""
+import json
+import sys
+from pathlib import Path
+
+from host_tools import ROOT
+from host_tools import cloud as lib
+from host_tools.dashboard import DEFAULT_CONFIG, load_limits
+from host_tools.errors import EdgeshadowError
+
+DEFAULT_GRAFANA = ROOT / "run" / "cloud" / "grafana-dashboard.json"
+
+
+def register(sub):
+    p = sub.add_parser("cloud", help="IoT rules into Timestream, critical alerts to SNS, a Grafana dashboard",
+                       description="What the local historian and dashboard do, on AWS: IoT topic rules on the "
+                                   "devices' telemetry, alerts and shadow documents into Amazon Timestream, "
+                                   "critical alerts to an SNS topic, least-privilege IAM roles, and a Grafana "
+                                   "dashboard JSON with the local page's panels. `plan` prints what `deploy` "
+                                   "creates; `deploy` creates what is missing; `destroy` removes it.")
+    p.add_argument("action", choices=("plan", "deploy", "destroy"))
+    p.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION / the profile's)")
+    p.add_argument("--name", default="edgeshadow", help="name of the database and prefix of every resource")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE",
+                   help="device config: its metrics and limits shape the rules and the Grafana panels")
+    p.add_argument("--grafana-out", type=Path, default=DEFAULT_GRAFANA, metavar="FILE",
+                   help=f"where deploy (and plan) write the Grafana dashboard (default {DEFAULT_GRAFANA})")
+    p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
+    p.set_defaults(func=do_cloud)
+
+
+def _metrics(config):
+    try:
+        return sorted(json.loads(config.read_text())["metrics"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EdgeshadowError(f"device config {config}: cannot read its metrics ({e})")
+
+
+def do_cloud(args):
+    metrics = _metrics(args.config)
+    if args.action == "plan":
+        resources = lib.plan(args.name, metrics, region=args.region or "<region>", account="<account>")
+        print(json.dumps(resources, indent=1) if args.json else "\n".join(lib.describe(resources)))
+        return 0
+    aws = lib.Aws(args.region)
+    resources = lib.plan(args.name, metrics, region=aws.region, account=aws.account())
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.action == "deploy":
+        done = lib.deploy(aws, resources, progress=say)
+        args.grafana_out.parent.mkdir(parents=True, exist_ok=True)
+        dash = lib.grafana(args.name, metrics, load_limits(args.config))
+        args.grafana_out.write_text(json.dumps(dash, indent=1) + "\n")
+        say(f"Grafana dashboard: {args.grafana_out} (import it with a Timestream data source)")
+    else:
+        done = lib.destroy(aws, resources, progress=say)
+    if args.json:
+        print(json.dumps([{"kind": k, "name": n, "state": s} for k, n, s in done], indent=1))
+    else:
+        for k, n, s in done:
+            print(f"{s:8} {k} {n}")
+    return 0
