@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MICROPYTHON_SRC ?= $(firstword $(wildcard ../shared/micropython/micropython-*-src.tar.*))
 ESP32LIKE := $(BIN)/micropython-esp32like
 
-.PHONY: setup demo demo-ota test test-hw perf flash deploy sim broker clean help esp32like
+.PHONY: setup demo demo-ota test test-hw perf fuzz soak flash deploy sim broker clean help esp32like
 
 help:
 	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
@@ -17,7 +17,9 @@ help:
 	@echo "make demo-ota  the demo, headless, with a signed update rolled across the three boards"
 	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
 	@echo "make test-hw PORT=/dev/ttyUSB0 [CONNECT=1]   acceptance checks of one board on the bench"
-	@echo "make perf    benchmarks (figures for the issues' closing notes)"
+	@echo "make perf    benchmarks (figures for the issues' closing notes; also written to perf.json)"
+	@echo "make fuzz [FUZZ_SCALE=20] [FUZZ_SEED=n]   fuzz what boards and host tools parse (CI: seeded, fixed counts)"
+	@echo "make soak [SOAK_S=600] [BOARDS=5]   virtual boards against the local stack under a chaos schedule"
 	@echo "make esp32like [MICROPYTHON_SRC=archive-or-checkout]   build .venv/bin/micropython-esp32like"
 	@echo "make flash BOARD=esp32-devkitc PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC.bin"
 	@echo "make deploy PORT=/dev/ttyUSB0 [CONFIG=device.json]"
@@ -85,6 +87,12 @@ test-hw: setup
 
 perf: setup
 	$(BIN)/python tests/perf/run.py
+
+fuzz: setup
+	FUZZ_SCALE=$(or $(FUZZ_SCALE),1) $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
+
+soak: setup
+	$(BIN)/edgeshadow soak --seconds $(or $(SOAK_S),600) --boards $(or $(BOARDS),5) $(if $(SOAK_JSON),--json $(SOAK_JSON),)
 
 flash: setup
 	$(BIN)/edgeshadow flash --board $(BOARD) --port $(PORT) --firmware $(FIRMWARE)

@@ -30,6 +30,8 @@ _PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELIN
 _MAX_INFLIGHT = 2
 # The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
 _CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.schema")
+_CONN_KEYS = ("mqtt", "wifi", "ntp")   # net.rollback.SECTIONS
+ROLLBACK_AFTER = 3          # failed connects, none this boot, before a delta's settings roll back
 
 
 def log(*args):
@@ -55,6 +57,10 @@ class App:
         self.spool = Spool(sp["dir"], sp["max_bytes"])
         if self.spool.torn:
             log("spool: %d torn record(s) skipped after a restart" % self.spool.torn)
+        if self.spool.meta_problem:
+            log("spool: meta.json not used (%s): head taken from the segments" % self.spool.meta_problem)
+        if self.spool.strays:
+            log("spool: ignored, not the spool's: %s" % ", ".join(self.spool.strays))
         self._filters()
         self.result = None
         self.config_error = None
@@ -64,6 +70,12 @@ class App:
         self._reported_ts = None
         self._units_due = True   # units go in the first report after a (re)connect or a config change
         self.forwarder = self.conn = self.shadow = self.jobs = None
+        self._net_cfg = None       # the settings the link was built with (deltas apply at boot)
+        self._rb_trial = False     # those settings came from a delta and never connected yet
+        self._rb_refused = None    # connection settings rolled back before (refused again)
+        self._rb_synced = False    # the first connect of this boot was recorded
+        self._unreportable = None  # the delta whose echo the service refused (not applied again)
+        self._restored = None      # settings a rollback put back, to report once
         self.min_free = self.heap_free()
 
     def heap_free(self):
@@ -141,6 +153,8 @@ class App:
     def reported(self):
         free = self.heap_free()
         extra = {"spool": {"backlog": self.spool.backlog, "dropped": self.spool.dropped}}
+        if self.spool.strays:
+            extra["spool"]["strays"] = len(self.spool.strays)
         if free is not None:  # bytes; min_free is the low mark since boot
             from board import heap_reserved
             extra["heap"] = {"size": free + gc.mem_alloc() - heap_reserved(), "free": free,
@@ -164,28 +178,50 @@ class App:
             self._report = asyncio.Event()
             if self.result is None or self.conn is None or not self.conn.up:
                 continue  # reported again on the next change or heartbeat once the link is up
+            restored = None
             try:
                 rep = self.reported()
+                restored, self._restored = self._restored, None
+                if restored:  # after a rollback: the settings in force, then GET the delta again
+                    rep.update(restored)
                 await self.shadow.report(rep)
                 self._reported_ts = self.result["ts"]
                 if "units" in rep:
                     self._units_due = False
+                if restored:
+                    await self.shadow.get()
                 if self.jobs is not None:
                     self.jobs.reported()  # OTA: started, connected, reported: confirm a trial slot
             except Exception as e:
+                self._restored = self._restored or restored  # again with the next report
                 log("shadow: report failed:", e)
 
     def on_delta(self, state, version):
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
+        from edge.text import bad_text
+        bad = bad_text(state, "")
+        unload("edge.text")
         from edge.delta import apply_delta
         new, problems = apply_delta(self.cfg, {"state": state, "version": version})
         del apply_delta
+        if bad is not None:
+            new, problems = None, ["%s: not valid Unicode text (a lone surrogate escape)" % (bad[1:] or "state")]
         unload(*_CHECKS)  # validation code: in RAM only while a delta is checked
         gc.collect()      # room for the new pipeline and the config file
+        if not problems and self._rb_refused is not None:
+            problems = self._rollback("refuses", new) or None
         if problems:
             self.config_error = {"version": version, "problems": problems}
             log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
             return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+        same = dict(new)
+        same["version"] = self.cfg.get("version", 0)
+        if same == self.cfg:  # a delta we applied, again (it stays until reported): no rewrite
+            if self._unreportable == state:
+                return None   # its report was refused: the error was reported already
+            out = dict(state)
+            out["config_version"] = self.cfg.get("version", 0)
+            return out
         try:
             if any(k in state for k in _PIPELINE_KEYS):
                 device = Device(new, validated=True)
@@ -196,7 +232,10 @@ class App:
             self.config_error = {"version": version, "problems": ["config: %r" % e]}
             log("shadow: delta v%d not applied: %r" % (version, e))
             return {"config_error": self.config_error}
+        if self._net_cfg is not None and any(k in state for k in _CONN_KEYS):
+            self._rollback("trying", self._net_cfg, new)  # tried at the next boot
         self.cfg = new
+        self._unreportable = None
         if device is not None:
             for e in device.adopt(self.device):  # alerts whose rule is gone clear, with an event
                 self._spool_alert(e, self.now())
@@ -210,6 +249,14 @@ class App:
         out["config_error"] = None
         return out
 
+    def on_rejected(self, reported, err):
+        """The service refused the report of an applied delta (too large, ...): say so instead."""
+        self._unreportable = dict((k, v) for k, v in reported.items()
+                                  if k not in ("config_version", "config_error"))
+        self.config_error = {"version": self.cfg.get("version", 0),
+                             "problems": ["report: the shadow service refused the applied state: %s" % err]}
+        return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+
     # --- network --------------------------------------------------------------------------------
     def start_network(self):
         m = self.cfg["mqtt"]
@@ -220,6 +267,9 @@ class App:
         from net.connection import Connection
         from net.forwarder import Forwarder
         from net.shadow_client import ShadowClient
+        self._net_cfg = self.cfg
+        err, self._restored, self._rb_trial, self._rb_refused = self._rollback("at_boot", self.cfg)
+        self.config_error = err or self.config_error
         thing = self.cfg["thing"]
         prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
         self.status_topic = prefix + "status"
@@ -234,9 +284,9 @@ class App:
         self.conn = Connection(client, wifi=self._wifi, ntp_host=self.cfg["ntp"]["host"], log=log)
         self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",
                                    batch_max=m["batch_max"], log=log)
-        self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log)
+        self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log, on_rejected=self.on_rejected)
         self.conn.on_connect(self._on_connect)
-        tasks = [self.conn.run(), self.forwarder.run(), self.reporter()]
+        tasks = [self.conn.run(), self.forwarder.run(), self.reporter(), self._rollback_guard()]
         try:  # over-the-air updates (AWS IoT Jobs) only on a board that holds the key to check them
             import os
             os.stat("/certs/ota.pub")
@@ -246,7 +296,38 @@ class App:
         self.jobs = Jobs(self.conn, thing, log=log)
         return tasks + [self.jobs.run()]
 
+    async def _rollback_guard(self):
+        # settings a delta set that do not connect at all this boot go back to the last that did
+        while self._rb_trial and not self.conn.connects:
+            if self.conn.backoff.attempts >= ROLLBACK_AFTER:
+                new, problems = self._rollback("roll_back", self.cfg)
+                write_atomic(CONFIG_PATH, new)
+                log("net: %s" % "; ".join(problems))
+                self.spool.flush()
+                self.restart()
+                return
+            await asyncio.sleep(1)
+
+    def _rollback(self, op, *args):
+        """One call of net.rollback.Rollback; the module is dropped again after it (needed at boot,
+        on the first connect and for connection deltas only: about 2 KB of heap back)."""
+        from net.rollback import Rollback
+        try:
+            return getattr(Rollback(), op)(*args)
+        finally:
+            unload("net.rollback")
+
+    def restart(self):
+        try:
+            import machine
+            machine.reset()
+        except (ImportError, AttributeError):
+            log("restart: not available here")
+
     async def _on_connect(self):
+        if not self._rb_synced:
+            self._rollback("connected", self._net_cfg)
+            self._rb_synced = True
         await self.conn.client.publish(self.status_topic, b'{"connected":true}', qos=1, retain=True)
         self._units_due = True
         self._report.set()  # report the current state on every (re)connect

@@ -3,8 +3,10 @@
 `Broker(workdir, ca_dir)` writes mosquitto.conf and acl into workdir, makes the server certificate
 (SANs localhost and 127.0.0.1) from the local CA when missing, starts /usr/sbin/mosquitto on a free
 port of 127.0.0.1 and returns once a TLS handshake succeeds. Every client needs a certificate from
-that CA; its CN is its MQTT user name. A device (CN = thing name) may use only
-`$aws/things/<thing>/#` and `dt/<thing>/#`; the host services have named ACL entries:
+that CA; its CN is its MQTT user name and its client id (whatever id it connects with: nobody can
+take over another's session). A device (CN = thing name) may use only its own
+`$aws/things/<thing>/shadow/...` request topics (reading the responses) and `dt/<thing>/#`;
+messages are at most 128 KB (AWS IoT's limit); the host services have named ACL entries:
 
   edgeshadow-shadow-service  readwrite $aws/things/+/shadow/#   (answers every thing's requests)
   edgeshadow-jobs-service    readwrite $aws/things/+/jobs/#, $aws/things/+/streams/#, edgeshadow/jobs/#
@@ -43,10 +45,19 @@ RUN_DIR = ROOT / "run"
 DEFAULT_WORKDIR = RUN_DIR / "broker"
 DEFAULT_CA_DIR = CERTS_DIR / "ca"
 STATE_FILE = "broker.json"
+MAX_PAYLOAD = 128 * 1024
 
 ACL = f"""\
-# Devices (certificate CN = thing name = MQTT user name): their own topics only.
-pattern readwrite $aws/things/%u/#
+# Devices (certificate CN = thing name = MQTT user name = client id): their own topics only. As on
+# AWS IoT, a device publishes shadow requests (update, get, delete) but never a response topic
+# (accepted, rejected, delta, documents): only the shadow service answers.
+pattern read $aws/things/%u/shadow/#
+pattern write $aws/things/%u/shadow/update
+pattern write $aws/things/%u/shadow/get
+pattern write $aws/things/%u/shadow/delete
+pattern write $aws/things/%u/shadow/name/+/update
+pattern write $aws/things/%u/shadow/name/+/get
+pattern write $aws/things/%u/shadow/name/+/delete
 pattern readwrite dt/%u/#
 
 user {SERVICE_CN}
@@ -140,6 +151,11 @@ class Broker:
             f"keyfile {key}",
             "require_certificate true",
             "use_identity_as_username true",
+            # the client id is the certificate's CN, whatever the client asked for (AWS IoT's
+            # policy: client/${iot:Connection.Thing.ThingName}): nobody can take over another's
+            # session by connecting with its id
+            "use_username_as_clientid true",
+            f"message_size_limit {MAX_PAYLOAD}",  # AWS IoT: 128 KB per message
             "tls_version tlsv1.2",  # the minimum: the board's mbedTLS speaks 1.2, host clients may use 1.3
         ]
         if os.geteuid() == 0:

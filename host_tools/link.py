@@ -150,7 +150,7 @@ class BoardLink:
         out = self.exec("print(repr(%s))" % expr, timeout).strip()
         try:
             return ast.literal_eval(out)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             raise EdgeshadowError(f"the board's answer to {expr!r} is not a Python literal: {out[:80]!r}")
 
     # -- files ----------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ class BoardLink:
                 "for e in os.ilistdir(p):\n"
                 " d=e[1]&0x4000!=0\n s=0 if d else os.stat((p+'/' if p!='/' else p)+e[0])[6]\n"
                 " r.append((e[0],s,d))\nprint(repr(r))" % _q(path))
-        return sorted(self._fs(code, path, ast.literal_eval))
+        return self._fs(code, path, _listing)
 
     def read_file(self, path):
         code = ("import binascii\nwith open(%s,'rb') as f:\n while 1:\n  b=f.read(%d)\n"
@@ -175,7 +175,11 @@ class BoardLink:
                 "if f:\n while 1:\n  n=f.readinto(b)\n  if not n:break\n  h.update(b[:n])\n"
                 " f.close()\n print(binascii.hexlify(h.digest()).decode())" % _q(path))
         out = self.exec(code).strip()
-        return None if out == "None" else out
+        if out == "None":
+            return None
+        if len(out) != 64 or out.strip("0123456789abcdef"):
+            raise EdgeshadowError(f"{path}: the board on {self.port} answered {out[:80]!r}, not a SHA-256")
+        return out
 
     def mkdir(self, path, parents=True):
         code = ("import os\nparts=[x for x in %s.split('/') if x]\n"
@@ -271,7 +275,23 @@ class BoardLink:
                 if f"[Errno {errno_}]" in msg or f"OSError: {errno_}" in msg:
                     raise EdgeshadowError(f"{path}: {text} on the board on {self.port}") from None
             raise
-        return parse(out) if parse else out
+        if parse is None:
+            return out
+        try:
+            return parse(out)
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+            raise EdgeshadowError(f"{path}: the board on {self.port} gave an answer that is not the "
+                                  f"expected one: {out.strip()[:80]!r}") from None
+
+
+def _listing(out):
+    """ls's answer: a list of (name, size, is_dir), sorted; TypeError for anything else."""
+    rows = ast.literal_eval(out)
+    if not isinstance(rows, list) or not all(
+            isinstance(r, tuple) and len(r) == 3 and isinstance(r[0], str) and isinstance(r[1], int)
+            and isinstance(r[2], bool) for r in rows):
+        raise TypeError("not a listing")
+    return sorted(rows)
 
 
 def _last_line(err):

@@ -29,6 +29,11 @@ from host_tools.errors import EdgeshadowError
 MAX_STATE_BYTES = 8 * 1024   # desired + reported, metadata excluded
 MAX_DEPTH = 6                # levels inside desired or reported
 MAX_TOKEN_BYTES = 64
+MAX_PAYLOAD_BYTES = 128 * 1024  # an MQTT message to AWS IoT
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
 SECTIONS = ("desired", "reported")
 _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:-")
 
@@ -59,11 +64,15 @@ def _same(a, b):
 
 
 def _depth(value):
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+    """Levels of nesting (a scalar 0, {} 1), without recursion: a hostile document may be deep."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (dict, list)):
+            d += 1
+            deepest = max(deepest, d)
+            todo.extend((x, d) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def _strip_nulls(value):
@@ -194,8 +203,12 @@ class ShadowStore:
             text = bytes(payload).decode("utf-8")
         except UnicodeDecodeError:
             raise Rejected(415, "Unsupported documented encoding; supported encoding is UTF-8")
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise Rejected(413, "The payload exceeds the maximum size allowed")
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, parse_constant=_no_constant)  # NaN, Infinity: not JSON
+        except RecursionError:
+            raise Rejected(400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}")
         except ValueError:
             raise Rejected(400, "Invalid JSON")
         if not isinstance(doc, dict):
@@ -219,8 +232,8 @@ class ShadowStore:
 
     @staticmethod
     def _check_thing(thing, name):
-        for what, value in (("thing name", thing), ("shadow name", name)):
-            if value is not None and not (0 < len(value) <= 128 and set(value) <= _NAME_OK):
+        for what, value, most in (("thing name", thing, 128), ("shadow name", name, 64)):  # AWS's lengths
+            if value is not None and not (0 < len(value) <= most and set(value) <= _NAME_OK):
                 raise Rejected(400, f"Invalid {what}: {value!r}")
 
     def update(self, thing, payload, name=None):

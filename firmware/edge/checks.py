@@ -81,6 +81,8 @@ def validate_rules(rules, cfg, problems):
         for k in ("debounce", "clear_after"):
             if k in r and not (type(r[k]) is int and r[k] >= 1):
                 problems.append("%s.%s: must be an integer >= 1" % (p, k))
+            elif k in r and S.too_big(k, r[k]):
+                problems.append("%s.%s: %s" % (p, k, S.too_big(k, r[k])))
         lo, hi = ("min", "max") if t == "range" else ("min_pct", "max_pct")
         if t in LIMIT_RULES:
             if lo not in r and hi not in r:

@@ -128,7 +128,72 @@ def validate(cfg, changed=None):
         checks.validate_diagnoses(cfg.get("diagnoses"), cfg, p)
     for sec in _SECTIONS:
         _check_section(sec, cfg.get(sec, {}), p)
+    _check_bounds(cfg, p)
     return p
+
+
+# Bounds (issue 13): a value of the right type can still break a board (interval_s 1e306
+# overflows the sampler, spool.dir "/config.json" stops the next boot, telemetry_prefix "#" is
+# refused by every broker). Numbers: path -> (lo or None: the type check's, hi). Strings: path ->
+# H host name, P topic prefix, F absolute file path, D a folder of its own. Stage, filter and rule
+# parameters: edge.schema.LIMITS and MAX_ABS.
+BOUNDS = {"interval_s": (None, 86400), "watchdog_s": (None, 172805),  # 2 x 86400 + 5 at most
+          "mqtt.batch_max": (None, 100),                                # AWS: 100 QoS1 in flight
+          "spool.max_bytes": (4096, 1048576), "wifi.ssid": 32, "wifi.password": 64,  # bytes
+          "mqtt.endpoint": "H", "ntp.host": "H", "mqtt.telemetry_prefix": "P",
+          "mqtt.ca": "F", "mqtt.cert": "F", "mqtt.key": "F", "spool.dir": "D"}
+_KINDS = {"H": "a host name", "P": "1 to 3 topic levels of A-Z a-z 0-9 _ -",
+          "F": "an absolute file path", "D": "a folder of its own, like /spool"}
+_NOT_SPOOL = ("certs", "edge", "net", "drivers", "lib")  # and no file names (.py .json ...)
+
+
+def _word(s, extra=""):
+    for ch in s:
+        if ch not in _NAME_CHARS and ch not in extra or ch == ":":
+            return False
+    return s != ""
+
+
+def string_ok(kind, s):
+    """s usable as a `kind` (BOUNDS) value."""
+    if kind == "H":
+        return 0 < len(s) <= 253 and all(_word(x) and x[0] != "-" and "_" not in x for x in s.split("."))
+    if kind == "P":
+        return len(s) <= 64 and len(s.split("/")) <= 3 and all(_word(x) for x in s.split("/"))
+    parts = s.split("/")
+    if len(s) > 128 or len(parts) < 2 or parts[0] or not all(_word(x, ".") and x.strip(".") for x in parts[1:]):
+        return False
+    return kind == "F" or parts[1] not in _NOT_SPOOL and "." not in s
+
+
+def _check_bounds(cfg, p):
+    for path in BOUNDS:
+        sec, _, key = path.partition(".")
+        v = cfg.get(sec)
+        if key:
+            v = v.get(key) if type(v) is dict else None
+        b = BOUNDS[path]
+        if type(b) is tuple:
+            if S.is_num(v) and (v > b[1] or b[0] is not None and v < b[0]):
+                p.append("%s: must be %s, got %r" % (path, "at most %s" % b[1] if b[0] is None
+                                                     else "%s to %s" % b, v))
+        elif type(v) is not str:
+            pass  # missing, null, or a type error reported above
+        elif type(b) is int:
+            try:
+                n = len(v.encode())
+            except UnicodeError:  # a lone surrogate (CPython)
+                n = -1
+            if n < 0 or n > b:
+                p.append("%s: at most %d bytes of valid text, got %r" % (path, b, v[:40]))
+        elif not string_ok(b, v):
+            p.append("%s: must be %s, got %r" % (path, _KINDS[b], v[:80]))
+    r = cfg.get("sku")
+    r = r.get("ratings") if type(r) is dict else None
+    if type(r) is dict:
+        for m in sorted(r):
+            if S.too_big(m, r[m]):
+                p.append("sku.ratings.%s: %s" % (m, S.too_big(m, r[m])))
 
 
 def _check_sku(sku, p):

@@ -35,3 +35,4 @@ def apply_delta(cfg, msg):
     if problems:
         return None, problems
     return new, None
+

@@ -91,7 +91,12 @@ class Device:
                 values[m] = None
                 statuses[m] = (status and status.get(m)) or _st.NO_DATA
             else:
-                v = chains[m](r)
+                try:
+                    v = chains[m](r)
+                except (ArithmeticError, ValueError):  # e.g. int(inf) in a round stage
+                    v = None
+                if v is not None and not -1e12 <= v <= 1e12:  # inf, nan, or no physical quantity
+                    v = None
                 values[m] = v
                 statuses[m] = _st.OK if v is not None else _st.OUT_OF_PHYSICAL_RANGE
         alerts = []

@@ -60,6 +60,15 @@ def check_record(rec, metrics, last_ts):
     return p
 
 
+def _one_line(s):
+    """s with control characters and line separators escaped: one message, one line, whatever
+    the input's keys hold (a key may be "\n")."""
+    out = []
+    for c in s:
+        out.append(c if c >= " " and c not in "\x7f\x85\u2028\u2029" else "\\x%02x" % (ord(c) & 0xFF))
+    return "".join(out)
+
+
 def output_record(res):
     alerts = []
     for a in res["alerts"]:
@@ -89,7 +98,7 @@ def run(cfg, lines, write, warn):
             continue
         problems = check_record(rec, metrics, last_ts)
         if problems:
-            warn("line %d: %s" % (n, "; ".join(problems)))
+            warn(_one_line("line %d: %s" % (n, "; ".join(problems))))
             bad += 1
             continue
         thing = rec["thing"]

@@ -53,6 +53,24 @@ def _ok(kind, v):
     return False
 
 
+# Bounds (issue 13): no parameter number beyond +-MAX_ABS (1e308 x 1e308 is inf in telemetry), and
+# these parameters at most (RAM for windows, float32's ~7 digits, a week for timers).
+MAX_ABS = 1e9
+LIMITS = {"decimals": 6, "window": 64, "samples": 10000, "learn": 100000, "debounce": 10000,
+          "clear_after": 10000, "heartbeat_s": 604800, "throttle_s": 604800}
+
+
+def too_big(name, v):
+    """A "must be ..." message when v, of the right type, is beyond its bound; else None."""
+    if name in LIMITS:
+        if is_num(v) and v > LIMITS[name]:
+            return "must be at most %s, got %r" % (LIMITS[name], v)
+    elif is_num(v) and not -MAX_ABS <= v <= MAX_ABS or type(v) is list and not all(
+            too_big(name, x) is None for x in v):
+        return "numbers must be within +-%g" % MAX_ABS
+    return None
+
+
 def check(schema, d, path, problems, common=()):
     """Check d (a dict) against schema; keys in `common` are checked by the caller."""
     for name in schema:
@@ -62,6 +80,10 @@ def check(schema, d, path, problems, common=()):
                 problems.append("%s.%s: required" % (path, name))
         elif not _ok(kind, d[name]):
             problems.append("%s.%s: %s" % (path, name, _MSG[kind]))
+        else:
+            big = too_big(name, d[name])
+            if big:
+                problems.append("%s.%s: %s" % (path, name, big))
     for name in sorted(d):
         if name != "type" and name not in schema and name not in common:
             known = sorted(k for k in schema)

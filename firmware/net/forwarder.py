@@ -6,6 +6,7 @@
 # first key, so a subscriber counts by "seq" and spots duplicates (a re-send after a reconnect or a
 # reboot carries the same seq). Telemetry: a JSON array of readings; alerts: one object.
 import asyncio
+import gc
 
 from net.spool import KIND_ALERT
 
@@ -97,7 +98,14 @@ class Forwarder:
         while True:
             if not self.conn.up:
                 await self.conn.wait_up()
-            b = self._batch()
+            try:
+                b = self._batch()
+            except MemoryError:  # a fragmented heap (a long backlog after a reboot): fewer
+                gc.collect()     # records per publish, never a stopped forwarder
+                self.batch_max = max(1, self.batch_max // 2)
+                self.log("net: low on memory, batches of %d records" % self.batch_max)
+                await asyncio.sleep(0.1)
+                continue
             if b is None:
                 await self._wait_kick()
                 continue

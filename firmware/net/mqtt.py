@@ -31,6 +31,9 @@ CONNACK_REASONS = {
 }
 
 
+_MALFORMED = (ValueError, IndexError, getattr(struct, "error", ValueError))
+
+
 class MQTTError(Exception):
     """A protocol-level failure; `code` is the CONNACK/SUBACK code when there is one."""
 
@@ -238,8 +241,11 @@ class MQTTClient:
             raise MQTTError("mqtt: not connected")
         try:
             async with self._lock:
-                self._w.write(pkt)
-                await asyncio.wait_for(self._w.drain(), self.timeout)
+                w = self._w  # again under the lock: the link may have dropped while we waited
+                if w is None:
+                    raise MQTTError("mqtt: not connected")
+                w.write(pkt)
+                await asyncio.wait_for(w.drain(), self.timeout)
         except (OSError, asyncio.TimeoutError) as e:
             await self._down(e)  # a failed write leaves the stream unusable
             raise
@@ -278,9 +284,8 @@ class MQTTClient:
             await self._send(pkt)
         except BaseException:
             # not (wholly) written: the caller still owns it; a half packet dies with the link
-            if qos:
-                del self.inflight[pid]
-                del self._tokens[pid]
+            if qos and self.inflight.pop(pid, None) is not None:  # (unless its PUBACK came first)
+                self._tokens.pop(pid, None)
                 self._order.remove(pid)
             raise
         return pid
@@ -366,6 +371,13 @@ class MQTTClient:
             await self._down(e)
 
     async def _dispatch(self, ptype, body):
+        try:
+            await self._dispatch_packet(ptype, body)
+        except _MALFORMED as e:  # too short, bad UTF-8 topic...: the broker is broken or hostile
+            raise MQTTError("mqtt: malformed packet (type 0x%02x, %d bytes) from the broker: %s"
+                            % (ptype, len(body), e))
+
+    async def _dispatch_packet(self, ptype, body):
         kind = ptype & 0xF0
         if kind == _PUBLISH:
             qos = (ptype >> 1) & 3

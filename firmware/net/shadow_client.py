@@ -1,6 +1,9 @@
 # The AWS IoT Device Shadow protocol (classic shadow) over net.connection: GET on every (re)connect,
 # deltas to a callback (stale versions ignored), reports with clientToken tracking, 409 -> re-GET
 # and retry with the new version, 429 -> back off and retry; few requests in flight (AWS: 10 max).
+# Versions as AWS keeps them: a shadow's version only grows, except that a shadow deleted for more
+# than 48 h starts again from 0. So the GET's version is the truth: a delta older than the last one
+# applied makes us GET, and a GET below it (a new shadow, or a bogus version seen before) resets it.
 import asyncio
 import json
 
@@ -17,11 +20,15 @@ class ShadowError(Exception):
 
 class ShadowClient:
     def __init__(self, conn, thing, on_delta, max_inflight=4, timeout=10,
-                 retries=5, log=print, backoff=None):
+                 retries=5, log=print, backoff=None, on_rejected=None):
         self.conn = conn
         self.thing = thing
         self.base = "$aws/things/%s/shadow/" % thing
         self.on_delta = on_delta          # fn(state: dict, version) -> dict to report, or None
+        # fn(reported, ShadowError) -> dict to report instead, when the service refused what
+        # on_delta returned (400, 413, 415): an error is reported, the delta is not tried again
+        self.on_rejected = on_rejected
+        self._rechecking = False
         self.max_inflight = max_inflight
         self.timeout = timeout
         self.retries = retries
@@ -105,12 +112,17 @@ class ShadowClient:
     def _on_message(self, topic, payload, retain):
         try:
             doc = json.loads(payload)
-        except ValueError:
-            self.log("shadow: %s: not JSON, ignored" % topic)
+        except (ValueError, RuntimeError, MemoryError):  # (RuntimeError: nested too deep)
+            self.log("shadow: %s: not JSON (or too deep or large to parse), ignored" % topic)
+            return
+        if type(doc) is not dict:
+            self.log("shadow: %s: not a JSON object, ignored" % topic)
             return
         op = topic[len(self.base):]
         v = doc.get("version")
-        if isinstance(v, int) and v > self.version:
+        if type(v) is not int or not 0 <= v < 1 << 63:  # AWS: a 64-bit count; bool is no version
+            v = None
+        if v is not None and (v > self.version or op == "get/accepted"):
             self.version = v
         tok = doc.get("clientToken")
         if op.endswith("accepted") or op.endswith("rejected"):
@@ -119,13 +131,21 @@ class ShadowClient:
                 p[1] = (op.endswith("accepted"), doc)
                 p[0].set()
             if op == "get/accepted":
-                delta = doc.get("state", {}).get("delta")
-                if delta and isinstance(v, int) and v > self.applied:
+                if v is not None and v < self.applied:
+                    self.applied = -1  # the service's own version is below what we applied
+                st = doc.get("state")
+                delta = st.get("delta") if type(st) is dict else None
+                if delta and type(delta) is dict and v is not None and v > self.applied:
                     self._deliver(delta, v)
         elif op == "update/delta":
-            if not isinstance(v, int) or v <= self.applied:
+            if v is None or type(doc.get("state")) is not dict:
+                self.log("shadow: delta without a valid version or state, ignored")
+                return
+            if v < self.applied and not self._rechecking:
+                asyncio.create_task(self._recheck())
+            if v <= self.applied:
                 return  # stale or repeated: a newer state was already applied
-            self._deliver(doc.get("state", {}), v)
+            self._deliver(doc["state"], v)
 
     def _deliver(self, state, version):
         # applied in a task of its own: the MQTT read loop goes on reading (PUBACKs, pings)
@@ -142,8 +162,26 @@ class ShadowClient:
         if out:
             await self._report_quietly(out)
 
+    async def _recheck(self):
+        # a delta older than the last applied: the shadow was made anew, or that version was bogus
+        self._rechecking = True
+        try:
+            await self.get()
+        except Exception as e:
+            self.log("shadow: GET failed: %s" % e)
+        self._rechecking = False
+
     async def _report_quietly(self, reported):
         try:
             await self.report(reported)
+        except ShadowError as e:
+            self.log("shadow: report failed: %s" % e)
+            if e.code in (400, 413, 415, 422) and self.on_rejected is not None:
+                out = self.on_rejected(reported, e)
+                if out:
+                    try:
+                        await self.report(out)
+                    except Exception as e2:
+                        self.log("shadow: error report failed: %s" % e2)
         except Exception as e:
             self.log("shadow: report failed: %s" % e)

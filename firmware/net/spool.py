@@ -5,6 +5,15 @@
 # "meta.json" ({"head": lowest unacknowledged seq, "dropped": n}) replaced atomically (temp file, then
 # os.rename: atomic on LittleFS). A segment goes once all its records are acknowledged, or when the
 # spool is full (oldest first; its unacknowledged records are counted in `dropped`).
+# meta.json is saved before a segment is removed, and otherwise at most once per `meta_every`
+# acknowledgements or `meta_s` seconds (flash wear, time per PUBACK). The bound after a crash or
+# power loss: at most meta_every - 1 acknowledged records, plus those acknowledged out of order
+# above head, are sent again (duplicates by (thing, seq), which subscribers drop); none is lost.
+# meta.json is only a hint: a head the segments on flash contradict (a flipped bit, a number no
+# segment can have) or whose check value is wrong is replaced by the first seq on flash (then what
+# is on flash is sent again: duplicates, never a loss); the newest segment is kept even when all of
+# it is acknowledged, so there is always flash to check against. Anything in `dir` that is not a
+# segment file or meta.json is left alone and listed in `strays`.
 # Record: header "<BBIII" magic, kind, seq, length, crc32(kind|seq|length|payload), then the payload.
 # A torn or corrupt record ends its segment: only the last record written before a crash can be torn,
 # and appends after a restart go to a new segment, so nothing else is lost.
@@ -13,11 +22,24 @@ import struct
 import binascii
 import json
 
+try:
+    from time import ticks_ms, ticks_diff
+except ImportError:  # CPython
+    import time
+
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
 _MAGIC = 0xA5
 _HDR = "<BBIII"
 _HDR_LEN = 14
 KIND_READING = 1
 KIND_ALERT = 2
+MAX_SEQ = 0x3FFFFFFF  # sequence numbers stay small ints on an ESP32 (31-bit) and fit the "I" field
+_DIR = 0x4000         # S_IFDIR in os.stat()[0]
 
 
 def write_atomic(path, data):
@@ -41,7 +63,7 @@ class SpoolError(Exception):
 
 
 class Spool:
-    def __init__(self, dir, max_bytes=65536, segment_bytes=None):
+    def __init__(self, dir, max_bytes=65536, segment_bytes=None, meta_every=20, meta_s=60):
         if max_bytes < 256:
             raise ValueError("spool.max_bytes: must be at least 256, got %r" % (max_bytes,))
         self.dir = dir.rstrip("/") or "/"
@@ -55,6 +77,13 @@ class Spool:
         self.head = 1
         self.dropped = 0
         self.torn = 0           # torn/corrupt records skipped when the spool was opened
+        self.strays = []        # names in dir that are neither segments nor meta (ignored)
+        self.meta_problem = None  # why meta.json was not believed, when it was not
+        self.meta_every = meta_every
+        self.meta_ms = int(meta_s * 1000)
+        self.meta_saves = 0
+        self._unsaved = 0       # acknowledgements since meta.json was last saved
+        self._saved_ms = ticks_ms()
         self._open()
 
     # --- recovery --------------------------------------------------------------------------
@@ -63,34 +92,79 @@ class Spool:
 
     def _open(self):
         try:
-            os.mkdir(self.dir)
+            names = os.listdir(self.dir)
         except OSError:
-            pass
-        try:
-            with open(self.dir + "/meta.json") as f:
-                meta = json.loads(f.read())
-            self.head = int(meta["head"])
-            self.dropped = int(meta["dropped"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # no meta yet (or the pre-rename temp file only): start from the segments
-        names = sorted(n for n in os.listdir(self.dir) if n.endswith(".seg") and len(n) == 12)
-        last_seq = 0
-        for name in names:
-            first = int(name[:8], 16)
+            names = None
+        if names is None:
+            try:
+                os.stat(self.dir)       # there, but not a folder: keep it aside, never delete it
+                os.rename(self.dir, self.dir + ".stray")
+                self.strays.append(self.dir)
+            except OSError:
+                pass
+            os.mkdir(self.dir)
+            names = []
+        head, self.dropped = self._read_meta()
+        segs = []
+        for name in sorted(names):
+            first = _seg_first(name)
+            ours = first is not None or name in ("meta.json", "meta.json.tmp")
+            if ours and os.stat(self.dir + "/" + name)[0] & _DIR:
+                self.strays.append(name)  # a folder where we need to write a file: moved aside
+                try:
+                    os.rename(self.dir + "/" + name, self.dir + "/" + name + ".stray")
+                except OSError:
+                    pass
+                continue
+            if first is None:
+                if not ours:
+                    self.strays.append(name)
+                continue
             path = self._path(first)
             last, good = self._scan_segment(path, first)
             size = os.stat(path)[6]
             if good < size:
                 self.torn += 1
-            if last < first or last < self.head:
-                os.remove(path)  # nothing valid, or all of it acknowledged before a crash
+            if last < first:
+                os.remove(path)  # nothing valid in it
             else:
-                self._segs.append([first, last, size])
-            if last > last_seq:
-                last_seq = last
-        self.next_seq = max(last_seq + 1, self.head)
-        if self.head < (self._segs[0][0] if self._segs else self.next_seq):
-            self.head = self._segs[0][0] if self._segs else self.next_seq
+                segs.append([first, last, size])
+        lo = segs[0][0] if segs else None
+        hi = max([g[1] for g in segs]) if segs else 0
+        if head is not None and head < 0:  # a wrong check value: the segments decide if any
+            head = None if segs else -head
+        if head is not None and segs and head > hi + 1:
+            self.meta_problem = "head %d is past the last record on flash (%d)" % (head, hi)
+            head = None
+        if head is None:
+            head = lo if segs else 1
+        elif segs and head < lo:
+            head = lo  # the records below were dropped (spool full) or removed once acknowledged
+        self.head = head
+        for g in segs:
+            if g[1] < head and g is not segs[-1]:
+                os.remove(self._path(g[0]))  # all of it acknowledged before a crash
+            else:
+                self._segs.append(g)
+        self.next_seq = max(hi + 1, head)
+
+    def _read_meta(self):
+        """(head or None, dropped) from meta.json; None when it is missing or implausible."""
+        try:
+            with open(self.dir + "/meta.json") as f:
+                meta = json.loads(f.read())
+            head, dropped, crc = meta["head"], meta["dropped"], meta.get("crc")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None, 0  # no meta yet (or the pre-rename temp file only): from the segments
+        if type(dropped) is not int or dropped < 0:
+            dropped = 0
+        if type(head) is not int or not 1 <= head <= MAX_SEQ:
+            self.meta_problem = "head %r is not a sequence number" % (head,)
+            return None, dropped
+        if crc is not None and crc != _meta_crc(head, dropped):  # (no crc: written before it had one)
+            self.meta_problem = "its check value does not match (head %d, dropped %d)" % (head, dropped)
+            return -head, dropped  # suspect: believed only when there is no segment to go by
+        return head, dropped
 
     def _scan_segment(self, path, first):
         """(last good seq, bytes of good records) of one segment file."""
@@ -174,7 +248,16 @@ class Spool:
         self._cursor = None
 
     def _save_meta(self):
-        write_atomic(self.dir + "/meta.json", json.dumps({"head": self.head, "dropped": self.dropped}))
+        write_atomic(self.dir + "/meta.json", json.dumps(
+            {"head": self.head, "dropped": self.dropped, "crc": _meta_crc(self.head, self.dropped)}))
+        self.meta_saves += 1
+        self._unsaved = 0
+        self._saved_ms = ticks_ms()
+
+    def flush(self):
+        """Save meta.json now if acknowledgements are not in it yet (before a planned reset)."""
+        if self._unsaved:
+            self._save_meta()
 
     # --- reading and acknowledging --------------------------------------------------------
     def peek(self, n=1, start=0):
@@ -211,22 +294,26 @@ class Spool:
 
     def ack_all(self, seqs):
         """Acknowledge records (their PUBACK arrived); fully acknowledged segments are removed."""
-        moved = False
+        was = self.head
         for s in seqs:
             if s >= self.head:
                 self._acked.add(s)
         while self.head in self._acked:
             self._acked.remove(self.head)
             self.head += 1
-            moved = True
-        if not moved:
+        if self.head == was:
             return
         removed = False
-        while self._segs and self._segs[0][0] <= self._segs[0][1] < self.head:
+        # the newest segment stays even when all of it is acknowledged: its name and records
+        # keep head checkable against flash after a reboot (meta.json is only a hint)
+        while len(self._segs) > 1 and self._segs[0][0] <= self._segs[0][1] < self.head:
             self._remove_segment()
             removed = True
         if not removed:
-            self._save_meta()
+            self._unsaved += self.head - was
+            if (self._unsaved >= self.meta_every
+                    or ticks_diff(ticks_ms(), self._saved_ms) >= self.meta_ms):
+                self._save_meta()
 
     @property
     def backlog(self):
@@ -240,4 +327,20 @@ class Spool:
         return t
 
     def close(self):
+        self.flush()
         self._close_file()
+
+
+def _seg_first(name):
+    """The first seq of a segment file's name "<8 hex>.seg", or None for any other name."""
+    if len(name) != 12 or not name.endswith(".seg"):
+        return None
+    try:
+        first = int(name[:8], 16)
+    except ValueError:
+        return None
+    return first if "%08x.seg" % first == name and 1 <= first <= MAX_SEQ else None
+
+
+def _meta_crc(head, dropped):
+    return binascii.crc32(b"%d,%d" % (head, dropped)) & 0xFFFFFFFF

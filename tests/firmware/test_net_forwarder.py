@@ -150,3 +150,33 @@ def test_unacked_records_survive_a_broken_link_and_arrive_after_reconnect():
             t.cancel()
         rm_tree(d)
     run(main())
+
+
+def test_a_memory_error_while_batching_means_smaller_batches_not_a_stopped_forwarder():
+    # issue 13's soak: after a reboot with a long backlog on a fragmented heap, building a batch
+    # raised MemoryError and took the whole application down
+    async def main():
+        d = tmpdir()
+        op = Opener()
+        conn, sp, fw = setup(d, op)
+        for i in range(30):
+            sp.append(KIND_READING, b'{"i":%d}' % i)
+        peek, fails = sp.peek, [2]
+
+        def tight_peek(n=1, start=0):
+            if fails[0]:
+                fails[0] -= 1
+                raise MemoryError("memory allocation failed")
+            return peek(n, start)
+        sp.peek = tight_peek
+        task = asyncio.create_task(conn.run())
+        ftask = asyncio.create_task(fw.run())
+        await until(lambda: sp.backlog == 0)
+        assert fw.batch_max == 5 and not ftask.done()
+        seqs = [json.loads(p)[0]["seq"] for t, _, p, _ in op.brokers[0].publishes() if t.endswith("telemetry")]
+        assert seqs[0] == 1
+        ftask.cancel()
+        await conn.stop()
+        task.cancel()
+        rm_tree(d)
+    run(main())

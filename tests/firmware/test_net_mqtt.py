@@ -193,6 +193,47 @@ def test_inflight_window_is_bounded():
     run(main())
 
 
+class _SlowDrain(FakeBroker):
+    """A broker whose socket takes its time to drain the first write (a full TCP buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.slow = False
+
+    async def drain(self):
+        if self.slow:
+            self.slow = False
+            await self.gate.wait()
+        await super().drain()
+
+
+def test_publish_waiting_for_the_lock_when_the_link_drops_raises_not_connected():
+    # issue 13: "shadow: report failed: 'NoneType' object has no attribute 'write'" - a publish
+    # queued behind another one's drain found the stream gone once it got the lock
+    async def main():
+        op = Opener(_SlowDrain)
+        c = client(op)
+        await c.connect()
+        b = op.brokers[0]
+        b.slow = True
+        first = asyncio.create_task(c.publish("dt/thing-1/telemetry", b"1", qos=1))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(c.publish("$aws/things/thing-1/shadow/update", b"{}", qos=1))
+        await asyncio.sleep(0.01)
+        await c._down(OSError(104, "connection reset"))   # the link drops meanwhile
+        b.gate.set()
+        for t in (first, second):
+            try:
+                await t
+            except MQTTError as e:
+                assert "not connected" in str(e), e
+            except OSError:
+                pass  # the first one's own write failed with the link: an OSError is right
+        assert c.inflight == {}
+    run(main())
+
+
 def test_the_broker_address_is_looked_up_once_per_attempt_and_reused_when_dns_fails():
     import socket
     from net import mqtt

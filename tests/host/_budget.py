@@ -42,7 +42,7 @@ def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", th
                       heap=heap) as vb:
         [r] = inject_boards([(vb.port, thing)], workdir / "certs", config=workdir / "config.json")
         if not r.ok:
-            raise RuntimeError(f"inject failed: {r.message}")
+            raise RuntimeError(f"inject failed: {r.detail}")
         mark = len(vb.log())
         boots = vb.boots
         with BoardLink(vb.port) as link:

@@ -128,10 +128,12 @@ def test_plain_mqtt_is_not_served(local_broker):
 def test_generated_config(local_broker):
     conf = local_broker.broker.conf_path.read_text()
     for line in ("require_certificate true", "use_identity_as_username true", "allow_anonymous false",
+                 "use_username_as_clientid true", "message_size_limit 131072",
                  "tls_version tlsv1.2", f"listener {local_broker.port} 127.0.0.1"):
         assert line in conf.splitlines(), line
     acl = local_broker.broker.acl_path.read_text()
-    assert "pattern readwrite $aws/things/%u/#" in acl and "pattern readwrite dt/%u/#" in acl
+    assert "pattern read $aws/things/%u/shadow/#" in acl and "pattern readwrite dt/%u/#" in acl
+    assert "pattern write $aws/things/%u/shadow/update" in acl and "readwrite $aws/things/%u/#" not in acl
     assert local_broker.port != 1883
 
 

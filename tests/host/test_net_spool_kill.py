@@ -1,6 +1,7 @@
 """The firmware process (real MicroPython) SIGKILLed at 20 random moments while it appends to the
 spool, acknowledges records and rewrites a config file: every time the spool recovers, at most the
-record being written is lost (torn), nothing acknowledged comes back as lost data, and the config
+record being written is lost (torn), at most meta_every - 1 acknowledged records come back (the
+documented bound on duplicates), and the config
 file is always one whole version."""
 import json
 import random
@@ -52,7 +53,8 @@ def test_spool_and_config_survive_sigkill_at_random_moments(tmp_path):
         assert sp.torn - torn_before <= 1, f"{where}: more than one torn record"
         torn_before = sp.torn
         assert seqs == list(range(sp.head, sp.head + len(seqs))), f"{where}: hole in the spool"
-        assert all(s < sp.head for s in acked), f"{where}: an acknowledged record came back"
+        back = [s for s in acked if s >= sp.head]   # meta.json is saved once per meta_every acks
+        assert len(back) <= sp.meta_every - 1, f"{where}: more acknowledged records came back than the bound: {back}"
         lost = [s for s in appended if s >= sp.head and s not in seqs]
         assert lost == [], f"{where}: appended records lost: {lost}"
         for s, kind, payload in recs:

@@ -1,0 +1,83 @@
+"""The local broker refuses what AWS IoT refuses (issue 13): a certificate connects only as its own
+client id, so device A can neither knock device B off nor keep the shadow service off the broker;
+devices cannot forge shadow responses; messages over 128 KB are not delivered. The AWS device
+policy binds the client id to the thing name the same way."""
+import json
+import time
+from pathlib import Path
+
+from _broker_fixtures import local_broker  # noqa: F401  (fixture)
+from host_tools.broker import MONITOR_CN, SERVICE_CN
+
+ROOT = Path(__file__).resolve().parents[2]
+A, B = "grid-ha", "grid-hb"
+
+
+class Disconnects:
+    """Counts a probe's disconnects (paho reconnects on its own)."""
+
+    def __init__(self, probe):
+        self.n = 0
+        before = probe.client.on_disconnect
+
+        def on_disconnect(*a):
+            self.n += 1
+            before(*a)
+        probe.client.on_disconnect = on_disconnect
+
+
+def marker(probe, thing, tag):
+    """Publish to the thing's own topic and wait for it to come back (the broker took it)."""
+    probe.publish(f"dt/{thing}/marker", json.dumps({"tag": tag}))
+    probe.wait_for(lambda m: m.topic == f"dt/{thing}/marker" and m.json()["tag"] == tag)
+
+
+def test_a_device_connecting_with_anothers_client_id_does_not_take_over(local_broker):
+    with local_broker.probe(B) as dev_b:
+        gone = Disconnects(dev_b)
+        dev_b.subscribe(f"dt/{B}/#")
+        with local_broker.probe(A, client_id=B) as impostor:     # certificate A, client id "grid-hb"
+            impostor.subscribe(f"dt/{A}/#")
+            marker(impostor, A, "a-in")                          # A is connected, as itself
+            marker(dev_b, B, "b-still-in")
+        assert gone.n == 0, "device B was disconnected by a client that claimed its id"
+
+
+def test_a_device_cannot_keep_the_shadow_service_off_the_broker(local_broker):
+    with local_broker.probe(A, client_id=SERVICE_CN) as impostor:
+        impostor.subscribe(f"$aws/things/{A}/shadow/update/accepted")
+        for i in range(3):
+            impostor.publish(f"$aws/things/{A}/shadow/update", {"state": {"reported": {"i": i}}})
+            impostor.wait_for(lambda m, i=i: m.topic.endswith("/update/accepted")
+                              and m.json()["state"]["reported"]["i"] == i, timeout=5)
+
+
+def test_a_device_cannot_forge_its_own_shadow_responses(local_broker):
+    with local_broker.probe(A) as dev:
+        dev.subscribe(f"$aws/things/{A}/shadow/#", f"dt/{A}/#")
+        for op in ("update/delta", "update/accepted", "get/accepted", "update/documents"):
+            dev.publish(f"$aws/things/{A}/shadow/{op}", {"state": {"interval_s": 1}, "version": 2 ** 62})
+        marker(dev, A, "after-forgery")
+        assert [m.topic for m in dev.messages if "/shadow/" in m.topic] == []
+
+
+def test_messages_over_128k_are_not_delivered(local_broker):
+    with local_broker.probe(MONITOR_CN) as mon, local_broker.probe(A) as dev:
+        mon.subscribe(f"dt/{A}/#")
+        dev.client.publish(f"dt/{A}/telemetry", b"x" * (128 * 1024 + 1), qos=1)
+        dev.client.publish(f"dt/{A}/telemetry", b"y" * (128 * 1024), qos=1)   # the limit itself passes
+        got = mon.wait_for(lambda m: m.payload[:1] == b"y")
+        assert len(got.payload) == 128 * 1024
+        assert [m for m in mon.messages if m.payload[:1] == b"x"] == []
+
+
+def test_the_aws_device_policy_binds_the_client_id_to_the_thing_name():
+    policy = json.loads((ROOT / "host_tools" / "data" / "policies" / "device.json").read_text())
+    connect = [s for s in policy["Statement"] if s["Action"] == "iot:Connect"]
+    assert len(connect) == 1 and connect[0]["Effect"] == "Allow"
+    assert connect[0]["Resource"].endswith(":client/${iot:Connection.Thing.ThingName}")
+    assert connect[0]["Condition"] == {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}
+    for s in policy["Statement"]:
+        res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        assert all("${iot:Connection.Thing.ThingName}" in r for r in res), s
+        assert "*" not in s["Action"]
