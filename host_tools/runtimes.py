@@ -27,10 +27,11 @@ def available(name):
     return PATHS[name].exists()
 
 
-# The heap the whole firmware is shown to run in on the ESP32-like runtime (an ESP32-WROOM's;
-# tests/host/test_memory_budget.py keeps it true, and shows it failing in 96 KB). BUDGET is the
-# target it does not meet yet.
-NEEDED_HEAP = 112000
+# The heap the whole firmware is shown to run in on the ESP32-like runtime (tests/host/
+# test_memory_budget.py keeps it true, and shows it failing in 96 KB). It ran in an ESP32-WROOM's
+# 112,000 B before the hostile-input hardening (issue 13) added about 8 KB; BUDGET (80 KB) is the
+# target, not met yet.
+NEEDED_HEAP = 120 * 1024
 
 
 def default():

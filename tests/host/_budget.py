@@ -57,7 +57,10 @@ def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", th
                 end = time.monotonic() + seconds
                 while time.monotonic() < end and not any(m in vb.log()[mark:] for m in FAILURE_MARKS):
                     time.sleep(0.5)
-            rep = sh.get(thing).get("state", {}).get("reported", {})
+            try:
+                rep = sh.get(thing).get("state", {}).get("reported", {})
+            except Exception:  # never reported: no shadow
+                rep = {}
         log = vb.log()[mark:]
         out["failures"] = [line for line in log.splitlines() if any(m in line for m in FAILURE_MARKS)]
         out["reboots"] = vb.boots - boots - 1  # the soft reset that started it is expected
