@@ -59,6 +59,14 @@ pattern write $aws/things/%u/shadow/name/+/update
 pattern write $aws/things/%u/shadow/name/+/get
 pattern write $aws/things/%u/shadow/name/+/delete
 pattern readwrite dt/%u/#
+# AWS IoT Jobs and MQTT file delivery, likewise: requests out, responses and data in
+pattern read $aws/things/%u/jobs/#
+pattern write $aws/things/%u/jobs/+/get
+pattern write $aws/things/%u/jobs/+/update
+pattern write $aws/things/%u/jobs/start-next
+pattern read $aws/things/%u/streams/#
+pattern write $aws/things/%u/streams/+/describe/json
+pattern write $aws/things/%u/streams/+/get/json
 
 user {SERVICE_CN}
 topic readwrite $aws/things/+/shadow/#
