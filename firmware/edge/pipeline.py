@@ -38,6 +38,7 @@ class Device:
                                       [k for k in checks if k.alert.metric == m and not k.limit]))
                             for m in self.metrics)
         self.all_checks = tuple(k for _, ks in self.checks for k in ks)
+        self.models = tuple(k for k in self.all_checks if hasattr(k.rule, "see"))  # edge.model
         self.diagnoses = diagnosis.build(cfg)
 
     def calibrate(self, metric, raw):
@@ -92,6 +93,8 @@ class Device:
                 v = chains[m](r)
                 values[m] = v
                 statuses[m] = _st.OK if v is not None else _st.OUT_OF_PHYSICAL_RANGE
+        for k in self.models:
+            k.rule.see(values)
         alerts = []
         events = None
         for m, checks in self.checks:
@@ -120,5 +123,8 @@ class Device:
             c = d.confidence(values)
             if c >= d.min and c > 0:
                 diags.append({"name": d.name, "confidence": c})
+        for k in self.models:
+            if k.alert.active and k.rule.diag is not None:
+                diags.append(k.rule.diag)
         return {"ts": ts, "thing": self.thing, "values": values, "status": statuses,
                 "alerts": alerts, "events": events or [], "diagnoses": diags}

@@ -135,6 +135,11 @@ class SensorFault:
         return "%d failed reads in a row" % self.count
 
 
+def _model(c, cfg):  # imported only by a config that has a model rule
+    from edge import model
+    return model.Model(c, cfg)
+
+
 _N = (S.NUM, False)
 RULES = {
     "range": (Range, {"min": _N, "max": _N}),
@@ -143,6 +148,7 @@ RULES = {
     "stuck": (Stuck, {"samples": (S.INT, True), "tolerance": (S.NONNEG, False)}),
     "zscore": (ZScore, {"learn": (S.INT, True), "threshold": (S.POS, True)}),
     "sensor_fault": (SensorFault, {"samples": (S.INT, False)}),
+    "model": (_model, None),  # edge.model: a learned model of normal behaviour; validates itself
 }
 # Rules whose hit marks a sample as not valid for learning a baseline.
 LIMIT_RULES = ("range", "rating")
@@ -171,7 +177,11 @@ def validate_rules(rules, cfg, problems):
         if t not in RULES:
             problems.append("%s.type: unknown rule %r (known: %s)" % (p, t, ", ".join(sorted(RULES))))
             continue
-        S.check(RULES[t][1], r, p, problems, COMMON)
+        if RULES[t][1] is None:
+            from edge import model
+            model.validate(r, metrics, p, problems)
+        else:
+            S.check(RULES[t][1], r, p, problems, COMMON)
         if "name" in r and (type(r["name"]) is not str or not r["name"]):
             problems.append("%s.name: must be a non-empty string" % p)
         if r.get("severity", "warning") not in SEVERITIES:

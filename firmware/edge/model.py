@@ -1,0 +1,262 @@
+# The "model" rule: a metric checked against a learned model of the device's normal behaviour
+# (trained on the host by `edgeshadow train`; the device only evaluates it). The baseline is the
+# model's weights and thresholds in the config: nothing here learns, so a persistent fault is never
+# taken for the new normal; only a new config (train, shadow delta) changes what is normal.
+#
+# Everything after reading the values is integer arithmetic, so the ESP32 (32-bit floats) and
+# CPython (64-bit floats) take the same decisions: each value becomes round(value * scale) steps
+# once (pick scale 1 or 10^d for values recorded with d decimals: a tie is then either exactly
+# representable or far from any value), and every later sum, product, filter and comparison is on
+# Python ints, which every runtime computes exactly alike.
+#
+#   expected = (w[0] + w[1]*f1 + ... ) >> 28, in steps of the metric, where the features are
+#     per input [metric, scale, power, tau_s]: (steps ** power), first-order low-passed with time
+#     constant tau_s (a conductor's thermal lag) when tau_s > 0, times 256;
+#     with "daily": 4096 * sin and cos of the time of day (ts % 86400, a table; no float trig).
+#   z = (actual - expected) * 256 // sd   (1/256 of the residual's trained deviation)
+# Statistics, each an integer moving average (no buffers): the mean of z over ~32 samples (a
+# shift: hot joint, drift, broken relationship), the mean squared sample-to-sample change of z
+# (noise: a degrading sensor), the run of unchanged readings (a frozen sensor), and, over ~512
+# samples, how z moves with the load term (the diagnosis: the load effect gone or amplified).
+# Each threshold is a pair [on, off]: hit at >= on, good again below off (hysteresis).
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_W = const(28)      # weights are fixed point, 28 fraction bits
+_KM = const(5)      # mean of z: about 32 samples
+_KR = const(5)      # roughness: about 32 samples
+_KL = const(9)      # load relation: about 512 samples
+_ZMAX = const(8192)  # |z| clamp, 32 sd: keeps products small ints on a 32-bit board
+# round(4096 * sin(90 degrees * i / 24)), i = 0..24: a quarter day in 15-minute steps
+_QSIN = (0, 268, 535, 799, 1060, 1317, 1567, 1812, 2048, 2276, 2493, 2701, 2896, 3080, 3250,
+         3406, 3547, 3674, 3784, 3879, 3956, 4017, 4061, 4087, 4096)
+KEYS = ("scale", "inputs", "daily", "w", "sd", "shift", "rough", "frozen", "load", "excess")
+FAULTS = ("hot_joint", "drift", "degradation", "frozen_sensor", "broken_relationship")
+
+
+def day_sin(t):
+    """4096 * sin(2 pi t / 86400) for t seconds into the day, linear between 15-minute steps."""
+    q, r = divmod(t, 21600)
+    if q & 1:
+        r = 21600 - r
+    i, f = divmod(r, 900)
+    a = _QSIN[i]
+    if f:
+        a += (_QSIN[i + 1] - a) * f // 900
+    return -a if q & 2 else a
+
+
+def steps(v, scale):
+    return int(round(v * scale))
+
+
+class Model:
+    def __init__(self, c, cfg):
+        self.metric = c["metric"]
+        self.scale = c["scale"]
+        self.inputs = [tuple(i) for i in c["inputs"]]
+        self.daily = c.get("daily", False)
+        self.w = list(c["w"])
+        self.sd = c["sd"]
+        self.shift_on, self.shift_off = c["shift"]
+        self.rough_on, self.rough_off = c["rough"]
+        self.frozen = c.get("frozen", 0)
+        load = c.get("load")
+        self.load = -1 if load is None else load[0]
+        self.gm = 0 if load is None else load[1]
+        self.excess = c.get("excess", "excess_load")
+        taus = [i[3] for i in self.inputs] + [0]
+        self.warm_s = 5 * max(taus)
+        n = len(self.inputs)
+        self.feat = [0] * n
+        self.lp = [None] * n
+        self.values = None
+        self.t0 = self.last_t = None
+        self.prev_x = self.prev_z = None
+        self.run = 0
+        self.m = self.r = 0                          # accumulators, scaled by 2^_KM, 2^_KR
+        self.sg = self.sz = self.sgg = self.szg = self.szz = 0  # load relation, x 2^_KL
+        self.flag = False
+        self.label = None
+        self.diag = None
+        self.x = self.e = 0
+
+    def see(self, values):
+        """The pipeline hands over the sample's calibrated values before the rules run."""
+        self.values = values
+
+    def _expected(self, t):
+        """The expected value in steps, or None when an input is missing; updates the filters."""
+        values, w, feat = self.values, self.w, self.feat
+        dt = 0 if self.last_t is None else t - self.last_t
+        acc = w[0]
+        for j, (m, scale, power, tau) in enumerate(self.inputs):
+            v = values.get(m)
+            if v is None:
+                return None
+            b = steps(v, scale)
+            if power == 2:
+                b = b * b
+            b <<= 8
+            lp = self.lp[j]
+            if tau and lp is not None:
+                if dt > 0:
+                    lp += (b - lp) * ((dt << 16) // (tau + dt)) >> 16
+            else:
+                lp = b
+            self.lp[j] = lp
+            feat[j] = lp
+            acc += w[j + 1] * lp
+        if self.daily:
+            k = len(self.inputs) + 1
+            tod = t % 86400
+            acc += w[k] * day_sin(tod) + w[k + 1] * day_sin((tod + 21600) % 86400)
+        return acc >> _W
+
+    def check(self, v, ts, suspect):
+        if v is None:
+            return None
+        t = int(ts)
+        e = self._expected(t)
+        if e is None:
+            return None
+        if self.t0 is None:
+            self.t0 = t
+        self.last_t = t
+        x = steps(v, self.scale)
+        self.x, self.e = x, e
+        run = self.run + 1 if x == self.prev_x else 1
+        self.prev_x = x
+        self.run = run
+        if t - self.t0 < self.warm_s:  # the filters start from the first sample: let them settle
+            return None
+        z = (x - e) * 256 // self.sd
+        z = -_ZMAX if z < -_ZMAX else _ZMAX if z > _ZMAX else z
+        pz, self.prev_z = self.prev_z, z
+        self.m += z - (self.m >> _KM)
+        if pz is not None:
+            d = z - pz
+            self.r += (d * d >> 8) - (self.r >> _KR)
+        if self.load >= 0:
+            g = ((self.w[self.load + 1] * self.feat[self.load] >> _W) - self.gm) * 16 // self.sd
+            g = -1024 if g < -1024 else 1024 if g > 1024 else g
+            zz = z >> 4
+            self.sg += g - (self.sg >> _KL)
+            self.sz += zz - (self.sz >> _KL)
+            self.sgg += g * g - (self.sgg >> _KL)
+            self.szg += zz * g - (self.szg >> _KL)
+            self.szz += zz * zz - (self.szz >> _KL)
+        m = self.m >> _KM
+        am = -m if m < 0 else m
+        rough = self.r >> _KR
+        on = self.flag
+        frozen = self.frozen and run >= self.frozen
+        noisy = rough >= (self.rough_off if on else self.rough_on)
+        shifted = am >= (self.shift_off if on else self.shift_on)
+        self.flag = hit = frozen or noisy or shifted
+        if not hit:
+            self.label = None
+            return False
+        if frozen:
+            label, pct = "frozen_sensor", 100
+        elif noisy:
+            label, pct = "degradation", _pct(rough, self.rough_on)
+        else:
+            label, pct = self._relation(), _pct(am, self.shift_on)
+        if label != self.label or self.diag is None or self.diag["confidence"] != pct / 100:
+            self.diag = {"name": label + ":" + self.metric, "confidence": pct / 100}
+        self.label = label
+        return True
+
+    def _relation(self):
+        """What a shift looks like against the load term: its effect gone, amplified, or neither."""
+        if self.load < 0:
+            return "drift"
+        mg, mz = self.sg >> _KL, self.sz >> _KL
+        var = (self.sgg >> _KL) - mg * mg
+        if var < 64:  # the load moved less than 0.5 sd: nothing to tell them apart by
+            return "drift"
+        cov = (self.szg >> _KL) - mz * mg
+        if 5 * cov * cov < 3 * var * ((self.szz >> _KL) - mz * mz):  # correlation under 0.77
+            return "drift"
+        if 2 * cov <= -var:
+            return "broken_relationship"
+        if 4 * cov >= var:
+            return self.excess
+        return "drift"
+
+    def reason(self, v):
+        return "%s: expected %s, got %s" % (self.label or "anomaly", _fmt(self.e, self.scale),
+                                             _fmt(self.x, self.scale))
+
+
+def _pct(stat, on):
+    p = 50 + 50 * (stat - on) // (on or 1)
+    return 50 if p < 50 else 100 if p > 100 else p
+
+
+def _fmt(n, scale):
+    if scale == 1:
+        return "%d" % n
+    d = len("%d" % scale) - 1  # scale is 10^d
+    s = "-" if n < 0 else ""
+    q, r = divmod(-n if n < 0 else n, scale)
+    return "%s%d.%0*d" % (s, q, d, r)
+
+
+def _is_int(x, lo):
+    return type(x) is int and x >= lo
+
+
+def _pair(x):
+    return type(x) is list and len(x) == 2 and _is_int(x[0], 1) and _is_int(x[1], 0) and x[1] <= x[0]
+
+
+def validate(c, metrics, p, problems):
+    """Problems of one model rule (path p, e.g. "rules[4]"); `metrics` the config's metrics."""
+    for k in sorted(c):
+        if k not in KEYS and k not in ("metric", "type", "name", "severity", "debounce", "clear_after"):
+            problems.append("%s.%s: unknown parameter (known: %s)" % (p, k, ", ".join(sorted(KEYS))))
+    for k in ("scale", "inputs", "w", "sd", "shift", "rough"):
+        if k not in c:
+            problems.append("%s.%s: required" % (p, k))
+    s = c.get("scale", 1)
+    if not (_is_int(s, 1) and "%d" % s in ("1", "10", "100", "1000", "10000")):
+        problems.append("%s.scale: must be 1, 10, 100, 1000 or 10000 (steps per unit)" % p)
+    ins = c.get("inputs", [])
+    n = 0
+    if type(ins) is not list:
+        problems.append("%s.inputs: must be a list of [metric, scale, power, tau_s]" % p)
+    else:
+        n = len(ins)
+        for i, it in enumerate(ins):
+            q = "%s.inputs[%d]" % (p, i)
+            if (type(it) is not list or len(it) != 4 or not _is_int(it[1], 1) or it[2] not in (1, 2)
+                    or type(it[2]) is not int or not _is_int(it[3], 0)):
+                problems.append("%s: must be [metric, scale >= 1, power 1 or 2, tau_s >= 0]" % q)
+            elif it[0] not in metrics or it[0] == c.get("metric"):
+                problems.append("%s: %r is not another metric of this config" % (q, it[0]))
+    daily = c.get("daily", False)
+    if type(daily) is not bool:
+        problems.append("%s.daily: must be true or false" % p)
+        daily = False
+    w = c.get("w", [])
+    want = 1 + n + (2 if daily else 0)
+    if type(w) is not list or len(w) != want or not all(type(x) is int for x in w):
+        problems.append("%s.w: must be %d integer weights (1 + inputs%s)" % (p, want, " + 2 daily" if daily else ""))
+    if "sd" in c and not _is_int(c["sd"], 1):
+        problems.append("%s.sd: must be an integer >= 1 (steps)" % p)
+    for k in ("shift", "rough"):
+        if k in c and not _pair(c[k]):
+            problems.append("%s.%s: must be [on, off] integers with on >= 1 and 0 <= off <= on" % (p, k))
+    if "frozen" in c and not (_is_int(c["frozen"], 0) and c["frozen"] != 1):
+        problems.append("%s.frozen: must be an integer >= 2 (samples), or 0 (off)" % p)
+    ld = c.get("load")
+    if ld is not None and not (type(ld) is list and len(ld) == 2 and type(ld[0]) is int
+                               and 0 <= ld[0] < n and type(ld[1]) is int):
+        problems.append("%s.load: must be [input index, mean contribution in steps] integers" % p)
+    if "excess" in c and not (type(c["excess"]) is str and c["excess"]):
+        problems.append("%s.excess: must be a non-empty string (the fault an amplified load effect means)" % p)
