@@ -104,7 +104,7 @@ def stream(spec, dev, day=0, days=1, fault=None, seed=0, start_h=None):
         elif fault == "load_step":
             info["step"] = _draw(rng, f["step"]) * rated
             info["end"] = min(info["end"], start + int(_draw(rng, f["hold_s"])))
-    draws = {d: _day_draws(dev, d) for d in range(day - 1, day + days + 1)}
+    draws = {d: _day_draws(dev, d) for d in range(day - 1, day + int(math.ceil(days)) + 1)}
     wander_i = _AR(rng, dev["load_wander"], dev["load_wander_tau_s"], dt)
     wander_h = _AR(rng, dev["humidity_wander"], 10800, dt)
     wander_v = _AR(rng, dev["voltage_wander"], dev["voltage_wander_tau_s"], dt)

@@ -29,6 +29,7 @@ SHIFT_MARGIN = 2.0  # ... and at least this times the largest seen in training (
 ROUGH_K = 4.0      # roughness threshold: this times its trained mean, and 1.5 x its trained max
 FROZEN_MIN = 30    # a frozen reading: at least this many unchanged samples (5 min at 10 s)
 MIN_SAMPLES = 2000
+TAU_SEARCH_SAMPLES = 17280  # two days at 10 s pick the thermal lag
 RULE_DEFAULTS = {"severity": "warning", "debounce": 3, "clear_after": 30}
 
 
@@ -122,32 +123,33 @@ def train_metric(cfg, records, target):
         if len(vals) < MIN_SAMPLES:
             raise EdgeshadowError(f"{m}: {len(vals)} readings; need at least {MIN_SAMPLES} of normal operation")
         scales[m] = choose_scale(vals)
-    fit_taus = [t for t in TAUS] if any(i[2] == "fit" for i in spec["inputs"]) else [0]
+    fit_taus = list(TAUS) if any(i[2] == "fit" for i in spec["inputs"]) else [0]
+    search = records[:TAU_SEARCH_SAMPLES] if len(fit_taus) > 1 else []
     best = None
-    for tau in fit_taus:
+    for tau in fit_taus:  # the lag on the first days, then the weights on everything
         inputs = [[m, scales[m], p, tau if t == "fit" else t] for m, p, t in spec["inputs"]]
         rule = {"metric": target, "type": "model", "scale": scales[target], "inputs": inputs, "daily": True}
-        w, rms, n = _fit(rule, model_mod, records)
+        rms = _fit(rule, model_mod, search)[1] if search else 0.0
         if best is None or rms < best[1]:
-            best = (dict(rule, w=w), rms, n, tau)
-    rule, rms, n, tau = best
+            best = (rule, rms, tau)
+    rule, _, tau = best
+    w, rms, n = _fit(rule, model_mod, records)
+    rule["w"] = w
     sd = max(1, int(round(rms)))
     rule["sd"] = sd
     rule["load"] = [spec["load"], 0]
     rule["excess"] = spec["excess"]
-    # the load term's mean contribution, then the statistics' spread, from the rule itself
-    contrib = []
+    # the load term's mean contribution and the statistics' spread, from the rule itself
     j = spec["load"]
-    _run(model_mod, dict(rule, shift=[1 << 40, 0], rough=[1 << 40, 0], frozen=0), records,
-         lambda m, r: contrib.append(m.w[j + 1] * m.feat[j] >> 28))
-    rule["load"][1] = int(round(sum(contrib) / len(contrib)))
-    ms, roughs, runs = [], [], [0]
+    contrib, ms, roughs, runs = [], [], [], [0]
 
     def collect(m, r):
+        contrib.append(m.w[j + 1] * m.feat[j] >> 28)
         ms.append(m.m >> 5)
         roughs.append(m.r >> 5)
         runs.append(m.run)
     _run(model_mod, dict(rule, shift=[1 << 40, 0], rough=[1 << 40, 0], frozen=0), records, collect)
+    rule["load"][1] = int(round(sum(contrib) / len(contrib)))
     ms, roughs = ms[64:], roughs[64:]  # past the statistics' own start-up
     sm = math.sqrt(sum(v * v for v in ms) / len(ms))
     shift_on = max(int(SHIFT_K * sm), int(SHIFT_MARGIN * max(abs(v) for v in ms)), 256)
