@@ -29,7 +29,7 @@ SHIFT_MARGIN = 2.0  # ... and at least this times the largest seen in training (
 ROUGH_K = 4.0      # roughness threshold: this times its trained mean, and 1.5 x its trained max
 FROZEN_MIN = 30    # a frozen reading: at least this many unchanged samples (5 min at 10 s)
 MIN_SAMPLES = 2000
-TAU_SEARCH_SAMPLES = 17280  # two days at 10 s pick the thermal lag
+TAU_SEARCH_SAMPLES = 8640  # one day at 10 s picks the thermal lag
 RULE_DEFAULTS = {"severity": "warning", "debounce": 3, "clear_after": 30}
 
 
@@ -89,7 +89,7 @@ def _features(model_mod, rule, records):
             row += [float(model_mod.day_sin(tod)), float(model_mod.day_sin((tod + 21600) % 86400))]
         rows.append(row)
         ys.append(float(m.x))
-    probe = dict(rule, w=[0] * (1 + k + (2 if rule["daily"] else 0)), sd=1,
+    probe = dict(rule, w=[0] * (1 + k + (2 if rule["daily"] else 0)), frac=0, sd=1,
                  shift=[1 << 40, 0], rough=[1 << 40, 0], frozen=0)
     probe.pop("load", None)
     _run(model_mod, probe, records, collect)
@@ -107,9 +107,12 @@ def _fit(rule, model_mod, records):
     scale = np.maximum(np.abs(x).max(axis=0), 1.0)  # column scaling for a well-conditioned solve
     coef, *_ = np.linalg.lstsq(x / scale, y, rcond=None)
     coef = coef / scale
-    w = [int(round(c * (1 << 28))) for c in coef]
+    # the most fraction bits that keep the weighted sum under 2^29 (a small int on a 32-bit board)
+    peak = float(np.max(np.abs(x * coef).sum(axis=1)))
+    frac = max(0, min(28, int(math.floor(math.log2((1 << 29) / max(peak, 1.0))))))
+    w = [int(round(c * (1 << frac))) for c in coef]
     resid = y - x @ coef
-    return w, float(np.sqrt(np.mean(resid ** 2))), len(rows)
+    return w, frac, float(np.sqrt(np.mean(resid ** 2))), len(rows)
 
 
 def train_metric(cfg, records, target):
@@ -129,12 +132,13 @@ def train_metric(cfg, records, target):
     for tau in fit_taus:  # the lag on the first days, then the weights on everything
         inputs = [[m, scales[m], p, tau if t == "fit" else t] for m, p, t in spec["inputs"]]
         rule = {"metric": target, "type": "model", "scale": scales[target], "inputs": inputs, "daily": True}
-        rms = _fit(rule, model_mod, search)[1] if search else 0.0
+        rms = _fit(rule, model_mod, search)[2] if search else 0.0
         if best is None or rms < best[1]:
             best = (rule, rms, tau)
     rule, _, tau = best
-    w, rms, n = _fit(rule, model_mod, records)
+    w, frac, rms, n = _fit(rule, model_mod, records)
     rule["w"] = w
+    rule["frac"] = frac
     sd = max(1, int(round(rms)))
     rule["sd"] = sd
     rule["load"] = [spec["load"], 0]
@@ -144,7 +148,7 @@ def train_metric(cfg, records, target):
     contrib, ms, roughs, runs = [], [], [], [0]
 
     def collect(m, r):
-        contrib.append(m.w[j + 1] * m.feat[j] >> 28)
+        contrib.append(m.w[j + 1] * m.feat[j] >> frac)
         ms.append(m.m >> 5)
         roughs.append(m.r >> 5)
         runs.append(m.run)

@@ -9,10 +9,12 @@
 # representable or far from any value), and every later sum, product, filter and comparison is on
 # Python ints, which every runtime computes exactly alike.
 #
-#   expected = (w[0] + w[1]*f1 + ... ) >> 28, in steps of the metric, where the features are
+#   expected = (w[0] + w[1]*f1 + ... ) >> frac, in steps of the metric, where the features are
 #     per input [metric, scale, power, tau_s]: (steps ** power), first-order low-passed with time
-#     constant tau_s (a conductor's thermal lag) when tau_s > 0, times 256;
+#     constant tau_s (a conductor's thermal lag) when tau_s > 0;
 #     with "daily": 4096 * sin and cos of the time of day (ts % 86400, a table; no float trig).
+#   `train` picks frac so that every product and sum stays a small int on a 32-bit board
+#   (under 2^30: no heap allocation; a larger one is still exact, only slower).
 #   z = (actual - expected) * 256 // sd   (1/256 of the residual's trained deviation)
 # Statistics, each an integer moving average (no buffers): the mean of z over ~32 samples (a
 # shift: hot joint, drift, broken relationship), the mean squared sample-to-sample change of z
@@ -25,7 +27,6 @@ except ImportError:
     def const(x):
         return x
 
-_W = const(28)      # weights are fixed point, 28 fraction bits
 _KM = const(5)      # mean of z: about 32 samples
 _KR = const(5)      # roughness: about 32 samples
 _KL = const(9)      # load relation: about 512 samples
@@ -33,16 +34,18 @@ _ZMAX = const(8192)  # |z| clamp, 32 sd: keeps products small ints on a 32-bit b
 # round(4096 * sin(90 degrees * i / 24)), i = 0..24: a quarter day in 15-minute steps
 _QSIN = (0, 268, 535, 799, 1060, 1317, 1567, 1812, 2048, 2276, 2493, 2701, 2896, 3080, 3250,
          3406, 3547, 3674, 3784, 3879, 3956, 4017, 4061, 4087, 4096)
-KEYS = ("scale", "inputs", "daily", "w", "sd", "shift", "rough", "frozen", "load", "excess")
+KEYS = ("scale", "inputs", "daily", "w", "frac", "sd", "shift", "rough", "frozen", "load", "excess")
 FAULTS = ("hot_joint", "drift", "degradation", "frozen_sensor", "broken_relationship")
 
 
 def day_sin(t):
     """4096 * sin(2 pi t / 86400) for t seconds into the day, linear between 15-minute steps."""
-    q, r = divmod(t, 21600)
+    q = t // 21600
+    r = t - q * 21600
     if q & 1:
         r = 21600 - r
-    i, f = divmod(r, 900)
+    i = r // 900
+    f = r - i * 900
     a = _QSIN[i]
     if f:
         a += (_QSIN[i + 1] - a) * f // 900
@@ -50,16 +53,21 @@ def day_sin(t):
 
 
 def steps(v, scale):
-    return int(round(v * scale))
+    return round(v * scale)
 
 
 class Model:
     def __init__(self, c, cfg):
         self.metric = c["metric"]
         self.scale = c["scale"]
-        self.inputs = [tuple(i) for i in c["inputs"]]
+        ins = c["inputs"]
+        self.names = [i[0] for i in ins]
+        self.scales = [i[1] for i in ins]
+        self.squares = [i[2] == 2 for i in ins]
+        self.taus = [i[3] for i in ins]
         self.daily = c.get("daily", False)
         self.w = list(c["w"])
+        self.frac = c.get("frac", 16)
         self.sd = c["sd"]
         self.shift_on, self.shift_off = c["shift"]
         self.rough_on, self.rough_off = c["rough"]
@@ -68,9 +76,8 @@ class Model:
         self.load = -1 if load is None else load[0]
         self.gm = 0 if load is None else load[1]
         self.excess = c.get("excess", "excess_load")
-        taus = [i[3] for i in self.inputs] + [0]
-        self.warm_s = 5 * max(taus)
-        n = len(self.inputs)
+        self.warm_s = 5 * max(self.taus + [0])
+        n = len(ins)
         self.feat = [0] * n
         self.lp = [None] * n
         self.values = None
@@ -82,6 +89,7 @@ class Model:
         self.flag = False
         self.label = None
         self.diag = None
+        self.pct = 0
         self.x = self.e = 0
 
     def see(self, values):
@@ -93,28 +101,30 @@ class Model:
         values, w, feat = self.values, self.w, self.feat
         dt = 0 if self.last_t is None else t - self.last_t
         acc = w[0]
-        for j, (m, scale, power, tau) in enumerate(self.inputs):
+        lps, taus = self.lp, self.taus
+        j = 0
+        for m in self.names:
             v = values.get(m)
             if v is None:
                 return None
-            b = steps(v, scale)
-            if power == 2:
+            b = round(v * self.scales[j])
+            if self.squares[j]:
                 b = b * b
-            b <<= 8
-            lp = self.lp[j]
+            lp = lps[j]
+            tau = taus[j]
             if tau and lp is not None:
-                if dt > 0:
-                    lp += (b - lp) * ((dt << 16) // (tau + dt)) >> 16
+                if dt > 0:  # alpha = dt / (tau + dt) in 1/4096: the same steps on every board
+                    lp += (b - lp) * ((dt << 12) // (tau + dt)) >> 12
             else:
                 lp = b
-            self.lp[j] = lp
+            lps[j] = lp
             feat[j] = lp
-            acc += w[j + 1] * lp
+            j += 1
+            acc += w[j] * lp
         if self.daily:
-            k = len(self.inputs) + 1
             tod = t % 86400
-            acc += w[k] * day_sin(tod) + w[k + 1] * day_sin((tod + 21600) % 86400)
-        return acc >> _W
+            acc += w[j + 1] * day_sin(tod) + w[j + 2] * day_sin((tod + 21600) % 86400)
+        return acc >> self.frac
 
     def check(self, v, ts, suspect):
         if v is None:
@@ -141,7 +151,7 @@ class Model:
             d = z - pz
             self.r += (d * d >> 8) - (self.r >> _KR)
         if self.load >= 0:
-            g = ((self.w[self.load + 1] * self.feat[self.load] >> _W) - self.gm) * 16 // self.sd
+            g = ((self.w[self.load + 1] * self.feat[self.load] >> self.frac) - self.gm) * 16 // self.sd
             g = -1024 if g < -1024 else 1024 if g > 1024 else g
             zz = z >> 4
             self.sg += g - (self.sg >> _KL)
@@ -166,8 +176,12 @@ class Model:
             label, pct = "degradation", _pct(rough, self.rough_on)
         else:
             label, pct = self._relation(), _pct(am, self.shift_on)
-        if label != self.label or self.diag is None or self.diag["confidence"] != pct / 100:
+        if label != self.label or self.diag is None:  # a new dict only when the diagnosis changes
             self.diag = {"name": label + ":" + self.metric, "confidence": pct / 100}
+            self.pct = pct
+        elif pct != self.pct:
+            self.diag["confidence"] = pct / 100
+            self.pct = pct
         self.label = label
         return True
 
@@ -247,6 +261,8 @@ def validate(c, metrics, p, problems):
     want = 1 + n + (2 if daily else 0)
     if type(w) is not list or len(w) != want or not all(type(x) is int for x in w):
         problems.append("%s.w: must be %d integer weights (1 + inputs%s)" % (p, want, " + 2 daily" if daily else ""))
+    if "frac" in c and not (type(c["frac"]) is int and 0 <= c["frac"] <= 40):
+        problems.append("%s.frac: must be an integer 0..40 (fraction bits of the weights)" % p)
     if "sd" in c and not _is_int(c["sd"], 1):
         problems.append("%s.sd: must be an integer >= 1 (steps)" % p)
     for k in ("shift", "rough"):

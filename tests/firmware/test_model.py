@@ -2,9 +2,9 @@ from edge import config, model
 from edge.pipeline import Device
 from test_edge_fixtures import grid_cfg
 
-# voltage = 24000 - 2 * current, in whole volts (scale 1): expected = (w0 + w1 * (I << 8)) >> 28
+# voltage = 24000 - 2 * current, in whole volts (scale 1): expected = (w0 + w1 * I) >> 14
 RULE = {"metric": "voltage", "type": "model", "scale": 1, "inputs": [["current", 1, 1, 0]],
-        "w": [24000 << 28, -(2 << 20)], "sd": 20, "shift": [384, 192], "rough": [512, 256],
+        "w": [24000 << 14, -(2 << 14)], "frac": 14, "sd": 20, "shift": [384, 192], "rough": [512, 256],
         "frozen": 30, "load": [0, -600], "excess": "excess_sag", "debounce": 3, "clear_after": 10}
 
 
