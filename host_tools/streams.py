@@ -75,21 +75,26 @@ class _AR:
         return self.x
 
 
-def stream(spec, dev, day=0, days=1, fault=None, seed=0, start_h=None):
-    """(records, fault_info) for `days` days from `day`. fault: a kind of spec["faults"] or None;
-    fault_info: {"kind", "signal", "start", "end", "fault": bool} or None."""
+def stream(spec, dev, day=0, days=1, fault=None, seed=0, start_h=None, start_ts=None, fault_at=None,
+           overrides=None):
+    """(records, fault_info) for `days` days from `day` (or from start_ts, any second of a day).
+    fault: a kind of spec["faults"] or None, starting start_h hours into the day (default: drawn
+    from spec["fault_start_h"]) or at the timestamp fault_at; overrides: the fault's drawn
+    parameters to set (e.g. {"extra_rise": 3.0}). fault_info: {"kind", "signal", "start", "end",
+    "fault": bool, and its parameters} or None."""
     if fault is not None and fault not in spec["faults"]:
         raise EdgeshadowError(f"unknown fault kind {fault!r} (known: {', '.join(spec['faults'])})")
     dt = spec["interval_s"]
     rated = spec["rated_current"]
     rng = random.Random((dev["seed"] * 31 + day * 1009 + seed * 7) & 0x7FFFFFFF)
     n = int(days * 86400 // dt)
-    t0 = EPOCH + day * 86400
+    t0 = EPOCH + day * 86400 if start_ts is None else start_ts // dt * dt
+    day = (t0 - EPOCH) // 86400
     info = None
     if fault is not None:
         f = spec["faults"][fault]
         lo, hi = spec["fault_start_h"] if start_h is None else (start_h, start_h)
-        start = t0 + int(rng.uniform(lo, hi) * 3600) // dt * dt
+        start = t0 + int(rng.uniform(lo, hi) * 3600) // dt * dt if fault_at is None else fault_at
         signal = f.get("signal") or rng.choice(f["signals"])
         info = {"kind": fault, "signal": signal, "start": start, "end": t0 + n * dt,
                 "fault": f.get("fault", True)}
@@ -104,6 +109,7 @@ def stream(spec, dev, day=0, days=1, fault=None, seed=0, start_h=None):
         elif fault == "load_step":
             info["step"] = _draw(rng, f["step"]) * rated
             info["end"] = min(info["end"], start + int(_draw(rng, f["hold_s"])))
+        info.update(overrides or {})
     draws = {d: _day_draws(dev, d) for d in range(day - 1, day + int(math.ceil(days)) + 1)}
     wander_i = _AR(rng, dev["load_wander"], dev["load_wander_tau_s"], dt)
     wander_h = _AR(rng, dev["humidity_wander"], 10800, dt)

@@ -31,10 +31,12 @@ _KM = const(5)      # mean of z: about 32 samples
 _KR = const(5)      # roughness: about 32 samples
 _KL = const(9)      # load relation: about 512 samples
 _ZMAX = const(8192)  # |z| clamp, 32 sd: keeps products small ints on a 32-bit board
+_FAST = const(360)  # a shift that rose within 360 samples (an hour at 10 s) is no drift
 # round(4096 * sin(90 degrees * i / 24)), i = 0..24: a quarter day in 15-minute steps
 _QSIN = (0, 268, 535, 799, 1060, 1317, 1567, 1812, 2048, 2276, 2493, 2701, 2896, 3080, 3250,
          3406, 3547, 3674, 3784, 3879, 3956, 4017, 4061, 4087, 4096)
-KEYS = ("scale", "inputs", "daily", "w", "frac", "sd", "shift", "rough", "frozen", "load", "excess")
+KEYS = ("scale", "inputs", "daily", "w", "frac", "sd", "shift", "rough", "frozen", "load", "excess",
+        "warm_s")
 FAULTS = ("hot_joint", "drift", "degradation", "frozen_sensor", "broken_relationship")
 
 
@@ -76,7 +78,8 @@ class Model:
         self.load = -1 if load is None else load[0]
         self.gm = 0 if load is None else load[1]
         self.excess = c.get("excess", "excess_load")
-        self.warm_s = 5 * max(self.taus + [0])
+        # no opinion until the lags have forgotten the unknown start (a conductor's history)
+        self.warm_s = c.get("warm_s", 5 * max(self.taus + [0]))
         n = len(ins)
         self.feat = [0] * n
         self.lp = [None] * n
@@ -86,7 +89,9 @@ class Model:
         self.run = 0
         self.m = self.r = 0                          # accumulators, scaled by 2^_KM, 2^_KR
         self.sg = self.sz = self.sgg = self.szg = self.szz = 0  # load relation, x 2^_KL
-        self.flag = False
+        self.n = 0
+        self.flag = self.shifted = self.fast = False
+        self.rise = 0
         self.label = None
         self.diag = None
         self.pct = 0
@@ -154,11 +159,14 @@ class Model:
             g = ((self.w[self.load + 1] * self.feat[self.load] >> self.frac) - self.gm) * 16 // self.sd
             g = -1024 if g < -1024 else 1024 if g > 1024 else g
             zz = z >> 4
-            self.sg += g - (self.sg >> _KL)
-            self.sz += zz - (self.sz >> _KL)
-            self.sgg += g * g - (self.sgg >> _KL)
-            self.szg += zz * g - (self.szg >> _KL)
-            self.szz += zz * zz - (self.szz >> _KL)
+            # moving means over the last ~512 samples (plain means until there are that many)
+            n = self.n + 1 if self.n < 512 else 512
+            self.n = n
+            self.sg += ((g << _KL) - self.sg) // n
+            self.sz += ((zz << _KL) - self.sz) // n
+            self.sgg += ((g * g << _KL) - self.sgg) // n
+            self.szg += ((zz * g << _KL) - self.szg) // n
+            self.szz += ((zz * zz << _KL) - self.szz) // n
         m = self.m >> _KM
         am = -m if m < 0 else m
         rough = self.r >> _KR
@@ -166,6 +174,11 @@ class Model:
         frozen = self.frozen and run >= self.frozen
         noisy = rough >= (self.rough_off if on else self.rough_on)
         shifted = am >= (self.shift_off if on else self.shift_on)
+        # how fast the shift came: samples since the mean was last under the lower threshold
+        self.rise = self.rise + 1 if am >= self.shift_off else 0
+        if shifted and not self.shifted:
+            self.fast = self.rise < _FAST
+        self.shifted = shifted
         self.flag = hit = frozen or noisy or shifted
         if not hit:
             self.label = None
@@ -175,7 +188,7 @@ class Model:
         elif noisy:
             label, pct = "degradation", _pct(rough, self.rough_on)
         else:
-            label, pct = self._relation(), _pct(am, self.shift_on)
+            label, pct = self._relation(m), _pct(am, self.shift_on)
         if label != self.label or self.diag is None:  # a new dict only when the diagnosis changes
             self.diag = {"name": label + ":" + self.metric, "confidence": pct / 100}
             self.pct = pct
@@ -185,21 +198,23 @@ class Model:
         self.label = label
         return True
 
-    def _relation(self):
-        """What a shift looks like against the load term: its effect gone, amplified, or neither."""
+    def _relation(self, m):
+        """What a shift looks like against the load term: its effect gone, amplified, or a drift.
+        With the load moving, by how the residual follows it; before it has moved, by the onset:
+        a calibration drift takes hours to get here, a joint heats or a relation breaks at once."""
         if self.load < 0:
             return "drift"
         mg, mz = self.sg >> _KL, self.sz >> _KL
         var = (self.sgg >> _KL) - mg * mg
-        if var < 64:  # the load moved less than 0.5 sd: nothing to tell them apart by
-            return "drift"
         cov = (self.szg >> _KL) - mz * mg
-        if 5 * cov * cov < 3 * var * ((self.szz >> _KL) - mz * mz):  # correlation under 0.77
-            return "drift"
-        if 2 * cov <= -var:
-            return "broken_relationship"
-        if 4 * cov >= var:
-            return self.excess
+        # the load moved by 0.5 sd or more, and the residual follows it (correlation over 0.77)
+        if var >= 64 and 5 * cov * cov >= 3 * var * ((self.szz >> _KL) - mz * mz):
+            if 2 * cov <= -var:
+                return "broken_relationship"
+            if 4 * cov >= var:
+                return self.excess
+        if self.fast and self.gm:
+            return self.excess if (m > 0) == (self.gm > 0) else "broken_relationship"
         return "drift"
 
     def reason(self, v):
@@ -268,6 +283,8 @@ def validate(c, metrics, p, problems):
     for k in ("shift", "rough"):
         if k in c and not _pair(c[k]):
             problems.append("%s.%s: must be [on, off] integers with on >= 1 and 0 <= off <= on" % (p, k))
+    if "warm_s" in c and not _is_int(c["warm_s"], 0):
+        problems.append("%s.warm_s: must be an integer >= 0 (seconds)" % p)
     if "frozen" in c and not (_is_int(c["frozen"], 0) and c["frozen"] != 1):
         problems.append("%s.frozen: must be an integer >= 2 (samples), or 0 (off)" % p)
     ld = c.get("load")
