@@ -170,3 +170,37 @@ def write_jsonl(records, path):
     with open(path, "w") as f:
         for r in records:
             f.write(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m host_tools.streams",
+                                description="Write generated grid-sensor streams (replay format) to a JSONL file.")
+    p.add_argument("--things", type=int, default=1, help="devices grid-sensor-001... (default 1)")
+    p.add_argument("--day", type=int, default=0, help="first day (days after 2024-01-01; default 0)")
+    p.add_argument("--days", type=float, default=1.0, help="days of samples (default 1)")
+    p.add_argument("--fault", help="an in-range fault kind (default none): " + ", ".join(load_spec()["faults"]))
+    p.add_argument("--start-h", type=float, help="hours into the first day the fault begins")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="OUT.jsonl")
+    args = p.parse_args(argv)
+    spec = load_spec()
+    try:
+        parts, faults = [], []
+        for i in range(1, args.things + 1):
+            dev = device(spec, f"grid-sensor-{i:03d}", args.seed)
+            recs, info = stream(spec, dev, args.day, args.days, fault=args.fault, seed=args.seed,
+                                start_h=args.start_h)
+            parts.append(recs)
+            if info:
+                faults.append(dict(info, thing=dev["thing"]))
+    except EdgeshadowError as e:
+        p.error(str(e))
+    write_jsonl(interleave(parts), args.out)
+    for f in faults:
+        print(json.dumps(f, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

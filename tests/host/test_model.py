@@ -139,3 +139,42 @@ def test_evaluation_meets_the_must_show_thresholds():
     assert rows["load_step"]["false"] == 0 and rows["normal"]["false"] == 0
     # the z-score on current, as in the reference config, cannot tell a load cycle from a fault
     assert rows["normal"]["z_flagged"] / rows["normal"]["samples"] > 0.2
+
+
+def test_hot_joint_scenario_raises_the_model_alert_and_names_it():
+    """The demo's in-range fault: the virtual board's timeline (what its sensors report), through
+    the config the demo injects (a model trained on the same device), sampled every 5 s as the demo
+    does. The range rules stay quiet; the model raises and the diagnosis is hot_joint."""
+    import time
+
+    from host_tools import demo
+    from host_tools.replay import firmware_modules
+    from host_tools.sim import scenarios
+    firmware_modules()
+    from edge.pipeline import Device
+    cfg = demo.device_config(8883, 5)
+    gains = {m: c["calibration"][0]["gain"] for m, c in cfg["metrics"].items()
+             if c["calibration"] and c["calibration"][0]["type"] == "linear"}
+    built = scenarios.build("hot_joint", "grid-sensor-001", 1)
+    sig, iv = built["timeline"]["signals"], built["timeline"]["interval_s"]
+    dev = Device(demo.model_config(cfg, "grid-sensor-001", 1))
+    t0 = int(time.time()) // iv * iv
+    raised, diags = [], set()
+    for k in range(90):  # 15 minutes
+        for half in (0, 5):
+            res = dev.process(t0 + k * iv + half,
+                              {m: sig[m][k] / gains.get(m, 1.0) for m in streams.METRICS})
+            raised += [(e["rule"], e["metric"], k * iv) for e in res["events"] if e["state"] == "raised"]
+            diags |= {d["name"] for d in res["diagnoses"]}
+    model = [r for r in raised if r[0] == "model"]
+    assert model and model[0][1] == "temperature" and model[0][2] > 120  # after the fault began
+    assert not [r for r in raised if r[0] in ("range", "rating")]
+    assert "hot_joint:temperature" in diags
+
+
+def test_stream_fault_of_a_scenario_is_validated():
+    from host_tools.sim import scenarios
+    assert scenarios.validate({"source": "streams", "stream_fault": {"kind": "nope", "after_s": 1}}) == [
+        "stream_fault.kind: must be one of " + ", ".join(streams.load_spec()["faults"])]
+    assert scenarios.validate({"source": "streams", "stream_fault": {"kind": "drift", "after_s": -1}}) == [
+        "stream_fault.after_s: must be a number >= 0 (seconds after the board starts)"]
