@@ -5,7 +5,7 @@ the two trained `model` rules, on the MicroPython unix port and on the ESP32-lik
 Prints microseconds and bytes allocated per sample (the pipeline's whole sample), the RAM
 edge.model costs imported (gc.mem_alloc() before/after), the RAM a Device holds live with the
 model rules beyond one without them, and the model's size in the config and as a shadow delta.
-The streams are generated (host_tools.streams); the model is trained on 3 normal days.
+The streams are generated (host_tools.streams); the model is trained on 14 normal days.
 """
 import json
 import os
@@ -51,11 +51,18 @@ for name, c in (("without model", plain), ("with model", cfg)):
     s = None
     gc.collect()
     live = gc.mem_alloc() - a
-    t0 = time.ticks_us()
-    for s in run:
-        d.process(s["ts"], s["raw"])
-    dt = time.ticks_diff(time.ticks_us(), t0)
+    best = None  # the fastest of 4 blocks of 500 samples: the machine may be shared
+    for i in range(0, len(run), 500):
+        t0 = time.ticks_us()
+        for s in run[i:i + 500]:
+            d.process(s["ts"], s["raw"])
+        t = time.ticks_diff(time.ticks_us(), t0) / len(run[i:i + 500])
+        best = t if best is None or t < best else best
     alloc = 0
+    d = Device(c)  # again, for the allocation count (the timing above consumed the samples)
+    for l in lines[:n_warm]:
+        s = json.loads(l)
+        d.process(s["ts"], s["raw"])
     for i in range(0, len(run), 100):
         gc.collect()
         gc.disable()
@@ -64,7 +71,7 @@ for name, c in (("without model", plain), ("with model", cfg)):
             d.process(s["ts"], s["raw"])
         alloc += gc.mem_alloc() - a
         gc.enable()
-    print("%s: %.0f us/sample" % (name, dt / len(run)))
+    print("%s: %.0f us/sample (fastest block)" % (name, best))
     print("%s: %d bytes allocated/sample" % (name, alloc // len(run)))
     print("%s: %d bytes to build the Device, %d live after the warm-up" % (name, built, live))
     d = None
@@ -74,11 +81,11 @@ for name, c in (("without model", plain), ("with model", cfg)):
 def main():
     spec = streams.load_spec()
     dev = streams.device(spec, "grid-sensor-001", seed=1)
-    nominal, _ = streams.stream(spec, dev, 0, 3)
+    nominal, _ = streams.stream(spec, dev, 0, model_eval.TRAIN_DAYS)
     cfg0 = model_eval.base_config()
     rules, _ = train.train_thing(dict(cfg0, thing=dev["thing"]), nominal)
     cfg = train.with_model(cfg0, dev["thing"], rules)
-    test, _ = streams.stream(spec, dev, 10, 0.5)  # 4320 samples from midnight: warm-up, then N timed
+    test, _ = streams.stream(spec, dev, 30, 0.5)  # 4320 samples from midnight: warm-up, then N timed
     print(f"model rules in the config: {len(json.dumps(rules, separators=(',', ':')))} bytes "
           f"(2 rules); as a shadow delta with the other rules: {train.delta_size(cfg)} bytes of 8192",
           flush=True)
