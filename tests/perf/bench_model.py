@@ -48,9 +48,6 @@ for name, c in (("without model", plain), ("with model", cfg)):
     for l in lines[:n_warm]:  # past the model's warm-up (5 thermal lags) and the zscore's learning
         s = json.loads(l)
         d.process(s["ts"], s["raw"])
-    s = None
-    gc.collect()
-    live = gc.mem_alloc() - a
     best = None  # the fastest of 4 blocks of 500 samples: the machine may be shared
     for i in range(0, len(run), 500):
         t0 = time.ticks_us()
@@ -73,8 +70,20 @@ for name, c in (("without model", plain), ("with model", cfg)):
         gc.enable()
     print("%s: %.0f us/sample (fastest block)" % (name, best))
     print("%s: %d bytes allocated/sample" % (name, alloc // len(run)))
-    print("%s: %d bytes to build the Device, %d live after the warm-up" % (name, built, live))
+    print("%s: %d bytes to build the Device" % (name, built))
     d = None
+rules = [r for r in cfg["rules"] if r["type"] == "model"]
+gc.collect()
+a = gc.mem_alloc()
+ms = [model.Model(r, None) for r in rules]
+for i in range(n_warm):
+    s = json.loads(lines[i])
+    for m in ms:
+        m.see(s["raw"])
+        m.check(s["raw"][m.metric], s["ts"], False)
+s = m = None
+gc.collect()
+print("the %d model rules' objects and state, live after %d samples: %d bytes" % (len(ms), n_warm, gc.mem_alloc() - a))
 """.replace("N_SAMPLES", str(N))
 
 
