@@ -1,5 +1,5 @@
 """How well the learned model finds in-range faults: generated streams (host_tools.streams), a
-model trained per device on two normal days (host_tools.train), then one test day per device and
+model trained per device on 14 normal days (host_tools.train), then one test day per device and
 class (no fault, a legitimate load step, each fault kind), through the firmware's own pipeline.
 
     .venv/bin/python -m host_tools.model_eval --devices 12 --rrcf      (figures for the closing note)

@@ -238,7 +238,7 @@ def delta_size(cfg):
     return len(json.dumps({"state": {"desired": {"rules": cfg["rules"]}}}, separators=(",", ":")))
 
 
-def train(config_path, input_path, output_path, thing=None):
+def train(config_path, input_path, output_path, thing=None, progress=None):
     """Train from input_path; write output_path (one config, or a folder of <thing>.json when
     the input holds several things and none is picked). Returns a list of per-thing summaries."""
     from host_tools.replay import load_config
@@ -257,6 +257,9 @@ def train(config_path, input_path, output_path, thing=None):
         raise EdgeshadowError(f"{input_path} holds {len(by_thing)} things: give --thing, or an --output folder")
     results, written = [], {}
     for name in sorted(by_thing):
+        if progress is not None:
+            progress.write(f"training {name} on {len(by_thing[name])} samples...\n")
+            progress.flush()
         rules, reports = train_thing(cfg, by_thing[name])
         new = with_model(cfg_data, name, rules)
         try:

@@ -25,7 +25,7 @@ def register(sub):
 
 
 def do_train(args):
-    results = lib.train(args.config, args.input, args.output, thing=args.thing)
+    results = lib.train(args.config, args.input, args.output, thing=args.thing, progress=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
