@@ -4,8 +4,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The ESP32-like runtime (issue: the firmware fits on a real ESP32) is built from a MicroPython source:
+# an archive or a checkout. Default: the archive beside the checkout in ../shared/micropython/.
+MICROPYTHON_SRC ?= $(firstword $(wildcard ../shared/micropython/micropython-*-src.tar.*))
+ESP32LIKE := $(BIN)/micropython-esp32like
 
-.PHONY: setup demo test test-hw perf flash deploy sim broker clean help
+.PHONY: setup demo test test-hw perf flash deploy sim broker clean help esp32like
 
 help:
 	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
@@ -13,12 +17,13 @@ help:
 	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
 	@echo "make test-hw PORT=/dev/ttyUSB0 [CONNECT=1]   acceptance checks of one board on the bench"
 	@echo "make perf    benchmarks (figures for the issues' closing notes)"
+	@echo "make esp32like [MICROPYTHON_SRC=archive-or-checkout]   build .venv/bin/micropython-esp32like"
 	@echo "make flash BOARD=esp32-devkitc PORT=/dev/ttyUSB0 FIRMWARE=ESP32_GENERIC.bin"
 	@echo "make deploy PORT=/dev/ttyUSB0 [CONFIG=device.json]"
 	@echo "make sim [DEVICES=N]    virtual boards until Ctrl-C"
 	@echo "make broker  local Mosquitto (mutual TLS) and shadow service until Ctrl-C"
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) mosquitto esp32like-if-source
 
 # Re-run pip only when the pins or the package definition change.
 $(STAMP): requirements.txt pyproject.toml
@@ -32,6 +37,29 @@ mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
 	  echo "Installing Mosquitto from the system's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+# `make esp32like`: the MicroPython unix port built as an ESP32 runs Python (-m32, float32, mbedTLS).
+esp32like: $(STAMP) gcc-multilib
+	@test -n "$(MICROPYTHON_SRC)" || { echo "make esp32like needs MICROPYTHON_SRC=<a MicroPython 1.2x source archive or checkout>"; exit 2; }
+	host_tools/esp32like/build.sh "$(MICROPYTHON_SRC)" $(ESP32LIKE)
+
+$(ESP32LIKE): host_tools/esp32like/build.sh host_tools/esp32like/manifest.py $(MICROPYTHON_SRC)
+	@$(MAKE) --no-print-directory gcc-multilib
+	host_tools/esp32like/build.sh "$(MICROPYTHON_SRC)" $@
+
+# setup builds it when a source is found, and says in one line why not otherwise.
+.PHONY: esp32like-if-source gcc-multilib
+esp32like-if-source: $(STAMP)
+ifeq ($(MICROPYTHON_SRC),)
+	@test -x $(ESP32LIKE) || echo "setup: no MicroPython source (../shared/micropython/ or MICROPYTHON_SRC=...): the ESP32-like runtime is not built, and the tests that need it are skipped"
+else
+	@$(MAKE) --no-print-directory $(ESP32LIKE)
+endif
+
+gcc-multilib:
+	@printf 'int main(void){return 0;}\n' | gcc -m32 -x c - -o /dev/null 2>/dev/null || { \
+	  echo "Installing gcc-multilib from the system's packages (the ESP32-like runtime is a 32-bit build)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-multilib; }
 
 demo: setup
 	$(BIN)/edgeshadow demo

@@ -14,30 +14,24 @@ except ImportError:  # MicroPython before 1.21
     import uasyncio as asyncio
 
 from edge import VERSION, shadow as _shadow
-from edge.config import ConfigError, load as load_config
 from edge.pipeline import Device
 from edge.calibration import build_report_filter
 from net.spool import Spool, KIND_READING, KIND_ALERT, write_atomic
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from compat import ticks_ms, ticks_diff, unix_time, unload, uptime
 
 CONFIG_PATH = "/config.json"
 BOARD_PATH = "/board.json"
 HEARTBEAT_S = 300           # the shadow is reported at least this often, changed or not
 # Delta keys that change how samples are processed: the pipeline is rebuilt for them. Others
 # (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
-_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")
+_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELINE_KEYS
+# The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
+_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.schema")
 
 
 def log(*args):
-    print("[%d]" % time.time(), *args)
+    print("[%d]" % unix_time(), *args)
 
 
 def _dumps(obj):
@@ -45,11 +39,10 @@ def _dumps(obj):
 
 
 class App:
-    def __init__(self, cfg, board_def, board=None, now=time.time):
+    def __init__(self, cfg, board_def, board=None, now=unix_time):
         self.cfg = cfg
-        self.board_def = board_def
         self.now = now
-        self.device = Device(cfg)
+        self.device = Device(cfg, validated=True)
         if board is None:
             from board import Board, bump_boot_count
             board = Board(board_def, cfg, boot_count=bump_boot_count())
@@ -69,6 +62,18 @@ class App:
         self._reported_ts = None
         self._units_due = True   # units go in the first report after a (re)connect or a config change
         self.forwarder = self.conn = self.shadow = None
+        self.min_free = self.heap_free()
+
+    def heap_free(self):
+        """Free GC heap after a collection (None on CPython); keeps the low mark since boot
+        (heap.min_free): what the firmware holds at its fullest sampled moment."""
+        if not hasattr(gc, "mem_free"):
+            return None
+        gc.collect()  # a few ms on an ESP32, once an interval: also keeps fragmentation down
+        free = gc.mem_free()
+        if free < getattr(self, "min_free", free + 1):
+            self.min_free = free
+        return free
 
     def _filters(self):
         self.filters = {m: build_report_filter(mc.get("report"))
@@ -77,6 +82,7 @@ class App:
     # --- sampling (never waits on the network) -------------------------------------------------
     def sample(self):
         t0 = ticks_ms()
+        uptime.ms()  # at least every 2^29 ms keeps uptime right past the tick period
         raw, status = self.board.read_all()
         ts = self.now()
         r = self.device.process(ts, raw, status)
@@ -93,6 +99,7 @@ class App:
         if r["events"] or self._values_changed(r, ts):
             self._report.set()
         self.samples += 1
+        self.heap_free()
         self.last_sample_ms = ticks_ms()
         return ticks_diff(self.last_sample_ms, t0)
 
@@ -130,7 +137,12 @@ class App:
 
     # --- shadow ---------------------------------------------------------------------------------
     def reported(self):
+        free = self.heap_free()
         extra = {"spool": {"backlog": self.spool.backlog, "dropped": self.spool.dropped}}
+        if free is not None:  # bytes; min_free is the low mark since boot
+            from board import heap_reserved
+            extra["heap"] = {"size": free + gc.mem_alloc() - heap_reserved(), "free": free,
+                             "min_free": self.min_free}
         prov = {m: mc["provenance"] for m, mc in self.cfg["metrics"].items() if mc.get("provenance")}
         if prov:
             extra["provenance"] = prov
@@ -161,19 +173,24 @@ class App:
 
     def on_delta(self, state, version):
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
-        new, problems = _shadow.apply_delta(self.cfg, {"state": state, "version": version})
+        from edge.delta import apply_delta
+        new, problems = apply_delta(self.cfg, {"state": state, "version": version})
+        del apply_delta
+        unload(*_CHECKS)  # validation code: in RAM only while a delta is checked
+        gc.collect()      # room for the new pipeline and the config file
         if problems:
             self.config_error = {"version": version, "problems": problems}
             log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
             return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
         try:
             if any(k in state for k in _PIPELINE_KEYS):
-                device = Device(new)
+                device = Device(new, validated=True)
             else:
                 device = None
-            write_atomic(CONFIG_PATH, json.dumps(new))
+            write_atomic(CONFIG_PATH, new)
         except Exception as e:  # not persisted: nothing applied
-            self.config_error = {"version": version, "problems": ["config: %s" % e]}
+            self.config_error = {"version": version, "problems": ["config: %r" % e]}
+            log("shadow: delta v%d not applied: %r" % (version, e))
             return {"config_error": self.config_error}
         self.cfg = new
         if device is not None:
@@ -195,7 +212,6 @@ class App:
         if not m.get("endpoint"):
             log("net: no mqtt.endpoint in the config: sampling and spooling only")
             return []
-        from net import tls
         from net.mqtt import MQTTClient
         from net.connection import Connection
         from net.forwarder import Forwarder
@@ -203,7 +219,9 @@ class App:
         thing = self.cfg["thing"]
         prefix = "%s/%s/" % (m["telemetry_prefix"], thing)
         self.status_topic = prefix + "status"
+        from net import tls
         ctx = tls.load_context(m["ca"], m["cert"], m["key"])
+        unload("net.tls")  # TLS set-up code: in RAM only while it is used
         # the broker tells the fleet when the link dies: a retained "connected": false as last will
         client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
                             server_hostname=m["endpoint"], keepalive=m["keepalive_s"],
@@ -272,13 +290,15 @@ def main():
     except (OSError, ValueError) as e:
         board_def = {}
         log("board: %s unreadable (%r): using the config's sensors only" % (BOARD_PATH, e))
+    from edge.config import ConfigError, load
     try:
-        cfg = load_config(read_json(CONFIG_PATH))
+        cfg = load(read_json(CONFIG_PATH))
     except (OSError, ValueError) as e:
         problems = e.problems if isinstance(e, ConfigError) else [repr(e)]
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
         return
+    unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
     log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
     app = App(cfg, board_def)
     asyncio.run(app.run())

@@ -1,6 +1,6 @@
 """Check a device config against its board before anything reaches the board.
 
-The driver registry (firmware/drivers/__init__.py: DRIVERS) is the one source of driver names,
+The driver registry (firmware/drivers/registry.py: DRIVERS) is the one source of driver names,
 parameters, quantities and I2C addresses; this module reads it as data. Every problem is reported,
 each as "path: sentence" (`metrics.voltage.sensor.pin: GPIO4 is an ADC2 pin ...`).
 """
@@ -17,7 +17,7 @@ _TYPES = {"int": (int,), "number": (int, float), "str": (str,)}
 
 def _registry():
     spec = importlib.util.spec_from_file_location("_edgeshadow_fw_drivers",
-                                                  FIRMWARE_DIR / "drivers" / "__init__.py")
+                                                  FIRMWARE_DIR / "drivers" / "registry.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.DRIVERS

@@ -18,6 +18,7 @@ from host_tools.broker import local_stack
 from host_tools.errors import EdgeshadowError
 from host_tools.inject import inject_boards
 from host_tools.link import BoardLink
+from host_tools import runtimes
 from host_tools.sim.board import start_boards, stop_boards
 from host_tools.sim.scenarios import load_scenario
 
@@ -73,7 +74,7 @@ def stop_on_signals():
 
 
 def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="smartgrid",
-        headless=False, seconds=None, say=print):
+        headless=False, seconds=None, say=print, runtime=None, heap=None):
     if not 1 <= devices <= 50:
         raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")
     workdir, certs_dir = Path(workdir), Path(certs_dir)
@@ -85,8 +86,11 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
             say(f"broker on {broker.host}:{broker.port}; state in {state_path}")
             things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]
             ensure_device_certs(things, certs_dir, certs_dir / "ca", say)
-            say(f"starting {devices} virtual boards (scenario {scenario})...")
-            boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario)
+            runtime = runtime or runtimes.default()
+            say(f"starting {devices} virtual boards (scenario {scenario}, {runtime} runtime"
+                + (f", {heap // 1024} KB heap)..." if heap else ")..."))
+            boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario,
+                                  runtime=runtime, heap=heap)
             try:
                 config_path = workdir / "device-config.json"
                 cfg = device_config(broker.port, interval_s)

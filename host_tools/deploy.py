@@ -34,6 +34,8 @@ from host_tools.errors import EdgeshadowError
 
 PROTECTED = ("/certs", "/config.json", "/board.json", "/spool")
 KEEP_SOURCE = ("/main.py", "/boot.py")    # the board runs these by name: never compiled
+# Firmware modules that only the host runs (replay of recorded samples): never put on a board.
+HOST_ONLY = ("/edge/replay.py", "/edge/jsonl.py")
 BANNER = re.compile(r"edgeshadow firmware v(\S+) thing=(\S+)")
 _MODULE_SUFFIXES = (".py", ".mpy")
 
@@ -133,6 +135,8 @@ def local_files(firmware_dir, mpy_arch=None):
         if "/" not in rel and path.suffix not in _MODULE_SUFFIXES:
             continue   # only modules at the root: /config.json, /board.json are not firmware
         board_path = "/" + rel
+        if board_path in HOST_ONLY:
+            continue
         if mpy_arch and path.suffix == ".py" and board_path not in KEEP_SOURCE:
             to_compile.append((board_path[:-3] + ".mpy", path, rel))
         else:

@@ -25,7 +25,7 @@ from host_tools import DATA_DIR
 # Keys of state.reported that are not metric values.
 META_KEYS = frozenset(("timestamp", "ts", "status", "alerts", "diagnoses", "config_version", "fw", "spool",
                        "units", "connected", "provenance", "calibration", "config", "board", "sku",
-                       "thing", "uptime_s", "heap_free", "rssi", "health",
+                       "thing", "uptime_s", "heap_free", "heap", "rssi", "health",
                        # the firmware's own bookkeeping: spool sequence numbers, applied settings
                        "seq", "interval_s", "config_error"))
 SEVERITY_ORDER = {"critical": 0, "major": 1, "warning": 2, "minor": 3, "info": 4}
@@ -72,6 +72,7 @@ class Device:
         self.last_seen = None     # monotonic clock of the last message
         self.reported_ts = None   # device timestamp of the last report
         self.spool = {}
+        self.heap = {}            # size, free, min_free (bytes) of the firmware's GC heap
         self.fw = None
         self.config_version = None
         self.provenance = {}
@@ -178,6 +179,8 @@ class Fleet:
             d.diagnoses = list(reported["diagnoses"] or ())
         if isinstance(reported.get("spool"), dict):
             d.spool.update(reported["spool"])
+        if isinstance(reported.get("heap"), dict):
+            d.heap.update(reported["heap"])
         if "fw" in reported:
             d.fw = reported["fw"]
         if "config_version" in reported:
@@ -251,6 +254,7 @@ class Fleet:
                     "connected": bool(connected),
                     "last_seen_s": age,
                     "spool": dict(d.spool),
+                    "heap": dict(d.heap),
                     "fw": d.fw,
                     "config_version": d.config_version,
                     "timestamp": d.reported_ts,

@@ -201,7 +201,7 @@ def render(snapshot, source=""):
     devices = snapshot["devices"]
     table = Table(title=f"edgeshadow fleet — {len(devices)} device(s) {source}".rstrip(),
                   expand=True, show_lines=True)
-    for col in ("device", "state", "values", "alerts", "diagnoses", "spool", "last seen"):
+    for col in ("device", "state", "values", "alerts", "diagnoses", "spool / heap", "last seen"):
         table.add_column(col, overflow="fold")
     for thing, d in devices.items():
         state = "[green]connected[/]" if d["connected"] else "[red]offline[/]"
@@ -221,6 +221,9 @@ def render(snapshot, source=""):
                           for x in d["diagnoses"])
         spool = d["spool"]
         spool_text = f"backlog {spool.get('backlog', '?')}\ndropped {spool.get('dropped', '?')}" if spool else "-"
+        heap = d.get("heap") or {}
+        if isinstance(heap.get("free"), int) and isinstance(heap.get("min_free"), int):
+            spool_text += f"\nheap {heap['free'] // 1024}K free\n(low {heap['min_free'] // 1024}K)"
         seen = "-" if d["last_seen_s"] is None else f"{d['last_seen_s']:.0f} s ago"
         table.add_row(thing, state, values or "-", alerts if alerts.plain else "-", diags or "-",
                       spool_text, seen)

@@ -52,15 +52,15 @@ def _decimals(values):
 
 
 def choose_scale(values):
-    """Steps per unit for a metric: 1 when the sample-to-sample change is at least a unit (a
-    tie then sits on .5, which both float widths hold exactly), else 10^decimals of the recording
-    (a value then sits within float32's error of a whole step, far from any tie)."""
+    """Steps per unit for a metric: 1 when the sample-to-sample change is at least a unit, else
+    10^decimals of the recording (a value then sits within float32's error of a whole step, far
+    from a half-way point), fewer while value * scale would reach 1e5."""
     diffs = sorted(abs(b - a) for a, b in zip(values, values[1:]))
     if diffs and diffs[len(diffs) // 2] >= 1.0:
         return 1
     scale = 10 ** _decimals(values)
     peak = max(abs(v) for v in values)
-    while scale > 1 and peak * scale >= 4e6:  # float32 keeps a step's error well under 0.5 below this
+    while scale > 1 and peak * scale >= 1e5:  # edge.model's half-way tolerance stays under 0.1 step
         scale //= 10
     return scale
 

@@ -1,11 +1,14 @@
 """Test set-up shared by every tier.
 
 Firmware tests (tests/firmware/test_*.py) are plain `def test_...():` functions with `assert`,
-no fixtures, so the same file runs on both runtimes:
+no fixtures, so the same file runs on three runtimes:
 - under CPython, pytest collects them as usual;
-- each test function is also collected a second time as `<name>[micropython]` and run inside the
-  real MicroPython unix port (.venv/bin/micropython) by tests/firmware/_mprun.py.
-A test that passes only on CPython therefore fails the run.
+- each test function is also collected as `<name>[micropython]` and run inside the real
+  MicroPython unix port (.venv/bin/micropython) by tests/firmware/_mprun.py;
+- and as `<name>[esp32like]`, inside the ESP32-like runtime (`make esp32like`: 32-bit objects,
+  30-bit ticks, float32) with an ESP32-WROOM's GC heap. Where that runtime is not built, these are
+  skipped with the reason (make setup says why it was not built).
+A test that passes only on 64-bit doubles or a large heap therefore fails the run.
 """
 import ast
 import os
@@ -19,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
 FW_TESTS = ROOT / "tests" / "firmware"
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+ESP32LIKE = ROOT / ".venv" / "bin" / "micropython-esp32like"
+BOARD_HEAP = 112000  # boards/_common.json gc_heap: an ESP32-WROOM without PSRAM
 
 for p in (str(FIRMWARE), str(FW_TESTS)):
     if p not in sys.path:
@@ -43,6 +48,8 @@ class MicroPythonFile(pytest.File):
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 yield MicroPythonItem.from_parent(self, name=f"{node.name}[micropython]", func=node.name)
+                yield MicroPythonItem.from_parent(self, name=f"{node.name}[esp32like]", func=node.name,
+                                                  runtime="esp32like")
 
 
 class MicroPythonFailure(Exception):
@@ -50,14 +57,22 @@ class MicroPythonFailure(Exception):
 
 
 class MicroPythonItem(pytest.Item):
-    def __init__(self, *, func, **kw):
+    def __init__(self, *, func, runtime="unix", **kw):
         super().__init__(**kw)
         self.func = func
+        self.runtime = runtime
         self.add_marker("micropython")
 
     def runtest(self):
+        if self.runtime == "esp32like":
+            if not ESP32LIKE.exists():
+                pytest.skip("the ESP32-like runtime is not built (`make esp32like`; make setup builds "
+                            "it when a MicroPython source is found)")
+            cmd = [str(ESP32LIKE), "-X", f"heapsize={BOARD_HEAP}"]
+        else:
+            cmd = [str(MICROPYTHON)]
         proc = subprocess.run(
-            [str(MICROPYTHON), str(FW_TESTS / "_mprun.py"), self.path.stem, self.func],
+            cmd + [str(FW_TESTS / "_mprun.py"), self.path.stem, self.func],
             cwd=str(FW_TESTS), env=micropython_env(), capture_output=True, text=True, timeout=600,
         )
         if proc.returncode != 0 or not proc.stdout.rstrip().endswith("PASS"):

@@ -37,29 +37,9 @@ def sums(buf, n: int, out):
     o[0] = s
     o[1] = lo
     o[2] = hi
-
-
-@micropython.native
-def sums_native(buf, n, out):
-    s = 0
-    for i in range(n):
-        s += buf[i]
-    m = s // n
-    lo = 0
-    hi = 0
-    for i in range(n):
-        d = buf[i] - m
-        lo += d * d
-        if lo >= 536870912:
-            lo -= 536870912
-            hi += 1
-    out[0] = s
-    out[1] = lo
-    out[2] = hi
 """
 
 _g = {}
 exec(_SOURCE, _g)
 sums = _g["sums"]
-sums_native = _g["sums_native"]
-del _g
+del _g, _SOURCE  # the source text is not kept in RAM once compiled

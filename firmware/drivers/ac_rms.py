@@ -9,25 +9,7 @@
 import math
 from array import array
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
-try:
-    from time import ticks_us, ticks_add, ticks_diff
-except ImportError:    # CPython
-    import time as _time
-
-    def ticks_us():
-        return _time.perf_counter_ns() // 1000
-
-    def ticks_add(t, d):
-        return t + d
-
-    def ticks_diff(a, b):
-        return a - b
+from compat import const, ticks_us, ticks_add, ticks_diff
 
 try:
     from drivers._rms_fast import sums as _sums

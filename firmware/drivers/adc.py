@@ -1,11 +1,7 @@
 # A DC channel: the mean of a few ADC samples, in volts at the pin (read_uv uses the chip's
 # eFuse calibration on the ESP32). The attenuation is set by the board layer when it makes the
 # ADC object; atten_db here only says where the input clips.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from compat import const
 
 from drivers.ac_rms import FULL_SCALE_UV
 

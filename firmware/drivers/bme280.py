@@ -4,11 +4,7 @@
 # floats are single precision on the ESP32 and would lose the pressure formula's low digits.
 from drivers import sleep_ms
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from compat import const
 
 from drivers import oserror_status
 

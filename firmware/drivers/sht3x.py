@@ -1,11 +1,7 @@
 # SHT30/31/35 temperature and humidity over I2C (Sensirion datasheet, version 6 2019).
 # Single-shot measurement without clock stretching: write the command, wait, read 6 bytes
 # (T msb, T lsb, CRC, RH msb, RH lsb, CRC).
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from compat import const
 
 from drivers.sensirion import measure
 

@@ -1,10 +1,6 @@
 # SHT40/41/45 temperature and humidity over I2C (Sensirion datasheet, version 6.6 2023).
 # One command byte, wait, read 6 bytes (T msb, T lsb, CRC, RH msb, RH lsb, CRC).
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from compat import const
 
 from drivers.sensirion import measure
 

@@ -7,16 +7,7 @@
 # quantity, never an exception.
 import gc
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:    # CPython
-    import time as _time
-
-    def ticks_ms():
-        return int(_time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from compat import uptime
 
 
 def _call(fn):
@@ -40,7 +31,6 @@ class System:
         self._rssi = rssi
         self._reset_cause = _call(reset_cause)    # fixed for this boot
         self._boot_count = boot_count
-        self._start = ticks_ms()
         self.loop_utilisation = None
 
     def set_loop_utilisation(self, busy_ms, interval_ms):
@@ -52,5 +42,5 @@ class System:
     def read(self):
         return (_call(self._mcu_temperature), gc.mem_free() if hasattr(gc, "mem_free") else None,
                 _call(self._freq), _call(self._rssi),
-                ticks_diff(ticks_ms(), self._start) // 1000, self._reset_cause, self._boot_count,
+                uptime.ms() // 1000, self._reset_cause, self._boot_count,
                 self.loop_utilisation), "ok"

@@ -2,7 +2,6 @@
 # config, then validated once. Every problem is reported with its path ("rules[2].min: must be a
 # number"), not only the first. Dicts merge key by key; lists and values replace.
 from edge import schema as S
-from edge import calibration, rules, diagnosis
 
 DEFAULTS = {
     "version": 0,
@@ -65,6 +64,9 @@ def load(device_cfg, board_defaults=None):
         raise ConfigError(["(board defaults): must be a JSON object"])
     cfg = merge(DEFAULTS, board_defaults or {})
     cfg = merge(cfg, device_cfg)
+    i = cfg.get("interval_s")
+    if "watchdog_s" not in device_cfg and "watchdog_s" not in (board_defaults or {}) and S.is_num(i):
+        cfg["watchdog_s"] = max(45, 2 * i + 5)  # the default outlasts a handshake and a late sample
     problems = validate(cfg)
     if problems:
         raise ConfigError(problems)
@@ -80,8 +82,14 @@ def valid_name(s, max_len=128):
     return True
 
 
-def validate(cfg):
-    """Every problem in cfg as "path: message" (an empty list when it is valid)."""
+# What the registry checks (edge.checks: stages, filters, rules, diagnoses) look at.
+PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")
+
+
+def validate(cfg, changed=None):
+    """Every problem in cfg as "path: message" (an empty list when it is valid). `changed`: the
+    top-level keys a delta changed in an otherwise valid config; the registry checks (and their
+    code) are then needed only if it touches the pipeline."""
     p = []
     if type(cfg) is not dict:
         return ["(config): must be a JSON object"]
@@ -103,10 +111,21 @@ def validate(cfg):
     w = cfg.get("watchdog_s", 45)
     if not (S.is_num(w) and w >= 0):
         p.append("watchdog_s: must be a number >= 0 (0 disables)")
-    _check_sku(cfg.get("sku"), p)
-    _check_metrics(cfg.get("metrics"), p)
-    rules.validate_rules(cfg.get("rules", []), cfg, p)
-    diagnosis.validate(cfg.get("diagnoses"), cfg, p)
+    elif w:
+        # A TLS handshake blocks the loop for 1 to 7 s and the watchdog is fed only while the
+        # sampler keeps its schedule (two intervals and 5 s): a shorter timeout resets the board
+        # in every handshake or slow sample, for good.
+        i = cfg.get("interval_s", 10)
+        least = max(30, 2 * i + 5) if S.is_num(i) else 30
+        if w < least:
+            p.append("watchdog_s: %s s is shorter than a TLS handshake or a late sample can take: "
+                     "use 0 (off) or at least %s (max(30, 2 x interval_s + 5))" % (w, least))
+    if changed is None or any(k in changed for k in PIPELINE_KEYS):
+        from edge import checks
+        _check_sku(cfg.get("sku"), p)
+        _check_metrics(cfg.get("metrics"), p, checks)
+        checks.validate_rules(cfg.get("rules", []), cfg, p)
+        checks.validate_diagnoses(cfg.get("diagnoses"), cfg, p)
     for sec in _SECTIONS:
         _check_section(sec, cfg.get(sec, {}), p)
     return p
@@ -132,7 +151,7 @@ def _check_sku(sku, p):
             p.append("sku.%s: unknown key (known: name, ratings)" % k)
 
 
-def _check_metrics(metrics, p):
+def _check_metrics(metrics, p, checks):
     if metrics is None:
         p.append("metrics: required")
         return
@@ -156,8 +175,8 @@ def _check_metrics(metrics, p):
         s = m.get("sensor")
         if s is not None and (type(s) is not dict or type(s.get("driver")) is not str):
             p.append("%s.sensor: must be an object with a string \"driver\"" % path)
-        calibration.validate_stages(m.get("calibration", []), path + ".calibration", p)
-        calibration.validate_filters(m.get("report", []), path + ".report", p)
+        checks.validate_stages(m.get("calibration", []), path + ".calibration", p)
+        checks.validate_filters(m.get("report", []), path + ".report", p)
         if "provenance" in m and type(m["provenance"]) is not dict:
             p.append("%s.provenance: must be an object" % path)
 

@@ -3,19 +3,7 @@
 # or below a and 0 at or above b. With "of_rating": true the value is taken as percent of the
 # SKU's rating for that metric. "all" combines terms with min (fuzzy AND), "any" with max (OR).
 # The confidence is reported when it reaches min_confidence (default 0.5).
-from edge import schema as S
 
-# The grid sensor's default set (nominal 23-25 kV, 0-100 % of rated current, 30-100 C, 20-80 %).
-GRID_DEFAULT = [
-    {"name": "overload", "all": [
-        {"metric": "current", "of_rating": True, "rises": [90, 110]},
-        {"metric": "temperature", "rises": [80, 100]}]},
-    {"name": "insulation_risk", "all": [
-        {"metric": "humidity", "rises": [70, 85]},
-        {"metric": "temperature", "rises": [60, 90]}]},
-    {"name": "sag", "all": [{"metric": "voltage", "falls": [21600, 23000]}]},
-    {"name": "swell", "all": [{"metric": "voltage", "rises": [25000, 26400]}]},
-]
 
 
 class Term:
@@ -72,70 +60,29 @@ def _usable(d, metrics, ratings):
     return True
 
 
+def grid_default():
+    """The grid sensor's default set (nominal 23-25 kV, 0-100 % of rated current, 30-100 C,
+    20-80 %), made when a Device is built rather than kept in RAM between."""
+    return [
+        {"name": "overload", "all": [
+            {"metric": "current", "of_rating": True, "rises": [90, 110]},
+            {"metric": "temperature", "rises": [80, 100]}]},
+        {"name": "insulation_risk", "all": [
+            {"metric": "humidity", "rises": [70, 85]},
+            {"metric": "temperature", "rises": [60, 90]}]},
+        {"name": "sag", "all": [{"metric": "voltage", "falls": [21600, 23000]}]},
+        {"name": "swell", "all": [{"metric": "voltage", "rises": [25000, 26400]}]},
+    ]
+
+
 def effective(cfg):
     """The configured diagnoses, or the default set restricted to what this config can evaluate."""
     if cfg.get("diagnoses") is not None:
         return cfg["diagnoses"]
     metrics, ratings = cfg.get("metrics") or {}, _ratings(cfg)
-    return [d for d in GRID_DEFAULT if _usable(d, metrics, ratings)]
+    return [d for d in grid_default() if _usable(d, metrics, ratings)]
 
 
 def build(cfg):
     ratings = _ratings(cfg)
     return tuple(Diagnosis(d, ratings) for d in effective(cfg))
-
-
-def validate(items, cfg, problems):
-    if items is None:
-        return
-    if type(items) is not list:
-        problems.append("diagnoses: must be a list")
-        return
-    metrics = cfg.get("metrics") if type(cfg.get("metrics")) is dict else {}
-    ratings = _ratings(cfg)
-    for i, d in enumerate(items):
-        p = "diagnoses[%d]" % i
-        if type(d) is not dict:
-            problems.append("%s: must be an object" % p)
-            continue
-        if type(d.get("name")) is not str or not d["name"]:
-            problems.append("%s.name: must be a non-empty string" % p)
-        if "min_confidence" in d and not (S.is_num(d["min_confidence"]) and 0 <= d["min_confidence"] <= 1):
-            problems.append("%s.min_confidence: must be a number in [0, 1]" % p)
-        for k in d:
-            if k not in ("name", "all", "any", "min_confidence"):
-                problems.append("%s.%s: unknown key (known: all, any, min_confidence, name)" % (p, k))
-        if ("all" in d) == ("any" in d):
-            problems.append("%s: give exactly one of all, any" % p)
-            continue
-        key = "all" if "all" in d else "any"
-        terms = d[key]
-        if type(terms) is not list or not terms:
-            problems.append("%s.%s: must be a non-empty list of terms" % (p, key))
-            continue
-        for j, t in enumerate(terms):
-            _check_term(t, "%s.%s[%d]" % (p, key, j), metrics, ratings, problems)
-
-
-def _check_term(t, p, metrics, ratings, problems):
-    if type(t) is not dict:
-        problems.append("%s: must be an object" % p)
-        return
-    m = t.get("metric")
-    if m not in metrics:
-        problems.append("%s.metric: %r is not a metric of this config" % (p, m))
-    if ("rises" in t) == ("falls" in t):
-        problems.append("%s: give exactly one of rises, falls" % p)
-    else:
-        k = "rises" if "rises" in t else "falls"
-        r = t[k]
-        if type(r) is not list or len(r) != 2 or not S.is_num(r[0]) or not S.is_num(r[1]) or r[0] >= r[1]:
-            problems.append("%s.%s: must be [a, b] numbers with a < b" % (p, k))
-    if "of_rating" in t:
-        if type(t["of_rating"]) is not bool:
-            problems.append("%s.of_rating: must be true or false" % p)
-        elif t["of_rating"] and not (S.is_num(ratings.get(m)) and ratings.get(m, 0) > 0):
-            problems.append("%s.of_rating: needs sku.ratings.%s" % (p, m))
-    for k in t:
-        if k not in ("metric", "rises", "falls", "of_rating"):
-            problems.append("%s.%s: unknown key (known: falls, metric, of_rating, rises)" % (p, k))

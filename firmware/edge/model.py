@@ -4,10 +4,10 @@
 # taken for the new normal; only a new config (train, shadow delta) changes what is normal.
 #
 # Everything after reading the values is integer arithmetic, so the ESP32 (32-bit floats) and
-# CPython (64-bit floats) take the same decisions: each value becomes round(value * scale) steps
-# once (pick scale 1 or 10^d for values recorded with d decimals: a tie is then either exactly
-# representable or far from any value), and every later sum, product, filter and comparison is on
-# Python ints, which every runtime computes exactly alike.
+# CPython (64-bit floats) take the same decisions: each value becomes value * scale steps, rounded
+# once with half-way points up (near-halves count as halves, as edge.round_half_up; train keeps
+# value * scale under 1e5 so that tolerance stays far below a step), and every later sum,
+# product, filter and comparison is on Python ints, which every runtime computes exactly alike.
 #
 #   expected = (w[0] + w[1]*f1 + ... ) >> frac, in steps of the metric, where the features are
 #     per input [metric, scale, power, tau_s]: (steps ** power), first-order low-passed with time
@@ -21,11 +21,8 @@
 # (noise: a degrading sensor), the run of unchanged readings (a frozen sensor), and, over ~512
 # samples, how z moves with the load term (the diagnosis: the load effect gone or amplified).
 # Each threshold is a pair [on, off]: hit at >= on, good again below off (hysteresis).
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from compat import const
+from edge import _HALF_TOL
 
 _KM = const(5)      # mean of z: about 32 samples
 _KR = const(5)      # roughness: about 32 samples
@@ -35,9 +32,6 @@ _FAST = const(360)  # a shift that rose within 360 samples (an hour at 10 s) is 
 # round(4096 * sin(90 degrees * i / 24)), i = 0..24: a quarter day in 15-minute steps
 _QSIN = (0, 268, 535, 799, 1060, 1317, 1567, 1812, 2048, 2276, 2493, 2701, 2896, 3080, 3250,
          3406, 3547, 3674, 3784, 3879, 3956, 4017, 4061, 4087, 4096)
-KEYS = ("scale", "inputs", "daily", "w", "frac", "sd", "shift", "rough", "frozen", "load", "excess",
-        "warm_s")
-FAULTS = ("hot_joint", "drift", "degradation", "frozen_sensor", "broken_relationship")
 
 
 def day_sin(t):
@@ -55,7 +49,13 @@ def day_sin(t):
 
 
 def steps(v, scale):
-    return round(v * scale)
+    """v * scale to the nearest int, half-way points up, alike in float32 and float64 (a value
+    within float32's error of a half counts as one, as edge.round_half_up rounds)."""
+    y = v * scale
+    f = y // 1
+    if y - f >= 0.5 - (y if y > 0 else -y) * _HALF_TOL:
+        f += 1
+    return int(f)
 
 
 class Model:
@@ -112,7 +112,7 @@ class Model:
             v = values.get(m)
             if v is None:
                 return None
-            b = round(v * self.scales[j])
+            b = steps(v, self.scales[j])
             if self.squares[j]:
                 b = b * b
             lp = lps[j]
@@ -234,62 +234,3 @@ def _fmt(n, scale):
     s = "-" if n < 0 else ""
     q, r = divmod(-n if n < 0 else n, scale)
     return "%s%d.%0*d" % (s, q, d, r)
-
-
-def _is_int(x, lo):
-    return type(x) is int and x >= lo
-
-
-def _pair(x):
-    return type(x) is list and len(x) == 2 and _is_int(x[0], 1) and _is_int(x[1], 0) and x[1] <= x[0]
-
-
-def validate(c, metrics, p, problems):
-    """Problems of one model rule (path p, e.g. "rules[4]"); `metrics` the config's metrics."""
-    for k in sorted(c):
-        if k not in KEYS and k not in ("metric", "type", "name", "severity", "debounce", "clear_after"):
-            problems.append("%s.%s: unknown parameter (known: %s)" % (p, k, ", ".join(sorted(KEYS))))
-    for k in ("scale", "inputs", "w", "sd", "shift", "rough"):
-        if k not in c:
-            problems.append("%s.%s: required" % (p, k))
-    s = c.get("scale", 1)
-    if not (_is_int(s, 1) and "%d" % s in ("1", "10", "100", "1000", "10000")):
-        problems.append("%s.scale: must be 1, 10, 100, 1000 or 10000 (steps per unit)" % p)
-    ins = c.get("inputs", [])
-    n = 0
-    if type(ins) is not list:
-        problems.append("%s.inputs: must be a list of [metric, scale, power, tau_s]" % p)
-    else:
-        n = len(ins)
-        for i, it in enumerate(ins):
-            q = "%s.inputs[%d]" % (p, i)
-            if (type(it) is not list or len(it) != 4 or not _is_int(it[1], 1) or it[2] not in (1, 2)
-                    or type(it[2]) is not int or not _is_int(it[3], 0)):
-                problems.append("%s: must be [metric, scale >= 1, power 1 or 2, tau_s >= 0]" % q)
-            elif it[0] not in metrics or it[0] == c.get("metric"):
-                problems.append("%s: %r is not another metric of this config" % (q, it[0]))
-    daily = c.get("daily", False)
-    if type(daily) is not bool:
-        problems.append("%s.daily: must be true or false" % p)
-        daily = False
-    w = c.get("w", [])
-    want = 1 + n + (2 if daily else 0)
-    if type(w) is not list or len(w) != want or not all(type(x) is int for x in w):
-        problems.append("%s.w: must be %d integer weights (1 + inputs%s)" % (p, want, " + 2 daily" if daily else ""))
-    if "frac" in c and not (type(c["frac"]) is int and 0 <= c["frac"] <= 40):
-        problems.append("%s.frac: must be an integer 0..40 (fraction bits of the weights)" % p)
-    if "sd" in c and not _is_int(c["sd"], 1):
-        problems.append("%s.sd: must be an integer >= 1 (steps)" % p)
-    for k in ("shift", "rough"):
-        if k in c and not _pair(c[k]):
-            problems.append("%s.%s: must be [on, off] integers with on >= 1 and 0 <= off <= on" % (p, k))
-    if "warm_s" in c and not _is_int(c["warm_s"], 0):
-        problems.append("%s.warm_s: must be an integer >= 0 (seconds)" % p)
-    if "frozen" in c and not (_is_int(c["frozen"], 0) and c["frozen"] != 1):
-        problems.append("%s.frozen: must be an integer >= 2 (samples), or 0 (off)" % p)
-    ld = c.get("load")
-    if ld is not None and not (type(ld) is list and len(ld) == 2 and type(ld[0]) is int
-                               and 0 <= ld[0] < n and type(ld[1]) is int):
-        problems.append("%s.load: must be [input index, mean contribution in steps] integers" % p)
-    if "excess" in c and not (type(c["excess"]) is str and c["excess"]):
-        problems.append("%s.excess: must be a non-empty string (the fault an amplified load effect means)" % p)

@@ -1,6 +1,5 @@
 # One thing's pipeline: calibrate -> detect -> alerts -> diagnoses, one sample at a time.
 # Nothing here reads a clock: the caller passes `ts` (unix seconds).
-from edge import config as _config
 from edge import calibration, rules as _rules, diagnosis, status as _st
 from edge.alerts import Alert, RAISED, ACTIVE, CLEARED
 
@@ -17,15 +16,18 @@ class _Check:
 
 
 class Device:
-    """Device(cfg) validates and layers cfg (raising edge.config.ConfigError), then
+    """Device(cfg) validates and layers cfg (raising edge.config.ConfigError) unless it comes
+    validated (validated=True: edge.config.load's result), then
     `process(ts, raw, status=None)` runs one sample: raw is {metric: number or None}, status the
     read status of failed reads ({metric: edge.status code}).
 
     The result's `alerts` dicts are live views valid until the next process() call (copy them to
     keep them); `events` are fresh copies the caller owns: publish them at once."""
 
-    def __init__(self, cfg):
-        cfg = _config.load(cfg)
+    def __init__(self, cfg, validated=False):
+        if not validated:  # the board validates once (app.py) and passes validated=True
+            from edge import config
+            cfg = config.load(cfg)
         self.cfg = cfg
         self.thing = cfg["thing"]
         self.metrics = tuple(sorted(cfg["metrics"]))

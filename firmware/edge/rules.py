@@ -2,10 +2,6 @@
 # `rule.check(value, ts, suspect) -> True (hit), False (good) or None (no opinion this sample)`.
 # `suspect` is True when a range or rating rule of the same metric hit this sample: the zscore
 # rule does not learn from such samples. `rule.reason(value)` is built only when an alert is raised.
-from edge import schema as S
-
-SEVERITIES = ("info", "warning", "critical")
-COMMON = ("metric", "type", "name", "severity", "debounce", "clear_after")
 
 
 class Range:
@@ -140,15 +136,15 @@ def _model(c, cfg):  # imported only by a config that has a model rule
     return model.Model(c, cfg)
 
 
-_N = (S.NUM, False)
+# name -> factory (edge/checks.py holds each rule's parameter schema)
 RULES = {
-    "range": (Range, {"min": _N, "max": _N}),
-    "rating": (Rating, {"min_pct": (S.NONNEG, False), "max_pct": (S.NONNEG, False)}),
-    "rate": (Rate, {"max_per_s": (S.POS, True)}),
-    "stuck": (Stuck, {"samples": (S.INT, True), "tolerance": (S.NONNEG, False)}),
-    "zscore": (ZScore, {"learn": (S.INT, True), "threshold": (S.POS, True)}),
-    "sensor_fault": (SensorFault, {"samples": (S.INT, False)}),
-    "model": (_model, None),  # edge.model: a learned model of normal behaviour; validates itself
+    "range": Range,
+    "rating": Rating,
+    "rate": Rate,
+    "stuck": Stuck,
+    "zscore": ZScore,
+    "sensor_fault": SensorFault,
+    "model": _model,  # edge.model: a learned model of normal behaviour, imported only when used
 }
 # Rules whose hit marks a sample as not valid for learning a baseline.
 LIMIT_RULES = ("range", "rating")
@@ -158,55 +154,5 @@ def rule_name(c):
     return c.get("name") or c.get("type")
 
 
-def validate_rules(rules, cfg, problems):
-    if type(rules) is not list:
-        problems.append("rules: must be a list")
-        return
-    metrics = cfg.get("metrics") if type(cfg.get("metrics")) is dict else {}
-    seen = {}
-    for i, r in enumerate(rules):
-        p = "rules[%d]" % i
-        if type(r) is not dict:
-            problems.append("%s: must be an object" % p)
-            continue
-        m = r.get("metric")
-        if m not in metrics:
-            problems.append("%s.metric: %r is not a metric of this config (known: %s)"
-                            % (p, m, ", ".join(sorted(metrics))))
-        t = r.get("type")
-        if t not in RULES:
-            problems.append("%s.type: unknown rule %r (known: %s)" % (p, t, ", ".join(sorted(RULES))))
-            continue
-        if RULES[t][1] is None:
-            from edge import model
-            model.validate(r, metrics, p, problems)
-        else:
-            S.check(RULES[t][1], r, p, problems, COMMON)
-        if "name" in r and (type(r["name"]) is not str or not r["name"]):
-            problems.append("%s.name: must be a non-empty string" % p)
-        if r.get("severity", "warning") not in SEVERITIES:
-            problems.append("%s.severity: must be one of %s" % (p, ", ".join(SEVERITIES)))
-        for k in ("debounce", "clear_after"):
-            if k in r and not (type(r[k]) is int and r[k] >= 1):
-                problems.append("%s.%s: must be an integer >= 1" % (p, k))
-        lo, hi = ("min", "max") if t == "range" else ("min_pct", "max_pct")
-        if t in LIMIT_RULES:
-            if lo not in r and hi not in r:
-                problems.append("%s: give %s, %s or both" % (p, lo, hi))
-            elif S.is_num(r.get(lo)) and S.is_num(r.get(hi)) and r[lo] >= r[hi]:
-                problems.append("%s.%s: must be less than %s" % (p, lo, hi))
-        if t == "rating" and m in metrics:
-            sku = cfg.get("sku")
-            ratings = sku.get("ratings") if type(sku) is dict else None
-            if type(ratings) is not dict or not S.is_num(ratings.get(m)) or ratings[m] <= 0:
-                problems.append("%s: a rating rule needs sku.ratings.%s (the rated value, > 0)" % (p, m))
-        key = (m, rule_name(r))
-        if type(m) is str and type(key[1]) is str:
-            if key in seen:
-                problems.append("%s.name: rules[%d] already is %s/%s; give one of them a distinct \"name\""
-                                % (p, seen[key], m, key[1]))
-            seen[key] = i
-
-
 def build(c, cfg):
-    return RULES[c["type"]][0](c, cfg)
+    return RULES[c["type"]](c, cfg)

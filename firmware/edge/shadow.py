@@ -3,8 +3,7 @@
 # like `SELECT state.reported.current FROM '$aws/things/+/shadow/update'` keep working.
 import json
 
-from edge import VERSION
-from edge import config as _config
+from edge import VERSION, round_half_up
 
 MAX_STATE_BYTES = 8192   # desired + reported, metadata excluded
 MAX_DEPTH = 6            # levels inside the desired or reported section
@@ -39,7 +38,7 @@ def reported_state(cfg, result, extra=None):
     r["status"] = status
     r["alerts"] = [{"metric": a["metric"], "rule": a["rule"], "severity": a["severity"], "since": a["since"]}
                    for a in result.get("alerts", ()) if a["state"] != "cleared"]
-    r["diagnoses"] = [{"name": d["name"], "confidence": int(d["confidence"] * 100) / 100}
+    r["diagnoses"] = [{"name": d["name"], "confidence": round_half_up(d["confidence"], 100)}
                       for d in result.get("diagnoses", ())]
     r["config_version"] = cfg.get("version", 0)
     r["fw"] = VERSION
@@ -89,36 +88,3 @@ def document(reported, client_token):
     rep, dropped = trim(reported)
     doc = '{"state":%s,"clientToken":%s}' % (_dumps_compact({"reported": rep}), json.dumps(tok.decode()))
     return doc.encode(), dropped
-
-
-def apply_delta(cfg, msg):
-    """(new config, None) or (None, problems) for an update/delta message {"state": {...}, ...}.
-    Nothing is applied when anything is wrong; paths are config paths (what desired state sets)."""
-    if type(msg) is not dict or type(msg.get("state")) is not dict:
-        return None, ["state: the delta must hold a \"state\" object"]
-    d = msg["state"]
-    p = []
-    if depth(d) > MAX_DEPTH:
-        p.append("state: nested %d levels deep, AWS allows %d" % (depth(d), MAX_DEPTH))
-    size = len(_dumps_compact(d))
-    if size > MAX_STATE_BYTES:
-        p.append("state: %d bytes, AWS allows %d" % (size, MAX_STATE_BYTES))
-    for k in ("thing", "version"):
-        if k in d:
-            p.append("%s: set by the device, not by a delta" % k)
-    known = cfg.get("metrics") or {}
-    if "metrics" in d:
-        if type(d["metrics"]) is not dict:
-            p.append("metrics: must be an object")
-        else:
-            for m in sorted(d["metrics"]):
-                if m not in known:
-                    p.append("metrics.%s: unknown metric (known: %s)" % (m, ", ".join(sorted(known))))
-    if p:
-        return None, p
-    new = _config.merge(cfg, d)
-    new["version"] = cfg.get("version", 0) + 1
-    problems = _config.validate(new)
-    if problems:
-        return None, problems
-    return new, None

@@ -3,23 +3,15 @@
 # on-connect hooks (the shadow GET). The MQTT client re-sends its unacknowledged QoS1 itself.
 import asyncio
 import gc
-import time
 
+from compat import unload
 from net.backoff import Backoff
-from net import tls
 
-try:
-    from time import ticks_ms, ticks_diff
-    _t = [ticks_ms(), 0]
+from compat import uptime
 
-    def _now():
-        # monotonic seconds from wrapping ticks (valid while called at least every 12 days)
-        t = ticks_ms()
-        _t[1] += ticks_diff(t, _t[0])
-        _t[0] = t
-        return _t[1] / 1000
-except ImportError:
-    _now = time.monotonic
+
+def _now():
+    return uptime.ms() / 1000
 
 
 def topic_matches(filt, topic):
@@ -95,7 +87,9 @@ class Connection:
         if self.wifi is not None:
             await self.wifi()
         if not self._clock_set:
+            from net import tls  # TLS set-up code: in RAM only while connecting
             tls.set_clock(self.ntp_host)  # certificate dates need the time
+            unload("net.tls")
             self._clock_set = True
         gc.collect()  # the handshake peak needs the heap it can get
         await c.connect()
@@ -111,7 +105,9 @@ class Connection:
             try:
                 await self.connect_once()
             except Exception as e:
+                from net import tls
                 self.last_error = tls.explain(e, host)
+                unload("net.tls")
                 self.log("net: connect to %s:%d failed: %s" % (host, self.client.port, self.last_error))
                 if self.client.connected:
                     await self.client.disconnect()

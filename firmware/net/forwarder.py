@@ -9,16 +9,7 @@ import asyncio
 
 from net.spool import KIND_ALERT
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from compat import ticks_ms, ticks_diff
 
 
 def with_seq(seq, payload):

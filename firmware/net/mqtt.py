@@ -5,32 +5,18 @@
 import asyncio
 import struct
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from compat import const, ticks_ms, ticks_diff
 
 MAX_PAYLOAD = const(131072)        # AWS IoT: 128 KB per message
-_MAX_PACKET = const(133120)        # what we accept from the broker
+# The largest packet the board takes in: a shadow document at AWS's 8 KB of state with its
+# metadata, and room to spare. Read into one buffer of its exact size (no growing bytes object).
+_MAX_PACKET = const(24576)
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
 _SUBSCRIBE = const(0x82)
 _SUBACK = const(0x90)
-_UNSUBSCRIBE = const(0xA2)
-_UNSUBACK = const(0xB0)
 _PINGREQ = b"\xc0\x00"
 _PINGRESP = const(0xD0)
 _DISCONNECT = b"\xe0\x00"
@@ -281,10 +267,6 @@ class MQTTClient:
             raise MQTTError("mqtt: the broker refused the subscription to %s (check the policy/ACL)" % topic, 0x80)
         return codes[0]
 
-    async def unsubscribe(self, topic):
-        pid = self._next_pid()
-        await self._request(pid, _packet(_UNSUBSCRIBE, struct.pack("!H", pid) + _str(topic)))
-
     async def _request(self, pid, pkt):
         self._waiting[pid] = None
         try:
@@ -298,22 +280,6 @@ class MQTTClient:
             return self._waiting[pid]
         finally:
             del self._waiting[pid]
-
-    async def ping(self, timeout=None):
-        """PINGREQ and wait for PINGRESP; a missing answer brings the link down and raises."""
-        self._pong = False
-        await self._send(_PINGREQ)
-        async def wait():
-            while not self._pong:
-                if not self._up:
-                    raise MQTTError("mqtt: link lost while waiting for PINGRESP")
-                await self._changed.wait()
-        try:
-            await asyncio.wait_for(wait(), timeout or self.timeout)
-        except asyncio.TimeoutError:
-            err = MQTTError("mqtt: no PINGRESP within %s s: link dead" % (timeout or self.timeout))
-            await self._down(err)
-            raise err
 
     # --- receiving -------------------------------------------------------------------------
     async def _read_packet(self):
@@ -330,9 +296,25 @@ class MQTTClient:
                 raise MQTTError("mqtt: malformed remaining length")
         if n > _MAX_PACKET:
             raise MQTTError("mqtt: incoming packet of %d bytes exceeds the buffer limit" % n)
-        body = await r.readexactly(n) if n else b""
+        body = await self._read_body(n) if n else b""
         self._rx = ticks_ms()
         return ptype, body
+
+    async def _read_body(self, n):
+        r = self._r
+        if not hasattr(r, "readinto"):  # CPython's StreamReader
+            return bytearray(await r.readexactly(n))
+        buf = bytearray(n)
+        mv = memoryview(buf)
+        got = 0
+        while got < n:
+            k = await r.readinto(mv[got:])
+            if k is None:  # TLS: a record not complete yet
+                continue
+            if not k:
+                raise EOFError
+            got += k
+        return buf
 
     async def _read_loop(self):
         try:
@@ -357,8 +339,9 @@ class MQTTClient:
                 pid = struct.unpack_from("!H", body, off)[0]
                 off += 2
             if self.on_message is not None:
+                body[0:off] = b""  # the payload, in place: no second copy of a large message
                 try:
-                    self.on_message(topic, body[off:], bool(ptype & 1))
+                    self.on_message(topic, body, bool(ptype & 1))
                 except Exception as e:  # a handler bug must not take the link down
                     print("mqtt: on_message failed for %s: %r" % (topic, e))
             if qos:
@@ -371,7 +354,7 @@ class MQTTClient:
                 if self.on_puback is not None:
                     self.on_puback(pid, token)
             self._notify()
-        elif kind == _SUBACK or kind == _UNSUBACK:
+        elif kind == _SUBACK:
             pid = struct.unpack_from("!H", body, 0)[0]
             if pid in self._waiting:
                 self._waiting[pid] = bytes(body[2:]) or b"\x00"

@@ -21,12 +21,14 @@ KIND_ALERT = 2
 
 
 def write_atomic(path, data):
-    """Replace `path` with `data` (bytes or str) so a crash leaves the old or the new file, whole."""
+    """Replace `path` with `data` so a crash leaves the old or the new file, whole. `data`: bytes,
+    str, or an object written as JSON straight to the file (no copy of the text in RAM)."""
     tmp = path + ".tmp"
-    if isinstance(data, str):
-        data = data.encode()
-    with open(tmp, "wb") as f:
-        f.write(data)
+    with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+        if isinstance(data, (str, bytes)):
+            f.write(data)
+        else:
+            json.dump(data, f)
     os.rename(tmp, path)
 
 

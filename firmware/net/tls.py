@@ -4,12 +4,13 @@
 import ssl
 import time
 
+from compat import EPOCH_OFFSET, unix_time
+
 try:
     import ntptime  # ESP32 (and the virtual board's stand-in); absent on the unix port and CPython
 except ImportError:
     ntptime = None
 
-_EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0  # ports with a 2000 epoch
 _CPYTHON = not hasattr(ssl, "MBEDTLS_VERSION") and hasattr(ssl, "create_default_context")
 
 
@@ -76,7 +77,7 @@ def validity(cert_der):
 
 
 def _date(t):
-    g = time.gmtime(t - _EPOCH_OFFSET)
+    g = time.gmtime(t - EPOCH_OFFSET)
     return "%04d-%02d-%02d %02d:%02d UTC" % (g[0], g[1], g[2], g[3], g[4])
 
 
@@ -86,7 +87,7 @@ _CLOCK_SET_AFTER = 1704067200  # 2024-01-01: an earlier clock has not been set y
 def check_dates(cert_der, path, now=None):
     """Refuse an expired or not-yet-valid device certificate, naming the date; skipped while the
     clock is unset (the server's check and the handshake still apply)."""
-    now = (time.time() + _EPOCH_OFFSET) if now is None else now
+    now = unix_time() if now is None else now
     if now < _CLOCK_SET_AFTER:
         return
     try:

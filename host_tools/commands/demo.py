@@ -3,6 +3,7 @@ from pathlib import Path
 
 from host_tools import CERTS_DIR
 from host_tools import demo as lib
+from host_tools.commands.sim import add_runtime_args
 
 
 def register(sub):
@@ -22,10 +23,12 @@ def register(sub):
     p.add_argument("--headless", action="store_true",
                    help="no live view: run until Ctrl-C/SIGTERM (use `edgeshadow monitor --once --json`)")
     p.add_argument("--seconds", type=float, metavar="N", help="stop by itself after N seconds")
+    add_runtime_args(p)
     p.set_defaults(func=do_demo)
 
 
 def do_demo(args):
     return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
                    interval_s=args.interval, scenario=args.scenario, headless=args.headless,
-                   seconds=args.seconds, say=lambda m: print(m, flush=True))
+                   seconds=args.seconds, say=lambda m: print(m, flush=True),
+                   runtime=args.runtime, heap=args.heap)

@@ -1,9 +1,11 @@
 """`edgeshadow sim`: start virtual boards and keep them running until Ctrl-C."""
+import argparse
 import signal
 import sys
 import time
 from pathlib import Path
 
+from host_tools import runtimes
 from host_tools.errors import EdgeshadowError
 from host_tools.sim.board import start_boards, stop_boards
 
@@ -23,7 +25,25 @@ def register(sub):
     p.add_argument("--workdir", default="run/sim", type=Path,
                    help="folder holding each board's flash and state (default: run/sim); "
                         "an existing board folder keeps its files")
+    add_runtime_args(p)
     p.set_defaults(func=do_sim)
+
+
+def add_runtime_args(p):
+    """--runtime and --heap, shared by `sim` and `demo`."""
+    p.add_argument("--runtime", choices=runtimes.NAMES,
+                   help="MicroPython runtime of the boards: unix (PyPI's port, the default) or "
+                        "esp32like (32-bit, float32, 30-bit ticks, as on an ESP32; `make esp32like`)")
+    p.add_argument("--heap", type=_heap_size, metavar="SIZE",
+                   help="GC heap the firmware gets, e.g. 128k (esp32like default: what the firmware "
+                        "needs today, 136 KB; an ESP32-WROOM has 112,000 B)")
+
+
+def _heap_size(text):
+    try:
+        return runtimes.parse_size(text)
+    except EdgeshadowError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def do_sim(args):
@@ -37,7 +57,7 @@ def do_sim(args):
     boards = []
     try:
         boards = start_boards(args.devices, args.workdir, args.prefix, args.board, args.scenario,
-                              args.seed)
+                              args.seed, runtime=args.runtime, heap=args.heap)
         for b in boards:
             print(f"{b.thing}  {b.port}  (also {b.link})", flush=True)
         print(f"{len(boards)} board(s) running; Ctrl-C stops them", file=sys.stderr, flush=True)

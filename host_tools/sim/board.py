@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from host_tools import DATA_DIR, FIRMWARE_DIR, ROOT
+from host_tools import runtimes
 from host_tools.boards import load_board
 from host_tools.errors import EdgeshadowError
 
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 BUNDLED_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"  # the grid sensor with the sim wiring's ratios
 START_TIMEOUT_S = 30.0  # generous: CI runs this on 2 busy cores
 ESPRESSIF_OUI = "240ac4"
@@ -31,7 +31,7 @@ ESPRESSIF_OUI = "240ac4"
 
 class VirtualBoard:
     def __init__(self, workdir, thing="sim-001", board="sim", scenario="smartgrid", seed=0,
-                 firmware=True, heapsize=None):
+                 firmware=True, runtime=None, heap=None, mpy=True):
         self.workdir = Path(workdir).resolve()
         self.flash_dir = self.workdir / "flash"
         self.sim_dir = self.workdir / "sim"
@@ -40,7 +40,11 @@ class VirtualBoard:
         self.scenario = scenario
         self.seed = seed
         self.firmware = firmware
-        self.heapsize = heapsize
+        # The MicroPython it runs on (default: the ESP32-like runtime where it is built) and the
+        # GC heap the firmware gets (default: the board definition's gc_heap).
+        self.runtime = runtime or runtimes.default()
+        self.heap = heap
+        self.mpy = mpy  # the firmware as `edgeshadow deploy` sends it: .mpy (or .py with mpy=False)
         self.proc = None
         self._port = None
 
@@ -62,15 +66,17 @@ class VirtualBoard:
     def launch(self):
         if self.proc is not None:
             raise EdgeshadowError(f"virtual board {self.thing} is already running on {self.port}")
-        if not MICROPYTHON.exists():
-            raise EdgeshadowError(f"{MICROPYTHON} is missing", hint="run `make setup`")
+        micropython = runtimes.path(self.runtime)
+        heap = self.heap
+        if heap is None and self.runtime == "esp32like":
+            heap = max(runtimes.board_heap(load_board(self.board)), runtimes.NEEDED_HEAP)
         self._prepare()
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         args = [sys.executable, "-m", "host_tools.sim.supervisor", str(self.flash_dir),
-                str(self.sim_dir), "--link", str(self.workdir / "tty")]
-        if self.heapsize:
-            args += ["--heapsize", str(self.heapsize)]
+                str(self.sim_dir), "--link", str(self.workdir / "tty"), "--micropython", str(micropython)]
+        if heap:  # the firmware gets `heap`; the stand-ins for the ESP32's C modules get their own
+            args += ["--heapsize", str(heap + runtimes.STANDIN_HEAP), "--board-heap", str(heap)]
         self._stderr = open(self.sim_dir / "supervisor.err", "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, env=env, cwd=str(ROOT))
@@ -173,8 +179,13 @@ class VirtualBoard:
         self.sim_dir.mkdir(parents=True, exist_ok=True)
         fresh = not any(self.flash_dir.iterdir())
         if self.firmware and fresh:
-            shutil.copytree(FIRMWARE_DIR, self.flash_dir, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            from host_tools.deploy import local_files
+            board = load_board(self.board)
+            files, _ = local_files(FIRMWARE_DIR, board["mpy_arch"] if self.mpy else None)
+            for path, data in files.items():
+                dest = self.flash_dir / path.lstrip("/")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(data)
         config = self.flash_dir / "config.json"
         if not config.exists():
             data = json.loads(BUNDLED_CONFIG.read_text())
@@ -202,13 +213,14 @@ class VirtualBoard:
 
 
 def start_boards(n, workdir, thing_prefix="sim", board="sim", scenario="smartgrid", seed=0,
-                 firmware=True, timeout=START_TIMEOUT_S):
+                 firmware=True, timeout=START_TIMEOUT_S, runtime=None, heap=None):
     """Start n boards in workdir/<thing> (things <prefix>-001...), all booting at once; stops
     those already started if one fails."""
     if n < 1:
         raise EdgeshadowError(f"the number of boards must be at least 1, got {n}")
     boards = [VirtualBoard(Path(workdir) / f"{thing_prefix}-{i:03d}", f"{thing_prefix}-{i:03d}",
-                           board, scenario, seed + i, firmware) for i in range(1, n + 1)]
+                           board, scenario, seed + i, firmware, runtime, heap)
+              for i in range(1, n + 1)]
     try:
         for b in boards:
             b.launch()

@@ -133,12 +133,14 @@ def _partial_suffix(buf, token):
 
 
 class Supervisor:
-    def __init__(self, flash_dir, sim_dir, link=None, micropython=MICROPYTHON, heapsize=None):
+    def __init__(self, flash_dir, sim_dir, link=None, micropython=MICROPYTHON, heapsize=None,
+                 board_heap=None):
         self.flash_dir = str(Path(flash_dir).resolve())
         self.sim_dir = Path(sim_dir).resolve()
         self.link = link
         self.micropython = str(micropython)
         self.heapsize = heapsize
+        self.board_heap = board_heap
         self.user_master, self.user_slave = pty.openpty()
         tty.setraw(self.user_slave)  # no echo of our own output back to us before a tool opens it
         self.port = os.ttyname(self.user_slave)
@@ -195,7 +197,8 @@ class Supervisor:
         _board_tty_mode(slave)
         env = dict(os.environ)
         env.update({"MICROPYPATH": str(MPY_DIR), "EDGESHADOW_SIM_DIR": str(self.sim_dir),
-                    "EDGESHADOW_FLASH_DIR": self.flash_dir, "EDGESHADOW_SIM_MODE": mode})
+                    "EDGESHADOW_FLASH_DIR": self.flash_dir, "EDGESHADOW_SIM_MODE": mode,
+                    "EDGESHADOW_BOARD_HEAP": str(self.board_heap or "")})
         args = [self.micropython]
         if self.heapsize:
             args += ["-X", f"heapsize={self.heapsize}"]
@@ -487,8 +490,13 @@ def main(argv):
     p.add_argument("sim_dir")
     p.add_argument("--link", help="symlink to publish the serial port under")
     p.add_argument("--heapsize", help="MicroPython heap size, e.g. 128K")
+    p.add_argument("--micropython", default=MICROPYTHON, help="the MicroPython binary to run")
+    p.add_argument("--board-heap", type=int,
+                   help="bytes of GC heap the firmware gets (the rest of --heapsize holds the "
+                        "stand-ins for the ESP32's C modules)")
     args = p.parse_args(argv)
-    Supervisor(args.flash_dir, args.sim_dir, args.link, heapsize=args.heapsize).run()
+    Supervisor(args.flash_dir, args.sim_dir, args.link, micropython=args.micropython,
+               heapsize=args.heapsize, board_heap=args.board_heap).run()
     return 0
 
 

@@ -1,5 +1,5 @@
 from _helpers import approx
-from edge import calibration as cal
+from edge import calibration as cal, checks
 from edge import config
 
 
@@ -41,10 +41,28 @@ def test_clamp_limits_or_drops():
 
 def test_round_and_kelvin():
     r = chain({"type": "round", "decimals": 2})
-    assert r(1.005) == 1.01 or r(1.005) == 1.0  # binary floats: either neighbour, but 2 decimals
+    assert r(1.005) == 1.01  # a half-way point rounds up on every runtime (float32 and float64)
     assert r(2.345678) == 2.35 and r(-2.345678) == -2.35
     assert chain({"type": "round"})(2.5) == 3.0
     assert approx(chain({"type": "kelvin_to_celsius"})(300.0), 26.85)
+
+
+def test_round_is_the_same_in_float32_and_float64_at_half_way_points():
+    # 0.285 is 0.28499999... in float64 and 0.28500001 in float32: round(x, 2) gives 0.28 on one
+    # and 0.29 on the other; the Round stage gives 0.29 on both (this test runs on CPython, the
+    # unix port and the ESP32-like runtime).
+    r2 = chain({"type": "round", "decimals": 2})
+    assert [r2(x) for x in (0.285, 1.005, 2.675, 0.125, -0.285, 0.284, 0.286)] == \
+        [0.29, 1.01, 2.68, 0.13, -0.28, 0.28, 0.29]
+    r1 = chain({"type": "round", "decimals": 1})
+    assert [r1(x) for x in (24000.35, 599.95, 0.05, 22.45)] == [24000.4, 600.0, 0.1, 22.5]
+    assert chain({"type": "round"})(-2.5) == -2.0  # half up, also below zero
+
+
+def test_diagnosis_confidence_in_the_shadow_rounds_alike_on_every_runtime():
+    from edge.shadow import reported_state
+    result = {"ts": 0, "values": {}, "diagnoses": [{"name": "d", "confidence": c} for c in (0.285, 0.575, 0.999, 0.5)]}
+    assert [d["confidence"] for d in reported_state({}, result)["diagnoses"]] == [0.29, 0.58, 1.0, 0.5]
 
 
 def test_stateful_filters_keep_state_and_skip_none():
@@ -64,9 +82,10 @@ def test_filter_out_drops_sentinels():
 
 def test_registry_builds_every_stage_and_validation_names_problems():
     for name in cal.STAGES:
-        assert callable(cal.STAGES[name][0])
+        assert callable(cal._factory(name))
+    assert sorted(cal.STAGES) == sorted(checks.STAGE_SCHEMAS)  # every stage has its schema
     p = []
-    cal.validate_stages([{"type": "linear", "gain": "x"}, {"type": "ema", "alpha": 2},
+    checks.validate_stages([{"type": "linear", "gain": "x"}, {"type": "ema", "alpha": 2},
                          {"type": "table", "points": [[2, 0], [1, 1]]}, {"type": "offset"},
                          {"type": "clamp", "min": 5, "max": 1, "colour": 1}, 3], "m", p)
     assert p == ["m[0].gain: must be a number",
@@ -94,6 +113,6 @@ def test_report_filter_deadband_heartbeat_throttle():
 
 def test_report_filters_validate():
     p = []
-    cal.validate_filters([{"type": "delta", "deadband": -1}, {"type": "sometimes"}], "r", p)
+    checks.validate_filters([{"type": "delta", "deadband": -1}, {"type": "sometimes"}], "r", p)
     assert p[0] == "r[0].deadband: must be a number >= 0"
     assert p[1].startswith("r[1].type: unknown report filter 'sometimes'")

@@ -102,3 +102,24 @@ def test_load_does_not_change_its_inputs():
     board = {"mqtt": {"port": 1}}
     config.load(c, board)
     assert "mqtt" not in c and board == {"mqtt": {"port": 1}}
+
+
+def test_a_watchdog_shorter_than_a_handshake_or_a_late_sample_is_refused():
+    base = {"thing": "t-1", "metrics": {"v": {}}}
+    for w, interval, ok in ((1, 10, False), (29, 5, False), (30, 5, True), (44, 20, False),
+                            (45, 20, True), (0, 10, True), (60, 10, True)):
+        cfg = dict(base, watchdog_s=w, interval_s=interval)
+        p = config.validate(config.merge(config.DEFAULTS, cfg))
+        assert (not [x for x in p if x.startswith("watchdog_s")]) == ok, (w, interval, p)
+    p = config.validate(config.merge(config.DEFAULTS, dict(base, watchdog_s=1)))
+    assert p == ["watchdog_s: 1 s is shorter than a TLS handshake or a late sample can take: use 0 "
+                 "(off) or at least 30 (max(30, 2 x interval_s + 5))"]
+    # left to the default, it follows the interval
+    assert config.load(dict(base, interval_s=60))["watchdog_s"] == 125
+
+
+def test_a_watchdog_of_1_s_in_a_delta_is_rejected_with_the_reason():
+    from edge.delta import apply_delta
+    cfg = config.load({"thing": "t-1", "metrics": {"v": {}}})
+    new, problems = apply_delta(cfg, {"state": {"watchdog_s": 1}, "version": 3})
+    assert new is None and problems and problems[0].startswith("watchdog_s: 1 s is shorter than a TLS handshake")

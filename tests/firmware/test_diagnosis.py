@@ -1,4 +1,4 @@
-from edge import diagnosis
+from edge import checks, diagnosis
 from test_edge_fixtures import grid_cfg, sample
 
 
@@ -37,8 +37,8 @@ def test_custom_any_and_validation():
                        "any": [{"metric": "temperature", "rises": [90, 100]}, {"metric": "humidity", "rises": [75, 80]}]}]
     assert diags(sample(temperature=92.5), c) == {"hot_or_wet": 0.25}
     p = []
-    diagnosis.validate([{"name": "", "all": [{"metric": "x", "rises": [2, 1]}], "bad": 1},
-                        {"name": "y", "all": [], "any": []}], c, p)
+    checks.validate_diagnoses([{"name": "", "all": [{"metric": "x", "rises": [2, 1]}], "bad": 1},
+                                {"name": "y", "all": [], "any": []}], c, p)
     assert "diagnoses[0].name: must be a non-empty string" in p
     assert "diagnoses[0].bad: unknown key (known: all, any, min_confidence, name)" in p
     assert "diagnoses[0].all[0].metric: 'x' is not a metric of this config" in p

@@ -2,7 +2,8 @@
 # per-metric statuses, bad wiring reported without stopping the others.
 from _simhw_path import world
 from _vclock import run
-from board import Board, resolve
+from board import Board
+from board_build import resolve
 
 
 class FakeMachine:

@@ -69,6 +69,13 @@ def test_qos0_and_qos1_publish_and_puback_tracking():
     run(main())
 
 
+class _Oversized:
+    """A payload that says it is one byte over 128 KB: a board could never build the real thing."""
+
+    def __len__(self):
+        return MAX_PAYLOAD + 1
+
+
 def test_payload_over_128k_is_refused_before_sending():
     async def main():
         op = Opener()
@@ -77,7 +84,7 @@ def test_payload_over_128k_is_refused_before_sending():
         before = len(op.brokers[0].out.getvalue())
         e = raises_async = None
         try:
-            await c.publish("dt/thing-1/telemetry", b"x" * (MAX_PAYLOAD + 1), qos=1)
+            await c.publish("dt/thing-1/telemetry", _Oversized(), qos=1)
         except ValueError as err:
             e = err
         assert e is not None and "128 KB" in str(e)
@@ -140,25 +147,6 @@ def test_incoming_qos1_message_is_delivered_and_acknowledged():
         assert got == [("$aws/things/thing-1/shadow/update/delta", b'{"v":1}', False)]
         await asyncio.sleep(0.01)
         assert op.brokers[0].packets()[-1] == (0x40, b"\x00\x4d")  # PUBACK 77
-        await c.disconnect()
-    run(main())
-
-
-def test_ping_without_answer_declares_the_link_dead():
-    async def main():
-        op = Opener(lambda: FakeBroker(answer_ping=False))
-        c = client(op, keepalive=0)
-        await c.connect()
-        try:
-            await c.ping(timeout=0.2)
-        except MQTTError as e:
-            assert "PINGRESP" in str(e)
-        else:
-            raise AssertionError("dead link not detected")
-        assert not c.connected
-        op.factory = FakeBroker
-        await c.connect()
-        await c.ping(timeout=1)
         await c.disconnect()
     run(main())
 

@@ -63,3 +63,8 @@ def test_zscore_learns_only_valid_samples():
 def test_sensor_fault_counts_failed_reads():
     r = build({"metric": "humidity", "type": "sensor_fault", "samples": 2})
     assert [r.check(v, 0, False) for v in (None, None, None, 50, None)] == [False, True, True, False, False]
+
+
+def test_every_rule_has_its_schema_in_the_checks():
+    from edge import checks, rules
+    assert sorted(rules.RULES) == sorted(checks.RULE_SCHEMAS)

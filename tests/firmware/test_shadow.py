@@ -5,6 +5,7 @@ from _helpers import raises
 from edge import shadow, config
 from edge.pipeline import Device
 from test_edge_fixtures import grid_cfg, sample
+from edge.delta import apply_delta
 
 
 def result_with_alert():
@@ -71,7 +72,7 @@ def test_apply_delta_valid():
     cfg = config.load(grid_cfg())
     rules = grid_cfg()["rules"]
     rules[0]["max"] = 26000
-    new, problems = shadow.apply_delta(cfg, {"state": {"rules": rules, "sku": {"ratings": {"current": 500}}},
+    new, problems = apply_delta(cfg, {"state": {"rules": rules, "sku": {"ratings": {"current": 500}}},
                                              "version": 17, "timestamp": 1700000000})
     assert problems is None
     assert new["rules"][0]["max"] == 26000 and new["sku"] == {"name": "MV-600A", "ratings": {"current": 500}}
@@ -94,13 +95,27 @@ def test_apply_delta_rejects_everything_wrong_and_applies_nothing():
         ({"nostate": 1}, ["state: the delta must hold a \"state\" object"]),
     ]
     for msg, want in cases:
-        new, problems = shadow.apply_delta(cfg, msg)
+        new, problems = apply_delta(cfg, msg)
         assert new is None and problems
         if want is not None:
             assert problems == want, problems
-    _, p = shadow.apply_delta(cfg, cases[2][0])
+    _, p = apply_delta(cfg, cases[2][0])
     assert "interval_s: must be a number >= 1" in p
     assert any(x.startswith("metrics.current.calibration[0].type: unknown stage 'foo'") for x in p)
-    _, p = shadow.apply_delta(cfg, cases[4][0])
+    _, p = apply_delta(cfg, cases[4][0])
     assert p[0].startswith("state: ") and "AWS allows 8192" in p[0]
     assert json.dumps(cfg) == before
+
+
+def test_a_delta_outside_the_pipeline_is_checked_without_the_registry_checks():
+    # interval_s, mqtt, ...: only edge.config's own checks run (edge.checks stays out of RAM), and
+    # what they refuse is refused all the same
+    import sys
+    cfg = config.load(grid_cfg())
+    sys.modules.pop("edge.checks", None)
+    new, problems = apply_delta(cfg, {"state": {"interval_s": 20}, "version": 2})
+    assert problems is None and new["interval_s"] == 20 and "edge.checks" not in sys.modules
+    _, problems = apply_delta(cfg, {"state": {"interval_s": 0}, "version": 3})
+    assert problems == ["interval_s: must be a number >= 1"]
+    _, problems = apply_delta(cfg, {"state": {"rules": [{"metric": "voltage", "type": "nope"}]}, "version": 4})
+    assert problems and "unknown rule 'nope'" in problems[0]

@@ -48,6 +48,23 @@ def test_the_firmware_of_this_checkout_boots(link):
         f"run `edgeshadow deploy --port PORT`")
 
 
+def test_the_runtime_is_what_the_firmware_is_tested_against(link):
+    """What differs between the board and the unix ports: the time epoch, the tick period, the
+    float width and the free heap after boot. The firmware and tests/firmware (run on the
+    ESP32-like runtime) assume an ESP32's values; a board that differs is named here."""
+    out = link.exec("import gc, sys, time\ngc.collect()\n"
+                    "print(time.gmtime(0)[0], time.ticks_add(0, -1) + 1, 1.0 + 1e-8 == 1.0, "
+                    "gc.mem_free() + gc.mem_alloc(), gc.mem_free(), sys.maxsize)")
+    epoch, period, single, heap, free, maxsize = out.split()[-6:]
+    assert epoch == "2000", f"time counts from {epoch}, an ESP32 from 2000 (compat.EPOCH_OFFSET)"
+    assert int(period) == 2 ** 30, f"ticks_ms wraps at {period}, an ESP32's at 2^30"
+    assert single == "True", "floats are not single precision: not an ESP32 build"
+    assert int(maxsize) == 2 ** 31 - 1, "not a 32-bit port"
+    from host_tools import runtimes
+    print(f"GC heap {heap} B, {free} B free after boot (firmware budget {runtimes.BUDGET} B)")
+    assert int(heap) >= runtimes.BUDGET, f"a GC heap of {heap} B is below the firmware's budget"
+
+
 def test_the_config_is_valid_and_fits_the_board(link, config):
     from edge import config as edge_config
     try:

@@ -44,7 +44,7 @@ def test_shadow_documents_build_the_device_view():
         "alerts": [{"metric": "current", "rule": "rating", "severity": "critical", "since": 1699999990},
                    {"metric": "voltage", "rule": "range", "severity": "warning", "since": 1699999995}],
         "diagnoses": [{"name": "overload", "confidence": 0.8}],
-        "spool": {"backlog": 3, "dropped": 1},
+        "spool": {"backlog": 3, "dropped": 1}, "heap": {"size": 112000, "free": 30000, "min_free": 21000},
         "status": {"humidity": "disconnected"}}}}}
     assert f.handle("$aws/things/grid-sensor-001/shadow/update/documents", json.dumps(doc).encode()) == "grid-sensor-001"
     clock.t += 5
@@ -54,6 +54,8 @@ def test_shadow_documents_build_the_device_view():
     assert [a["severity"] for a in snap["alerts"]] == ["critical", "warning"]  # by severity
     assert snap["diagnoses"] == [{"name": "overload", "confidence": 0.8}]
     assert snap["spool"] == {"backlog": 3, "dropped": 1}
+    assert snap["heap"] == {"size": 112000, "free": 30000, "min_free": 21000}
+    assert "heap" not in snap["values"]
     assert snap["status"] == {"humidity": "disconnected"}
     assert snap["connected"] is True and snap["last_seen_s"] == 5.0
     assert snap["fw"] == "0.3.0" and snap["config_version"] == 2

@@ -1,5 +1,5 @@
 """ac_rms on a 1,000-sample burst on the MicroPython unix port: the RMS computation with the
-viper kernel (what the driver uses), a @micropython.native build of the same loop, and plain
+viper kernel (what the driver uses) and plain
 Python; plus one whole driver read (acquisition paced at 40 samples/cycle x 25 cycles, 50 Hz)
 against a fake ADC, for the time it holds the loop. Prints `figure: value unit` lines."""
 import subprocess
@@ -27,7 +27,6 @@ def bench(kernel, reps=200):
         best = min(best, time.ticks_diff(time.ticks_us(), t) / reps)
     return best
 print('ac_rms_1000_viper: %%.1f us' %% bench(_rms_fast.sums))
-print('ac_rms_1000_native: %%.1f us' %% bench(_rms_fast.sums_native))
 print('ac_rms_1000_plain: %%.1f us' %% bench(ac_rms.sums_plain, 20))
 class ADC:
     i = 0

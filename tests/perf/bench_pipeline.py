@@ -1,4 +1,5 @@
-"""Pipeline cost per sample on the MicroPython unix port (the issue's config, tests/perf/run.py).
+"""Pipeline cost per sample on the MicroPython unix port and the ESP32-like runtime (32-bit,
+float32, with an ESP32-WROOM's 112,000 B heap), the issue's config (tests/perf/run.py).
 
 Prints microseconds per sample (gc enabled, as on a board) and bytes allocated per sample
 (gc.mem_alloc() deltas over blocks of samples with the gc disabled), for a nominal stream and for
@@ -16,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from host_tools import scenario  # noqa: E402
 
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+RUNTIMES = (("micropython unix", [str(ROOT / ".venv" / "bin" / "micropython")]),
+            ("esp32like", [str(ROOT / ".venv" / "bin" / "micropython-esp32like"), "-X", "heapsize=112000"]))
 CONFIG = ROOT / "host_tools" / "data" / "configs" / "grid-sensor.json"
 N = 2000
 
@@ -59,16 +61,20 @@ def main():
             scenario.write_jsonl(scenario.generate(1, N, seed=3, anomaly_probability=p), files[name])
         (tmp / "bench.py").write_text(MP_SCRIPT)
         env = dict(os.environ, MICROPYPATH=str(ROOT / "firmware"))
-        proc = subprocess.run([str(MICROPYTHON), str(tmp / "bench.py"), str(CONFIG),
-                               str(files["nominal"]), "nominal", str(files["anomalous"]), "anomalous"],
-                              env=env, capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            print(proc.stdout + proc.stderr, file=sys.stderr)
-            return 1
-        for line in proc.stdout.splitlines():
-            name, rest = line.split(" ", 1)
-            what, value = rest.split(": ")
-            print(f"pipeline {what} ({name}, micropython unix): {value}")
+        for runtime, cmd in RUNTIMES:
+            if not Path(cmd[0]).exists():
+                print(f"pipeline ({runtime}): skipped, {cmd[0]} is not built")
+                continue
+            proc = subprocess.run(cmd + [str(tmp / "bench.py"), str(CONFIG), str(files["nominal"]),
+                                         "nominal", str(files["anomalous"]), "anomalous"],
+                                  env=env, capture_output=True, text=True, timeout=300)
+            if proc.returncode != 0:
+                print(proc.stdout + proc.stderr, file=sys.stderr)
+                return 1
+            for line in proc.stdout.splitlines():
+                name, rest = line.split(" ", 1)
+                what, value = rest.split(": ")
+                print(f"pipeline {what} ({name}, {runtime}): {value}")
     print(f"target: <= 100 us/sample and <= 2048 bytes/sample (issue 2)")
     return 0
 

@@ -94,6 +94,26 @@ def _run(_path, _mode):
         sys.print_exception(_e)
 
 
+def _pin_board_heap():
+    """The unix port was given the board's GC heap plus room for these stand-ins, which are C
+    modules (no GC heap) on a board. Pin what they left beyond the board's heap in one block, so
+    the firmware has the board's heap free, and tell the board layer how much is not its own."""
+    import gc
+    want = int(os.getenv("EDGESHADOW_BOARD_HEAP") or 0)
+    gc.collect()
+    spare = gc.mem_free() - want
+    if not want or spare < 64:
+        if want:
+            print("sim: the stand-ins left %d bytes free, less than the board's %d: raise "
+                  "host_tools.runtimes.STANDIN_HEAP" % (gc.mem_free(), want))
+        return None
+    block = bytearray(spare - 32)  # its header and rounding take the rest
+    gc.collect()
+    machine.HEAP_RESERVED = gc.mem_alloc()
+    return block
+
+
+_ballast = _pin_board_heap()
 _run("/boot.py", "raw")
 if _simenv.MODE == "raw":
     _simenv.tell("ready")

@@ -1,0 +1,221 @@
+# Config checks for the registries (calibration stages, report filters, rules, diagnoses): each
+# registry entry's parameter schema and the cross-field rules. Imported with edge.config at boot and
+# per delta only (app.py unloads both afterwards), so none of it stays in the board's RAM.
+from edge import schema as S
+from edge.rules import LIMIT_RULES, rule_name
+from edge.diagnosis import _ratings
+
+_N = (S.NUM, False)
+STAGE_SCHEMAS = {
+    "offset": {"value": (S.NUM, True)},
+    "multiply": {"value": (S.NUM, True)},
+    "linear": {"gain": _N, "offset": _N},
+    "two_point": {"points": (S.POINTS, True)},
+    "polynomial": {"coefficients": (S.NUMS, True)},
+    "table": {"points": (S.POINTS, True)},
+    "clamp": {"min": _N, "max": _N, "ignore_out_of_range": (S.BOOL, False)},
+    "round": {"decimals": (S.INT0, False)},
+    "kelvin_to_celsius": {},
+    "ema": {"alpha": (S.FRACTION, True)},
+    "mean": {"window": (S.INT, True)},
+    "median": {"window": (S.INT, True)},
+    "filter_out": {"value": _N, "values": (S.NUMS, False)},
+}
+FILTERS = {
+    "delta": {"deadband": (S.NONNEG, True), "heartbeat_s": (S.POS, False), "throttle_s": (S.POS, False)},
+    "heartbeat": {"heartbeat_s": (S.POS, True)},
+    "throttle": {"throttle_s": (S.POS, True)},
+}
+SEVERITIES = ("info", "warning", "critical")
+COMMON = ("metric", "type", "name", "severity", "debounce", "clear_after")
+RULE_SCHEMAS = {
+    "range": {"min": _N, "max": _N},
+    "rating": {"min_pct": (S.NONNEG, False), "max_pct": (S.NONNEG, False)},
+    "rate": {"max_per_s": (S.POS, True)},
+    "stuck": {"samples": (S.INT, True), "tolerance": (S.NONNEG, False)},
+    "zscore": {"learn": (S.INT, True), "threshold": (S.POS, True)},
+    "sensor_fault": {"samples": (S.INT, False)},
+    "model": None,  # validate_model below
+}
+MODEL_KEYS = ("scale", "inputs", "daily", "w", "frac", "sd", "shift", "rough", "frozen", "load", "excess",
+              "warm_s")
+
+
+def validate_stages(stages, path, problems):
+    for p, t, st in S.typed_items(stages, path, STAGE_SCHEMAS, "stage", problems):
+        S.check(STAGE_SCHEMAS[t], st, p, problems)
+        if t == "two_point" and type(st.get("points")) is list and len(st["points"]) > 2:
+            problems.append("%s.points: two_point takes exactly 2 pairs" % p)
+        if t == "filter_out" and ("value" in st) == ("values" in st):
+            problems.append("%s: give exactly one of value, values" % p)
+        if t == "clamp" and S.is_num(st.get("min")) and S.is_num(st.get("max")) and st["min"] > st["max"]:
+            problems.append("%s.min: must not exceed max" % p)
+
+
+def validate_filters(items, path, problems):
+    for p, t, f in S.typed_items(items, path, FILTERS, "report filter", problems):
+        S.check(FILTERS[t], f, p, problems)
+
+
+def validate_rules(rules, cfg, problems):
+    if type(rules) is not list:
+        problems.append("rules: must be a list")
+        return
+    metrics = cfg.get("metrics") if type(cfg.get("metrics")) is dict else {}
+    seen = {}
+    for i, r in enumerate(rules):
+        p = "rules[%d]" % i
+        if type(r) is not dict:
+            problems.append("%s: must be an object" % p)
+            continue
+        m = r.get("metric")
+        if m not in metrics:
+            problems.append("%s.metric: %r is not a metric of this config (known: %s)"
+                            % (p, m, ", ".join(sorted(metrics))))
+        t = r.get("type")
+        if t not in RULE_SCHEMAS:
+            problems.append("%s.type: unknown rule %r (known: %s)" % (p, t, ", ".join(sorted(RULE_SCHEMAS))))
+            continue
+        if RULE_SCHEMAS[t] is None:
+            validate_model(r, metrics, p, problems)
+        else:
+            S.check(RULE_SCHEMAS[t], r, p, problems, COMMON)
+        if "name" in r and (type(r["name"]) is not str or not r["name"]):
+            problems.append("%s.name: must be a non-empty string" % p)
+        if r.get("severity", "warning") not in SEVERITIES:
+            problems.append("%s.severity: must be one of %s" % (p, ", ".join(SEVERITIES)))
+        for k in ("debounce", "clear_after"):
+            if k in r and not (type(r[k]) is int and r[k] >= 1):
+                problems.append("%s.%s: must be an integer >= 1" % (p, k))
+        lo, hi = ("min", "max") if t == "range" else ("min_pct", "max_pct")
+        if t in LIMIT_RULES:
+            if lo not in r and hi not in r:
+                problems.append("%s: give %s, %s or both" % (p, lo, hi))
+            elif S.is_num(r.get(lo)) and S.is_num(r.get(hi)) and r[lo] >= r[hi]:
+                problems.append("%s.%s: must be less than %s" % (p, lo, hi))
+        if t == "rating" and m in metrics:
+            sku = cfg.get("sku")
+            ratings = sku.get("ratings") if type(sku) is dict else None
+            if type(ratings) is not dict or not S.is_num(ratings.get(m)) or ratings[m] <= 0:
+                problems.append("%s: a rating rule needs sku.ratings.%s (the rated value, > 0)" % (p, m))
+        key = (m, rule_name(r))
+        if type(m) is str and type(key[1]) is str:
+            if key in seen:
+                problems.append("%s.name: rules[%d] already is %s/%s; give one of them a distinct \"name\""
+                                % (p, seen[key], m, key[1]))
+            seen[key] = i
+
+
+def validate_diagnoses(items, cfg, problems):
+    if items is None:
+        return
+    if type(items) is not list:
+        problems.append("diagnoses: must be a list")
+        return
+    metrics = cfg.get("metrics") if type(cfg.get("metrics")) is dict else {}
+    ratings = _ratings(cfg)
+    for i, d in enumerate(items):
+        p = "diagnoses[%d]" % i
+        if type(d) is not dict:
+            problems.append("%s: must be an object" % p)
+            continue
+        if type(d.get("name")) is not str or not d["name"]:
+            problems.append("%s.name: must be a non-empty string" % p)
+        if "min_confidence" in d and not (S.is_num(d["min_confidence"]) and 0 <= d["min_confidence"] <= 1):
+            problems.append("%s.min_confidence: must be a number in [0, 1]" % p)
+        for k in d:
+            if k not in ("name", "all", "any", "min_confidence"):
+                problems.append("%s.%s: unknown key (known: all, any, min_confidence, name)" % (p, k))
+        if ("all" in d) == ("any" in d):
+            problems.append("%s: give exactly one of all, any" % p)
+            continue
+        key = "all" if "all" in d else "any"
+        terms = d[key]
+        if type(terms) is not list or not terms:
+            problems.append("%s.%s: must be a non-empty list of terms" % (p, key))
+            continue
+        for j, t in enumerate(terms):
+            _check_term(t, "%s.%s[%d]" % (p, key, j), metrics, ratings, problems)
+
+
+def _check_term(t, p, metrics, ratings, problems):
+    if type(t) is not dict:
+        problems.append("%s: must be an object" % p)
+        return
+    m = t.get("metric")
+    if m not in metrics:
+        problems.append("%s.metric: %r is not a metric of this config" % (p, m))
+    if ("rises" in t) == ("falls" in t):
+        problems.append("%s: give exactly one of rises, falls" % p)
+    else:
+        k = "rises" if "rises" in t else "falls"
+        r = t[k]
+        if type(r) is not list or len(r) != 2 or not S.is_num(r[0]) or not S.is_num(r[1]) or r[0] >= r[1]:
+            problems.append("%s.%s: must be [a, b] numbers with a < b" % (p, k))
+    if "of_rating" in t:
+        if type(t["of_rating"]) is not bool:
+            problems.append("%s.of_rating: must be true or false" % p)
+        elif t["of_rating"] and not (S.is_num(ratings.get(m)) and ratings.get(m, 0) > 0):
+            problems.append("%s.of_rating: needs sku.ratings.%s" % (p, m))
+    for k in t:
+        if k not in ("metric", "rises", "falls", "of_rating"):
+            problems.append("%s.%s: unknown key (known: falls, metric, of_rating, rises)" % (p, k))
+
+
+def _is_int(x, lo):
+    return type(x) is int and x >= lo
+
+
+def _pair(x):
+    return type(x) is list and len(x) == 2 and _is_int(x[0], 1) and _is_int(x[1], 0) and x[1] <= x[0]
+
+
+def validate_model(c, metrics, p, problems):
+    """Problems of one model rule (edge.model; path p, e.g. "rules[4]"); `metrics` the config's."""
+    for k in sorted(c):
+        if k not in MODEL_KEYS and k not in COMMON:
+            problems.append("%s.%s: unknown parameter (known: %s)" % (p, k, ", ".join(sorted(MODEL_KEYS))))
+    for k in ("scale", "inputs", "w", "sd", "shift", "rough"):
+        if k not in c:
+            problems.append("%s.%s: required" % (p, k))
+    s = c.get("scale", 1)
+    if not (_is_int(s, 1) and "%d" % s in ("1", "10", "100", "1000", "10000")):
+        problems.append("%s.scale: must be 1, 10, 100, 1000 or 10000 (steps per unit)" % p)
+    ins = c.get("inputs", [])
+    n = 0
+    if type(ins) is not list:
+        problems.append("%s.inputs: must be a list of [metric, scale, power, tau_s]" % p)
+    else:
+        n = len(ins)
+        for i, it in enumerate(ins):
+            q = "%s.inputs[%d]" % (p, i)
+            if (type(it) is not list or len(it) != 4 or not _is_int(it[1], 1) or it[2] not in (1, 2)
+                    or type(it[2]) is not int or not _is_int(it[3], 0)):
+                problems.append("%s: must be [metric, scale >= 1, power 1 or 2, tau_s >= 0]" % q)
+            elif it[0] not in metrics or it[0] == c.get("metric"):
+                problems.append("%s: %r is not another metric of this config" % (q, it[0]))
+    daily = c.get("daily", False)
+    if type(daily) is not bool:
+        problems.append("%s.daily: must be true or false" % p)
+        daily = False
+    w = c.get("w", [])
+    want = 1 + n + (2 if daily else 0)
+    if type(w) is not list or len(w) != want or not all(type(x) is int for x in w):
+        problems.append("%s.w: must be %d integer weights (1 + inputs%s)" % (p, want, " + 2 daily" if daily else ""))
+    if "frac" in c and not (type(c["frac"]) is int and 0 <= c["frac"] <= 40):
+        problems.append("%s.frac: must be an integer 0..40 (fraction bits of the weights)" % p)
+    if "sd" in c and not _is_int(c["sd"], 1):
+        problems.append("%s.sd: must be an integer >= 1 (steps)" % p)
+    for k in ("shift", "rough"):
+        if k in c and not _pair(c[k]):
+            problems.append("%s.%s: must be [on, off] integers with on >= 1 and 0 <= off <= on" % (p, k))
+    if "warm_s" in c and not _is_int(c["warm_s"], 0):
+        problems.append("%s.warm_s: must be an integer >= 0 (seconds)" % p)
+    if "frozen" in c and not (_is_int(c["frozen"], 0) and c["frozen"] != 1):
+        problems.append("%s.frozen: must be an integer >= 2 (samples), or 0 (off)" % p)
+    ld = c.get("load")
+    if ld is not None and not (type(ld) is list and len(ld) == 2 and type(ld[0]) is int
+                               and 0 <= ld[0] < n and type(ld[1]) is int):
+        problems.append("%s.load: must be [input index, mean contribution in steps] integers" % p)
+    if "excess" in c and not (type(c["excess"]) is str and c["excess"]):
+        problems.append("%s.excess: must be a non-empty string (the fault an amplified load effect means)" % p)
