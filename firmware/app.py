@@ -27,7 +27,7 @@ HEARTBEAT_S = 300           # the shadow is reported at least this often, change
 # (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
 _PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELINE_KEYS
 # The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
-_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.schema")
+_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.model_checks", "edge.schema")
 
 
 def log(*args):
