@@ -5,8 +5,7 @@
 #
 # Everything after reading the values is integer arithmetic, so the ESP32 (32-bit floats) and
 # CPython (64-bit floats) take the same decisions: each value becomes value * scale steps, rounded
-# once with half-way points up (near-halves count as halves, as edge.round_half_up; train keeps
-# value * scale under 1e5 so that tolerance stays far below a step), and every later sum,
+# once with half-way points up (near-halves count as halves, see steps()), and every later sum,
 # product, filter and comparison is on Python ints, which every runtime computes exactly alike.
 #
 #   expected = (w[0] + w[1]*f1 + ... ) >> frac, in steps of the metric, where the features are
@@ -22,7 +21,6 @@
 # samples, how z moves with the load term (the diagnosis: the load effect gone or amplified).
 # Each threshold is a pair [on, off]: hit at >= on, good again below off (hysteresis).
 from compat import const
-from edge import _HALF_TOL
 
 _KM = const(5)      # mean of z: about 32 samples
 _KR = const(5)      # roughness: about 32 samples
@@ -49,13 +47,18 @@ def day_sin(t):
 
 
 def steps(v, scale):
-    """v * scale to the nearest int, half-way points up, alike in float32 and float64 (a value
-    within float32's error of a half counts as one, as edge.round_half_up rounds)."""
+    """v * scale to the nearest int, half-way points up, alike in float32 and float64: a value
+    within 0.005 of a half counts as one. A reading with 2 decimals at scale 1 (a fraction of
+    .49 or .50) or at scale 10^decimals (a fraction near 0) lies farther than float32's error from
+    that line while |v * scale| < 40000 (error < 0.0025) and < 1e5 respectively."""
     y = v * scale
-    f = y // 1
-    if y - f >= 0.5 - (y if y > 0 else -y) * _HALF_TOL:
-        f += 1
-    return int(f)
+    n = int(y)  # toward zero
+    d = y - n
+    if d >= 0.495:
+        return n + 1
+    if d <= -0.505:
+        return n - 1
+    return n
 
 
 class Model:

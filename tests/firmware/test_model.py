@@ -159,3 +159,10 @@ def test_a_model_rule_is_validated_with_paths():
     assert any("is not another metric" in p for p in config.validate(cfg))
     cfg["rules"] = [dict(RULE)]
     assert config.validate(cfg) == []
+
+
+def test_steps_round_half_up_alike_in_float32_and_float64():
+    # the same integers on CPython, the unix port and the ESP32-like runtime (float32)
+    assert [model.steps(x, 1) for x in (24012.49, 24012.5, 24012.51, -2.5, -2.51, -2.49, 0.5)] == \
+        [24012, 24013, 24013, -2, -3, -2, 1]
+    assert [model.steps(x, 100) for x in (45.37, 0.285, -12.34, 99.99, 31.05)] == [4537, 29, -1234, 9999, 3105]
