@@ -26,6 +26,9 @@ HEARTBEAT_S = 300           # the shadow is reported at least this often, change
 # Delta keys that change how samples are processed: the pipeline is rebuilt for them. Others
 # (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
 _PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELINE_KEYS
+# Unacknowledged QoS1 packets are kept for re-sending until their PUBACK: at most this many (two
+# 5 KB telemetry batches, or a batch and an alert) in the board's RAM at once.
+_MAX_INFLIGHT = 2
 # The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
 _CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.model_checks", "edge.schema")
 
@@ -225,7 +228,7 @@ class App:
         # the broker tells the fleet when the link dies: a retained "connected": false as last will
         client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
                             server_hostname=m["endpoint"], keepalive=m["keepalive_s"],
-                            clean_session=m["clean_session"],
+                            clean_session=m["clean_session"], max_inflight=_MAX_INFLIGHT,
                             will=(self.status_topic, b'{"connected":false}', 1, True))
         self.conn = Connection(client, wifi=self._wifi, ntp_host=self.cfg["ntp"]["host"], log=log)
         self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",

@@ -25,16 +25,35 @@ def _has_app():
     return False
 
 
+def _release():
+    """Once the application has stopped: its tasks and modules go, so the REPL and the host
+    tools' scripts (bench, calibrate, deploy) get the heap back, as after a reset."""
+    import gc
+    try:
+        import asyncio
+        asyncio.new_event_loop()  # the stopped tasks (and all they hold) are dropped
+    except Exception:
+        pass
+    globals().pop("app", None)
+    from compat import unload
+    unload(*[n for n in sys.modules if n.split(".")[0] in _FIRMWARE])
+    gc.collect()
+
+
+_FIRMWARE = ("app", "edge", "net", "drivers", "board", "board_build", "compat")
 print("edgeshadow firmware v%s thing=%s" % (edge.VERSION, _thing()))
+del edge
 if _has_app():
     try:
         import app
         app.main()
     except KeyboardInterrupt:
+        _release()
         raise
     except Exception as e:
         print("edgeshadow: the application stopped with an error; the REPL stays available")
         sys.print_exception(e)
+        _release()
 else:
     print("edgeshadow: no /app.py on this board yet; staying at the REPL")
 del _thing, _has_app

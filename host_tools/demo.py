@@ -88,7 +88,7 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
             ensure_device_certs(things, certs_dir, certs_dir / "ca", say)
             runtime = runtime or runtimes.default()
             say(f"starting {devices} virtual boards (scenario {scenario}, {runtime} runtime"
-                + (f", {heap // 1024} KB heap)..." if heap else ")..."))
+                + (f", {heap} B heap)..." if heap else ")..."))
             boards = start_boards(devices, boards_dir, thing_prefix=THING_PREFIX, scenario=scenario,
                                   runtime=runtime, heap=heap)
             try:

@@ -16,7 +16,7 @@ from host_tools.errors import EdgeshadowError
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
-RUNTIMES = ("cpython", "micropython")
+RUNTIMES = ("cpython", "micropython", "esp32like")
 
 
 def firmware_modules():
@@ -59,8 +59,8 @@ def replay(config_path, input_path, output_path=None, runtime="cpython", stderr=
     if not Path(input_path).is_file():
         raise EdgeshadowError(f"input {input_path} does not exist")
     err = stderr if stderr is not None else sys.stderr
-    if runtime == "micropython":
-        return _replay_micropython(config_path, input_path, output_path, err)
+    if runtime in ("micropython", "esp32like"):
+        return _replay_micropython(config_path, input_path, output_path, err, runtime)
     _, ereplay = firmware_modules()
     out = open(output_path, "w") if output_path else sys.stdout
     t0 = time.monotonic()
@@ -81,11 +81,11 @@ def replay(config_path, input_path, output_path=None, runtime="cpython", stderr=
     return 1 if bad else 0
 
 
-def _replay_micropython(config_path, input_path, output_path, err):
-    if not MICROPYTHON.exists():
-        raise EdgeshadowError(f"{MICROPYTHON} is missing", hint="run `make setup`")
+def _replay_micropython(config_path, input_path, output_path, err, runtime="micropython"):
+    from host_tools import runtimes
+    binary = runtimes.path("unix" if runtime == "micropython" else runtime)
     env = dict(os.environ, MICROPYPATH=str(FIRMWARE))
-    cmd = [str(MICROPYTHON), str(FIRMWARE / "edge" / "replay.py"), str(config_path), str(input_path)]
+    cmd = [str(binary), str(FIRMWARE / "edge" / "replay.py"), str(config_path), str(input_path)]
     if output_path:
         cmd.append(str(output_path))
     proc = subprocess.run(cmd, env=env, stdout=None if output_path else sys.stdout,

@@ -69,7 +69,6 @@ class ACRMS:
         self._rail_high = FULL_SCALE_UV[atten_db] - 5000
         self._buf = array("i", bytes(4 * n))
         self._out = array("i", (0, 0, 0))
-        self.last_burst_us = 0    # how long the last burst took: the loop time it held
         self.last_late_us = 0     # the worst sample lateness in the burst kept
 
     def _acquire(self):
@@ -80,7 +79,7 @@ class ACRMS:
         lo = 1 << 30
         hi = -1
         late = 0
-        t0 = t = ticks_us()
+        t = ticks_us()
         for i in range(self.n):
             v = read()
             d = ticks_diff(ticks_us(), t)    # measured after the read: the sample is in there
@@ -94,7 +93,6 @@ class ACRMS:
             t = ticks_add(t, period)
             while ticks_diff(t, ticks_us()) > 0:
                 pass
-        self.last_burst_us = ticks_diff(ticks_us(), t0)
         return lo, hi, late
 
     def read(self):

@@ -60,10 +60,3 @@ class Alert:
         r["state"] = state
         r["value"] = value
         return None
-
-    def reset(self):
-        """Forget everything (after a relearn); an active alert is simply dropped, not cleared."""
-        self.hits = self.goods = 0
-        self.active = False
-        self.state = None
-        self.record = None

@@ -1,19 +1,28 @@
 # Deterministic JSON for replay output: the same bytes on CPython and MicroPython by construction.
-# Keys sorted; ints as integers; floats rounded half-up to 6 decimals through integer arithmetic
-# (json.dumps uses each runtime's own float repr, which differ); strings ASCII with \u escapes.
-_SCALE = 1000000
+# Keys sorted; ints as integers; floats to 7 significant digits (at most 6 decimals), about what
+# an ESP32's float32 holds, rounded half-up through integer arithmetic (edge.scaled), so the
+# ESP32-like runtime agrees with float64 runtimes to the precision it has; strings ASCII with
+# \u escapes.
+from edge import scaled
 
 
 def fmt_float(x):
     if x != x or x - x != 0.0:  # NaN or infinity: JSON has no spelling for them
         return "null"
-    if -1e15 < x < 1e15:
-        n = int((x * _SCALE + 0.5) // 1)
-        sign = "-" if n < 0 else ""
-        q, r = divmod(-n if n < 0 else n, _SCALE)
-        frac = ("%06d" % r).rstrip("0") or "0"
-        return "%s%d.%s" % (sign, q, frac)
-    return "%d.0" % int(x)
+    a = -x if x < 0 else x
+    if a >= 1e6:
+        return "%d.0" % scaled(x, 1)
+    decimals, top = 6, 10
+    while decimals and a >= top:  # 7 significant digits (1.234567, 24895.65)
+        decimals -= 1
+        top *= 10
+    unit = 10 ** decimals
+    i = int(x)  # the whole part apart: x * unit would not fit float32's 24 bits
+    n = i * unit + scaled(x - i, unit)
+    sign = "-" if n < 0 else ""
+    q, r = divmod(-n if n < 0 else n, unit)
+    frac = ("%0*d" % (decimals, r)).rstrip("0") if decimals else ""
+    return "%s%d.%s" % (sign, q, frac or "0")
 
 
 def _str(s, out):

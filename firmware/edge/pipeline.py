@@ -1,6 +1,6 @@
 # One thing's pipeline: calibrate -> detect -> alerts -> diagnoses, one sample at a time.
 # Nothing here reads a clock: the caller passes `ts` (unix seconds).
-from edge import calibration, rules as _rules, diagnosis, status as _st
+from edge import calibration, rules as _rules, diagnosis, round_half_up, status as _st
 from edge.alerts import Alert, RAISED, ACTIVE, CLEARED
 
 
@@ -124,8 +124,9 @@ class Device:
         for d in self.diagnoses:
             c = d.confidence(values)
             if c >= d.min and c > 0:
-                diags.append({"name": d.name, "confidence": c})
-        for k in self.models:
+                # two decimals, rounded alike in float32 and float64 (shadow, replay, monitor)
+                diags.append({"name": d.name, "confidence": round_half_up(c, 100)})
+        for k in self.models:  # edge.model: its confidence is already a whole percent / 100
             if k.alert.active and k.rule.diag is not None:
                 diags.append(k.rule.diag)
         return {"ts": ts, "thing": self.thing, "values": values, "status": statuses,

@@ -33,7 +33,3 @@ class Backoff:
         if self._up_since is not None and now - self._up_since >= self.reset_after:
             self.attempts = 0
         self._up_since = None
-
-    def reset(self):
-        self.attempts = 0
-        self._up_since = None

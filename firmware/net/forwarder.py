@@ -71,7 +71,7 @@ class Forwarder:
             return self.alerts_topic, with_seq(seq, payload), [seq]
         parts = []
         seqs = []
-        size = 2
+        size = 1
         for seq, kind, payload in recs:
             if kind == KIND_ALERT:
                 break
@@ -81,7 +81,16 @@ class Forwarder:
             parts.append(item)
             seqs.append(seq)
             size += len(item) + 1
-        return self.telemetry_topic, b"[" + b",".join(parts) + b"]", seqs
+        del recs
+        out = bytearray(size)  # "[a,b,...]" in one buffer of its exact size
+        i = 0
+        for item in parts:
+            out[i] = 44  # ","
+            out[i + 1:i + 1 + len(item)] = item
+            i += 1 + len(item)
+        out[0] = 91      # "["
+        out[i] = 93      # "]"
+        return self.telemetry_topic, out, seqs
 
     async def run(self):
         first_wait = None

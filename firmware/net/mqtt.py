@@ -3,6 +3,7 @@
 # and retry policy live in net/connection.py. QoS 0 and 1; QoS1 publishes stay in `inflight` until
 # their PUBACK and are re-sent with DUP after the next connect (same packet ids).
 import asyncio
+import socket
 import struct
 
 from compat import const, ticks_ms, ticks_diff
@@ -58,6 +59,30 @@ def _packet(first, body):
     return bytes([first]) + _varlen(len(body)) + body
 
 
+getaddrinfo = socket.getaddrinfo  # tests replace it
+
+
+def _publish_packet(topic, payload, qos, retain, pid):
+    """The PUBLISH packet in one buffer of its exact size: a 5 KB batch costs 5 KB, not four
+    copies of it (concatenating header, topic and payload would)."""
+    t = topic.encode()
+    rem = 2 + len(t) + (2 if qos else 0) + len(payload)
+    vl = _varlen(rem)
+    i = 1 + len(vl)
+    pkt = bytearray(i + rem)
+    pkt[0] = _PUBLISH | (qos << 1) | (1 if retain else 0)
+    pkt[1:i] = vl
+    struct.pack_into("!H", pkt, i, len(t))
+    i += 2
+    pkt[i:i + len(t)] = t
+    i += len(t)
+    if qos:
+        struct.pack_into("!H", pkt, i, pid)
+        i += 2
+    pkt[i:] = payload
+    return pkt
+
+
 async def _open(host, port, ssl_context, server_hostname):
     if ssl_context is None:
         return await asyncio.open_connection(host, port)
@@ -67,7 +92,7 @@ async def _open(host, port, ssl_context, server_hostname):
 class MQTTClient:
     def __init__(self, client_id, server, port=8883, ssl_context=None, server_hostname=None,
                  keepalive=60, clean_session=True, will=None, user=None, password=None,
-                 max_inflight=20, timeout=15, opener=None):
+                 max_inflight=20, timeout=15, opener=None, resolve=None):
         if not client_id or len(client_id) > 128:
             raise ValueError("mqtt client id: 1..128 characters, got %r" % (client_id,))
         if ssl_context is not None and not server_hostname:
@@ -85,12 +110,12 @@ class MQTTClient:
         self.max_inflight = max_inflight
         self.timeout = timeout
         self._opener = opener or _open
+        self._resolves = opener is None if resolve is None else resolve  # fake links take names
         self.on_message = None            # fn(topic: str, payload: bytes, retain: bool)
         self.on_puback = None             # fn(pid, token): token as given to publish()
         self._tokens = {}                 # pid -> token of an unacknowledged QoS1 publish
         self.inflight = {}                # pid -> PUBLISH packet (bytearray)
         self._order = []                  # inflight pids in send order (dicts are unordered on MicroPython)
-        self.session_present = False
         self.error = None                 # why the last connection ended
         self._pid = 0
         self._w = self._r = None
@@ -101,19 +126,36 @@ class MQTTClient:
         self._pong = False
         self._tx = self._rx = 0
         self._up = False
+        self._addr = None                 # the broker's address from the last good DNS lookup
 
     @property
     def connected(self):
         return self._up
 
     # --- connection ------------------------------------------------------------------------
+    def _resolve(self):
+        """The broker's IPv4 address: looked up once per connection attempt, before the TLS
+        handshake (a lookup blocks the loop on a board), and the last good one reused when the
+        lookup fails (a DNS outage need not be a broker outage). TLS still checks the name."""
+        try:
+            a = getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
+        except OSError:
+            if self._addr is None:
+                raise
+            return self._addr
+        if a[0] != socket.AF_INET:
+            return self.server            # IPv6: left to the stream to connect by name
+        sa = a[-1]
+        self._addr = sa[0] if isinstance(sa, tuple) else "%d.%d.%d.%d" % tuple(sa[4:8])
+        return self._addr
+
     async def connect(self):
         """Open the link, CONNECT, check CONNACK, then re-send unacknowledged QoS1 with DUP."""
         if self._up:
             raise MQTTError("mqtt: already connected")
         self.error = None
         self._r, self._w = await asyncio.wait_for(
-            self._opener(self.server, self.port, self.ssl_context, self.server_hostname), self.timeout)
+            self._opener(self._resolve() if self._resolves else self.server, self.port, self.ssl_context, self.server_hostname), self.timeout)
         try:
             await self._send(self._connect_packet())
             ptype, body = await asyncio.wait_for(self._read_packet(), self.timeout)
@@ -124,7 +166,6 @@ class MQTTClient:
         except BaseException:
             await self._close_stream()
             raise
-        self.session_present = bool(body[0] & 1)
         self._up = True
         self._rx = self._tx = ticks_ms()
         self._tasks = [asyncio.create_task(self._read_loop())]
@@ -227,12 +268,8 @@ class MQTTClient:
             await self._changed.wait()
         if not self._up:
             raise MQTTError("mqtt: not connected")
-        body = _str(topic)
-        pid = None
-        if qos:
-            pid = self._next_pid()
-            body += struct.pack("!H", pid)
-        pkt = bytearray(_packet(_PUBLISH | (qos << 1) | (1 if retain else 0), body + payload))
+        pid = self._next_pid() if qos else None
+        pkt = _publish_packet(topic, payload, qos, retain, pid)
         if qos:
             self.inflight[pid] = pkt
             self._order.append(pid)

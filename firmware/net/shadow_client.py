@@ -16,13 +16,12 @@ class ShadowError(Exception):
 
 
 class ShadowClient:
-    def __init__(self, conn, thing, on_delta, on_document=None, max_inflight=4, timeout=10,
+    def __init__(self, conn, thing, on_delta, max_inflight=4, timeout=10,
                  retries=5, log=print, backoff=None):
         self.conn = conn
         self.thing = thing
         self.base = "$aws/things/%s/shadow/" % thing
         self.on_delta = on_delta          # fn(state: dict, version) -> dict to report, or None
-        self.on_document = on_document    # fn(doc) for every get/accepted (optional)
         self.max_inflight = max_inflight
         self.timeout = timeout
         self.retries = retries
@@ -30,7 +29,6 @@ class ShadowClient:
         self.backoff = backoff or Backoff(base=1, cap=30, floor=0.5)
         self.version = 0                  # highest shadow version seen
         self.applied = -1                 # version of the last delta handed to on_delta
-        self.document = None              # last get/accepted document
         self._n = 0
         self._pending = {}                # clientToken -> [event, (ok, doc)]
         self._slots = asyncio.Event()
@@ -121,9 +119,6 @@ class ShadowClient:
                 p[1] = (op.endswith("accepted"), doc)
                 p[0].set()
             if op == "get/accepted":
-                self.document = doc
-                if self.on_document is not None:
-                    self.on_document(doc)
                 delta = doc.get("state", {}).get("delta")
                 if delta and isinstance(v, int) and v > self.applied:
                     self._deliver(delta, v)
@@ -133,14 +128,19 @@ class ShadowClient:
             self._deliver(doc.get("state", {}), v)
 
     def _deliver(self, state, version):
+        # applied in a task of its own: the MQTT read loop goes on reading (PUBACKs, pings)
+        # while the config is checked, saved and the pipeline rebuilt
         self.applied = version
+        asyncio.create_task(self._apply(state, version))
+
+    async def _apply(self, state, version):
         try:
             out = self.on_delta(state, version)
         except Exception as e:
             self.log("shadow: delta handler failed: %r" % e)
             return
         if out:
-            asyncio.create_task(self._report_quietly(out))
+            await self._report_quietly(out)
 
     async def _report_quietly(self, reported):
         try:

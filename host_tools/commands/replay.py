@@ -15,7 +15,8 @@ def register(sub):
     p.add_argument("--input", required=True, metavar="IN.jsonl", help="recorded samples")
     p.add_argument("--output", metavar="OUT.jsonl", help="write results here (default: stdout)")
     p.add_argument("--runtime", choices=lib.RUNTIMES, default="cpython",
-                   help="run under CPython (default) or inside .venv/bin/micropython")
+                   help="run under CPython (default), inside the MicroPython unix port, or inside "
+                        "the ESP32-like runtime (32-bit, float32: as on a board)")
     p.set_defaults(func=do_replay)
 
 

@@ -69,7 +69,7 @@ class VirtualBoard:
         micropython = runtimes.path(self.runtime)
         heap = self.heap
         if heap is None and self.runtime == "esp32like":
-            heap = max(runtimes.board_heap(load_board(self.board)), runtimes.NEEDED_HEAP)
+            heap = runtimes.board_heap(load_board(self.board))
         self._prepare()
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")

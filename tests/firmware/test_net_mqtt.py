@@ -191,3 +191,39 @@ def test_inflight_window_is_bounded():
         assert pid == 4 and len(c.inflight) == 3
         await c.disconnect()
     run(main())
+
+
+def test_the_broker_address_is_looked_up_once_per_attempt_and_reused_when_dns_fails():
+    import socket
+    from net import mqtt
+    seen = []
+
+    async def opener(host, port, ctx, name):
+        seen.append(host)
+        raise OSError(111, "refused")     # no broker needed: what matters is the address it got
+
+    answers = [[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 8883))], OSError(-3, "dns down")]
+    lookups = []
+
+    def lookup(host, port, *a):
+        lookups.append(host)
+        r = answers.pop(0)
+        if isinstance(r, Exception):
+            raise r
+        return r
+    saved = mqtt.getaddrinfo
+    mqtt.getaddrinfo = lookup
+    try:
+        c = mqtt.MQTTClient("thing-1", "broker.example", 8883, opener=opener, timeout=1, resolve=True)
+
+        async def main():
+            for _ in range(2):
+                try:
+                    await c.connect()
+                except OSError:
+                    pass
+        run(main())
+    finally:
+        mqtt.getaddrinfo = saved
+    assert lookups == ["broker.example", "broker.example"]  # once per attempt
+    assert seen == ["10.1.2.3", "10.1.2.3"]                 # the last good address when DNS failed

@@ -182,3 +182,26 @@ def test_requests_in_flight_stay_under_the_limit():
         await conn.stop()
         task.cancel()
     run(main())
+
+
+def test_a_delta_is_applied_in_a_task_of_its_own_not_inside_the_mqtt_read_loop():
+    async def main():
+        applied = []
+
+        class Conn:
+            def subscribe(self, *a, **kw):
+                pass
+
+            def on_connect(self, hook):
+                pass
+
+        sc = ShadowClient(Conn(), "thing-1", lambda state, v: applied.append((state, v)) or None)
+        sc._on_message(BASE + "update/delta", json.dumps({"state": {"interval_s": 7}, "version": 9}), False)
+        assert applied == []           # the handler only hands it over
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert applied == [({"interval_s": 7}, 9)]
+        sc._on_message(BASE + "update/delta", json.dumps({"state": {"interval_s": 8}, "version": 9}), False)
+        await asyncio.sleep(0)
+        assert len(applied) == 1       # the same version again: stale, ignored
+    run(main())

@@ -2,14 +2,12 @@
 faults (detection, false alarms), and the same alerts on CPython, the MicroPython unix port and the
 ESP32-like runtime (32-bit objects, float32)."""
 import json
-import os
-import subprocess
 
 import pytest
 
 from host_tools import model_eval, streams, train
 from host_tools.cli import main as cli
-from host_tools.replay import FIRMWARE, ROOT, replay
+from host_tools.replay import ROOT, replay
 
 ESP32LIKE = ROOT / ".venv" / "bin" / "micropython-esp32like"
 CONFIG = model_eval.CONFIG
@@ -117,11 +115,9 @@ def test_model_alerts_are_identical_on_every_runtime(spec, trained):
     if not ESP32LIKE.exists():
         pytest.skip(f"{ESP32LIKE} is absent (`make esp32like` builds it): float32 runtime not compared")
     e32 = tmp / "esp32like.jsonl"
-    proc = subprocess.run([str(ESP32LIKE), "-X", "heapsize=1M", str(FIRMWARE / "edge" / "replay.py"),
-                           str(cfg_path), str(tmp / "faults.jsonl"), str(e32)],
-                          env=dict(os.environ, MICROPYPATH=str(FIRMWARE)), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert _alerts(e32) == cp
+    assert replay(str(cfg_path), str(tmp / "faults.jsonl"), str(e32), runtime="esp32like") == 0
+    assert _alerts(e32) == cp  # every alert and diagnosis, in float32
+    assert e32.read_bytes() == outs["cpython"].read_bytes()  # and the whole output, values included
 
 
 def test_evaluation_meets_the_must_show_thresholds():
