@@ -119,7 +119,6 @@ def train_metric(cfg, records, target):
     """One model rule for `target`, and a report dict."""
     model_mod = _edge()
     spec = MODELS[target]
-    metrics = cfg["metrics"]
     scales = {}
     for m in [target] + [i[0] for i in spec["inputs"]]:
         vals = [r["raw"][m] for r in records if r["raw"].get(m) is not None]
