@@ -6,7 +6,6 @@
 import gc
 import json
 import sys
-import time
 
 try:
     import asyncio
