@@ -84,7 +84,7 @@ def main(argv):
                 state = "runs" if r["ok"] else "fails: " + "; ".join(r["failures"][-1:] or ["no delta applied"])
                 print(f"  heap {heap // 1024} KB, {seconds:.0f} s: {state}", flush=True)
                 return r
-            for heap in (runtimes.NEEDED_HEAP, 112000):
+            for heap in sorted({runtimes.NEEDED_HEAP, 112000}):
                 r = run(heap)
                 if r["shadow_heap"]:
                     print(f"heap.min_free at {heap} B: {r['shadow_heap']['min_free']} bytes")
