@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 MICROPYTHON_SRC ?= $(firstword $(wildcard ../shared/micropython/micropython-*-src.tar.*))
 ESP32LIKE := $(BIN)/micropython-esp32like
 
-.PHONY: setup demo test test-hw perf flash deploy sim broker clean help esp32like
+.PHONY: setup demo demo-ota test test-hw perf flash deploy sim broker clean help esp32like
 
 help:
 	@echo "make setup   create .venv with pinned tools (and install Mosquitto if absent)"
 	@echo "make demo    three virtual boards, local broker and shadow service, live monitor"
+	@echo "make demo-ota  the demo, headless, with a signed update rolled across the three boards"
 	@echo "make test    every test: firmware on CPython and MicroPython, host tools, broker"
 	@echo "make test-hw PORT=/dev/ttyUSB0 [CONNECT=1]   acceptance checks of one board on the bench"
 	@echo "make perf    benchmarks (figures for the issues' closing notes)"
@@ -63,6 +64,9 @@ gcc-multilib:
 
 demo: setup
 	$(BIN)/edgeshadow demo
+
+demo-ota: setup
+	$(BIN)/edgeshadow demo --headless --ota-after 15 --seconds 75
 
 test: setup
 	$(BIN)/python -m pytest -q tests

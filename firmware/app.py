@@ -63,7 +63,7 @@ class App:
         self._report = asyncio.Event()
         self._reported_ts = None
         self._units_due = True   # units go in the first report after a (re)connect or a config change
-        self.forwarder = self.conn = self.shadow = None
+        self.forwarder = self.conn = self.shadow = self.jobs = None
         self.min_free = self.heap_free()
 
     def heap_free(self):
@@ -170,6 +170,8 @@ class App:
                 self._reported_ts = self.result["ts"]
                 if "units" in rep:
                     self._units_due = False
+                if self.jobs is not None:
+                    self.jobs.reported()  # OTA: started, connected, reported: confirm a trial slot
             except Exception as e:
                 log("shadow: report failed:", e)
 
@@ -234,7 +236,15 @@ class App:
                                    batch_max=m["batch_max"], log=log)
         self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log)
         self.conn.on_connect(self._on_connect)
-        return [self.conn.run(), self.forwarder.run(), self.reporter()]
+        tasks = [self.conn.run(), self.forwarder.run(), self.reporter()]
+        try:  # over-the-air updates (AWS IoT Jobs) only on a board that holds the key to check them
+            import os
+            os.stat("/certs/ota.pub")
+        except OSError:
+            return tasks
+        from ota.jobs import Jobs
+        self.jobs = Jobs(self.conn, thing, log=log)
+        return tasks + [self.jobs.run()]
 
     async def _on_connect(self):
         await self.conn.client.publish(self.status_topic, b'{"connected":true}', qos=1, retain=True)

@@ -2,7 +2,12 @@
 # A crash in the application prints its traceback and leaves the REPL reachable.
 import sys
 
-import edge
+try:
+    import edge
+except Exception as e:  # an update on trial whose package is broken is rolled back
+    import otaboot
+    otaboot.crashed(e)
+    raise
 
 
 def _thing():
@@ -40,7 +45,7 @@ def _release():
     gc.collect()
 
 
-_FIRMWARE = ("app", "edge", "net", "drivers", "board", "board_build", "compat")
+_FIRMWARE = ("app", "edge", "net", "drivers", "board", "board_build", "compat", "ota", "otaboot")
 print("edgeshadow firmware v%s thing=%s" % (edge.VERSION, _thing()))
 del edge
 if _has_app():
@@ -53,6 +58,8 @@ if _has_app():
     except Exception as e:
         print("edgeshadow: the application stopped with an error; the REPL stays available")
         sys.print_exception(e)
+        import otaboot
+        otaboot.crashed(e)  # an update on trial is rolled back (and the board restarts)
         _release()
 else:
     print("edgeshadow: no /app.py on this board yet; staying at the REPL")

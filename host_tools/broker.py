@@ -7,7 +7,9 @@ that CA; its CN is its MQTT user name. A device (CN = thing name) may use only
 `$aws/things/<thing>/#` and `dt/<thing>/#`; the host services have named ACL entries:
 
   edgeshadow-shadow-service  readwrite $aws/things/+/shadow/#   (answers every thing's requests)
-  edgeshadow-admin           readwrite $aws/things/+/shadow/#   (`edgeshadow shadow get/set`)
+  edgeshadow-jobs-service    readwrite $aws/things/+/jobs/#, $aws/things/+/streams/#, edgeshadow/jobs/#
+  edgeshadow-admin           readwrite $aws/things/+/shadow/#   (`edgeshadow shadow get/set`),
+                             edgeshadow/jobs/#   (`edgeshadow ota push/status`: the jobs control plane)
   edgeshadow-monitor         read      $aws/things/+/shadow/#, dt/+/#
 
 Privileges: Mosquitto started as root switches to the `mosquitto` user, which cannot read key files
@@ -15,8 +17,9 @@ in a 0700 workdir or pytest tmp dir (certs.py writes keys 0600). Handing the ser
 user would widen who can read it, so a root-started instance keeps `user root`; it listens on
 127.0.0.1 only. Started as any other user, Mosquitto does not switch and the option is not written.
 
-`local_stack()` runs the broker and the shadow service together and writes workdir/broker.json,
-which `read_state()` finds for later commands (`edgeshadow shadow`, `edgeshadow monitor`).
+`local_stack()` runs the broker, the shadow service and the jobs/streams service together and
+writes workdir/broker.json, which `read_state()` finds for later commands (`edgeshadow shadow`,
+`edgeshadow monitor`, `edgeshadow ota`).
 """
 import contextlib
 import datetime
@@ -33,6 +36,7 @@ from host_tools.errors import EdgeshadowError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SERVICE_CN = "edgeshadow-shadow-service"
+JOBS_CN = "edgeshadow-jobs-service"
 MONITOR_CN = "edgeshadow-monitor"
 ADMIN_CN = "edgeshadow-admin"
 RUN_DIR = ROOT / "run"
@@ -48,8 +52,14 @@ pattern readwrite dt/%u/#
 user {SERVICE_CN}
 topic readwrite $aws/things/+/shadow/#
 
+user {JOBS_CN}
+topic readwrite $aws/things/+/jobs/#
+topic readwrite $aws/things/+/streams/#
+topic readwrite edgeshadow/jobs/#
+
 user {ADMIN_CN}
 topic readwrite $aws/things/+/shadow/#
+topic readwrite edgeshadow/jobs/#
 
 user {MONITOR_CN}
 topic read $aws/things/+/shadow/#
@@ -272,7 +282,9 @@ def check_running(state, path):
 
 @contextlib.contextmanager
 def local_stack(workdir=None, ca_dir=None, port=None, host="127.0.0.1"):
-    """Broker + shadow service (state in workdir/shadows); yields (broker, service, state_path)."""
+    """Broker + shadow service (state in workdir/shadows) + jobs/streams service (workdir/jobs);
+    yields (broker, service, state_path)."""
+    from host_tools.jobs_service import JobsService
     from host_tools.shadow_service import ShadowService
     workdir = Path(workdir or DEFAULT_WORKDIR)
     ca_dir = Path(ca_dir or DEFAULT_CA_DIR)
@@ -283,7 +295,10 @@ def local_stack(workdir=None, ca_dir=None, port=None, host="127.0.0.1"):
     with broker:
         crt, key = broker.client_cert(SERVICE_CN)
         service = ShadowService(host, broker.port, broker.ca_cert, crt, key, workdir / "shadows")
-        with service:
+        jcrt, jkey = broker.client_cert(JOBS_CN)
+        jobs = JobsService(host, broker.port, broker.ca_cert, jcrt, jkey, workdir / "jobs")
+        with service, jobs:
+            service.jobs = jobs
             state_path = write_state(broker)
             try:
                 yield broker, service, state_path

@@ -73,15 +73,47 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
+def ota_rollout(state_path, things, key, workdir, stop, say, after_s):
+    """After after_s seconds: this firmware renamed <version>-ota, signed and rolled out one board at
+    a time through the local jobs service; each board's progress is said as it changes."""
+    import shutil as _sh
+    from host_tools import FIRMWARE_DIR, ota
+    from host_tools.deploy import firmware_version
+    if stop.wait(after_s):
+        return
+    version = firmware_version(FIRMWARE_DIR) + "-ota"
+    fw = Path(workdir) / "ota" / "firmware"
+    _sh.rmtree(fw, ignore_errors=True)
+    _sh.copytree(FIRMWARE_DIR, fw, ignore=_sh.ignore_patterns("__pycache__", "*.pyc"))
+    init = fw / "edge" / "__init__.py"
+    init.write_text(init.read_text().replace('VERSION = "', f'VERSION = "{version}"  # was "', 1))
+    bundle = ota.build(fw, key, version=version)
+    with ota.LocalJobs.from_state(Path(state_path).parent) as jobs:
+        job = ota.push_local(jobs, bundle, things, rollout=1, abort_after=1)
+        say(f"ota: job {job} rolls app {version} out to {', '.join(things)}, one board at a time")
+        seen = {}
+        while not stop.wait(0.5):
+            j = next(x for x in jobs.list_jobs() if x["jobId"] == job)
+            for t, e in sorted(j["executions"].items()):
+                key_ = (e["status"], e["statusDetails"].get("step"))
+                if seen.get(t) != key_:
+                    seen[t] = key_
+                    say(f"ota: {t}: {e['status']} {e['statusDetails'].get('step', '')} "
+                        f"{e['statusDetails'].get('reason', '')}".rstrip())
+            if j["status"] != "IN_PROGRESS":
+                say(f"ota: job {job} {j['status']}: " + ", ".join(f"{n} {s}" for s, n in sorted(j["counts"].items())))
+                return
+
+
 def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="smartgrid",
-        headless=False, seconds=None, say=print, runtime=None, heap=None):
+        headless=False, seconds=None, say=print, runtime=None, heap=None, ota_after=None):
     if not 1 <= devices <= 50:
         raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")
     workdir, certs_dir = Path(workdir), Path(certs_dir)
     boards_dir = workdir / "boards"
     shutil.rmtree(boards_dir, ignore_errors=True)  # fresh boards: the current firmware, no old spool
     with stop_on_signals() as stop:
-        say("starting the local broker (Mosquitto, mutual TLS) and the shadow service...")
+        say("starting the local broker (Mosquitto, mutual TLS), the shadow and jobs services...")
         with local_stack(workdir / "broker", certs_dir / "ca") as (broker, _service, state_path):
             say(f"broker on {broker.host}:{broker.port}; state in {state_path}")
             things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]
@@ -95,16 +127,22 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
                 config_path = workdir / "device-config.json"
                 cfg = device_config(broker.port, interval_s)
                 config_path.write_text(json.dumps(cfg, indent=1))
+                ota_key = None
+                if ota_after is not None:
+                    from host_tools import ota
+                    ota_key, ota_pub = ota.keygen(workdir / "ota", force=True)
+                pub = ota_pub if ota_key else None
                 if load_scenario(scenario).get("source") == "streams":  # a learned model per board
                     results = []
                     for b in boards:
                         say(f"{b.thing}: training its model on two normal days of its device...")
                         path = workdir / f"device-config-{b.thing}.json"
                         path.write_text(json.dumps(model_config(cfg, b.thing, b.seed), indent=1))
-                        results += inject_boards([(b.port, b.thing)], certs_dir, config=path, progress=say)
+                        results += inject_boards([(b.port, b.thing)], certs_dir, config=path, progress=say,
+                                                 ota_key=pub)
                 else:
                     results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
-                                            config=config_path, progress=say)
+                                            config=config_path, progress=say, ota_key=pub)
                 failed = [r for r in results if not r.ok]
                 if failed:
                     raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.message}" for r in failed))
@@ -112,6 +150,11 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
                     with BoardLink(b.port) as link:
                         link.soft_reset()  # boot the firmware with its certificates and config
                     say(f"{b.thing}: running on {b.port} (log: edgeshadow logs --port {b.port})")
+                if ota_after is not None:
+                    import threading
+                    threading.Thread(target=ota_rollout, daemon=True,
+                                     args=(state_path, [b.thing for b in boards], ota_key, workdir, stop,
+                                           say, ota_after)).start()
                 if headless:
                     say(f"demo running headless; `edgeshadow monitor --once --json --broker-state "
                         f"{state_path}` shows the fleet; Ctrl-C or SIGTERM stops it")

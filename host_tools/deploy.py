@@ -75,6 +75,27 @@ for _e in os.ilistdir('/'):
         _f[_q] = _h(_q)
 print(json.dumps({'files': _f, 'dirs': _d, 'manifest': _m}))
 """
+# A deploy over USB makes the deployed firmware the running one: the OTA slot pointer goes first
+# (one remove: the factory firmware at / runs from then on), then the slots' files.
+_DROP_OTA = """
+import os
+def _rm(p):
+    if os.stat(p)[0] & 0x4000:
+        for n in os.listdir(p):
+            _rm(p + '/' + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+try:
+    os.remove('/update/state.json')
+except OSError:
+    pass
+try:
+    _rm('/update')
+    print('ota slots removed')
+except OSError:
+    pass
+"""
 # The firmware folders the last deploy wrote, so that the next one can remove a folder the
 # firmware no longer has (and only such a folder: never one deploy did not write).
 MANIFEST = "/.edgeshadow-deploy.json"
@@ -324,6 +345,9 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
     if deployed_dirs != top_dirs:
         link.write_file_atomic(MANIFEST, (json.dumps({"dirs": sorted(top_dirs)}) + "\n").encode())
 
+    if "removed" in link.exec(_DROP_OTA, timeout=30):
+        emit("removed", "/update/", 0)
+        report.removed.append("/update/")
     emit("reset", "", 0)
     try:
         boot = link.soft_reset(timeout=boot_timeout)

@@ -64,7 +64,7 @@ def check_port(port):
                               "(`ls /dev/ttyUSB* /dev/ttyACM*` lists serial ports)")
 
 
-def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None):
+def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key=None):
     """Check everything for one board; raise EdgeshadowError (nothing touched) on any problem."""
     certs.validate_thing(thing)
     thing_dir = Path(certs_dir) / thing
@@ -73,6 +73,9 @@ def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None):
     files = {BOARD_CERT: certs.to_der(thing_dir / certs.DEVICE_CRT),
              BOARD_KEY: certs.to_der(thing_dir / certs.DEVICE_KEY),
              BOARD_CA: certs.to_der(root)}
+    if ota_key:  # the update-signing public key (`edgeshadow ota keygen`), as the board reads it
+        from host_tools import ota
+        files[ota.BOARD_PUBKEY] = ota.board_pubkey(ota_key)
     given = _read_json(config, "config") if config else None
     defaults = _read_json(thing_dir / "config.json", "config") if (thing_dir / "config.json").exists() else {}
     check_port(port)
@@ -282,7 +285,7 @@ def _default_link(port):
 
 
 def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, progress=None,
-                  link_factory=None):
+                  link_factory=None, ota_key=None):
     """Inject (port, thing) pairs. Every pair is checked before any board is opened; then one
     connection per board, and a board's failure does not stop the others."""
     problems, plans = [], []
@@ -292,7 +295,7 @@ def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, pr
         raise EdgeshadowError(f"port {dup[0]} is given twice; one thing per board")
     for port, thing in pairs:
         try:
-            plans.append(prepare(thing, port, certs_dir, config=config, root_ca=root_ca))
+            plans.append(prepare(thing, port, certs_dir, config=config, root_ca=root_ca, ota_key=ota_key))
         except EdgeshadowError as e:
             problems.append(f"{thing} ({port}): {e}")
     if problems:

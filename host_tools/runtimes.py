@@ -6,6 +6,7 @@
   board's stand-in in tests (tests/firmware run on it at the WROOM's 112,000 B); virtual boards
   use it with `--runtime esp32like`.
 """
+import os
 import re
 
 from host_tools import VENV_BIN
@@ -35,8 +36,12 @@ NEEDED_HEAP = 112000
 def default():
     """Virtual boards run on the unix port unless asked for the ESP32-like runtime: on it, at the
     WROOM's heap, the firmware runs (tests/host/test_memory_budget.py), but the host tools'
-    scripts compiled on the board and several virtual-board tests do not pass yet (issue 10)."""
-    return "unix"
+    scripts compiled on the board and several virtual-board tests do not pass yet (issue 10).
+    EDGESHADOW_RUNTIME=esp32like makes it the default (e.g. for a whole test run)."""
+    name = os.environ.get("EDGESHADOW_RUNTIME") or "unix"
+    if name not in PATHS:
+        raise EdgeshadowError(f"EDGESHADOW_RUNTIME={name!r}: known runtimes are {', '.join(NAMES)}")
+    return name
 
 
 def path(name):

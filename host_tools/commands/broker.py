@@ -8,10 +8,10 @@ from host_tools.errors import EdgeshadowError
 
 
 def register(sub):
-    p = sub.add_parser("broker", help="run the local broker and shadow service (until Ctrl-C)",
+    p = sub.add_parser("broker", help="run the local broker, shadow service and jobs/streams service (until Ctrl-C)",
                        description="Start Mosquitto with mutual TLS and per-thing ACLs, and the local "
-                                   "AWS-style shadow service beside it. Writes WORKDIR/broker.json so "
-                                   "`edgeshadow shadow` and `edgeshadow monitor` find them.")
+                                   "AWS-style shadow service and jobs/streams service (OTA) beside it. Writes WORKDIR/broker.json so "
+                                   "`edgeshadow shadow`, `monitor` and `ota` find them.")
     p.add_argument("--workdir", type=Path, default=lib.DEFAULT_WORKDIR, metavar="DIR",
                    help=f"config, logs, host certificates and shadows (default: {lib.DEFAULT_WORKDIR})")
     p.add_argument("--ca-dir", type=Path, default=lib.DEFAULT_CA_DIR, metavar="DIR",
@@ -27,7 +27,7 @@ def do_broker(args):
     # Ctrl-C and SIGTERM both end the run cleanly (a background job may start with SIGINT ignored)
     old = {sig: signal.signal(sig, lambda *a: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print("starting Mosquitto and the shadow service...", flush=True)
+        print("starting Mosquitto, the shadow service and the jobs/streams service...", flush=True)
         with lib.local_stack(args.workdir, args.ca_dir, port=args.port) as (broker, service, state):
             print(f"host   {broker.host}\nport   {broker.port}\nCA     {broker.ca_cert}\n"
                   f"state  {state}\nlog    {broker.log_path}\nrunning; Ctrl-C stops", flush=True)

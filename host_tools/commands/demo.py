@@ -23,6 +23,9 @@ def register(sub):
     p.add_argument("--headless", action="store_true",
                    help="no live view: run until Ctrl-C/SIGTERM (use `edgeshadow monitor --once --json`)")
     p.add_argument("--seconds", type=float, metavar="N", help="stop by itself after N seconds")
+    p.add_argument("--ota-after", type=float, metavar="S",
+                   help="after S seconds, roll a signed over-the-air update (this firmware as "
+                        "<version>-ota) across the boards, one at a time (best with --headless)")
     add_runtime_args(p)
     p.set_defaults(func=do_demo)
 
@@ -31,4 +34,4 @@ def do_demo(args):
     return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
                    interval_s=args.interval, scenario=args.scenario, headless=args.headless,
                    seconds=args.seconds, say=lambda m: print(m, flush=True),
-                   runtime=args.runtime, heap=args.heap)
+                   runtime=args.runtime, heap=args.heap, ota_after=args.ota_after)

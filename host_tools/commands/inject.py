@@ -20,6 +20,9 @@ def register(sub):
                    help="device config to merge into (default: the board's current /config.json)")
     p.add_argument("--root-ca", type=Path, metavar="FILE",
                    help="root CA to use (default: certs/<thing>/root-ca.crt)")
+    p.add_argument("--ota-key", type=Path, metavar="PUB",
+                   help="also write the update-signing public key (from `edgeshadow ota keygen`) "
+                        "to /certs/ota.pub")
     p.add_argument("--check-connect", action="store_true",
                    help="then have the board open a TLS connection to its endpoint and report it")
     p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
@@ -31,7 +34,7 @@ def do_inject(args):
     if len(args.port) != len(args.thing):
         raise EdgeshadowError(f"{len(args.port)} --port but {len(args.thing)} --thing; give them in pairs")
     results = lib.inject_boards(list(zip(args.port, args.thing)), args.certs_dir, config=args.config,
-                                root_ca=args.root_ca, connect=args.check_connect,
+                                root_ca=args.root_ca, connect=args.check_connect, ota_key=args.ota_key,
                                 progress=lambda msg: print(msg, flush=True))
     for r in results:
         print(f"{r.thing} -> {r.port}: {'ok' if r.ok else 'FAILED'}: {r.detail}"

@@ -31,7 +31,7 @@ ESPRESSIF_OUI = "240ac4"
 
 class VirtualBoard:
     def __init__(self, workdir, thing="sim-001", board="sim", scenario="smartgrid", seed=0,
-                 firmware=True, runtime=None, heap=None, mpy=True):
+                 firmware=True, runtime=None, heap=None, mpy=True, ota_partitions=None):
         self.workdir = Path(workdir).resolve()
         self.flash_dir = self.workdir / "flash"
         self.sim_dir = self.workdir / "sim"
@@ -45,6 +45,7 @@ class VirtualBoard:
         self.runtime = runtime or runtimes.default()
         self.heap = heap
         self.mpy = mpy  # the firmware as `edgeshadow deploy` sends it: .mpy (or .py with mpy=False)
+        self.ota_partitions = ota_partitions  # bytes per app partition (ota_0, ota_1), or None
         self.proc = None
         self._port = None
 
@@ -205,6 +206,14 @@ class VirtualBoard:
                 scenarios = None
             if scenarios is not None:
                 scenarios.prepare(self.scenario, self.thing, self.seed, self.sim_dir, board=self.board)
+        if self.ota_partitions and not (self.sim_dir / "partitions.json").exists():
+            # an OTA partition table: two app partitions (sparse files) and otadata, erased
+            for label in ("ota_0", "ota_1"):
+                with open(self.sim_dir / f"{label}.bin", "wb") as f:
+                    f.truncate(self.ota_partitions)
+            (self.sim_dir / "otadata.bin").write_bytes(b"\xff" * 512)
+            (self.sim_dir / "partitions.json").write_text(json.dumps(
+                {"ota_0": self.ota_partitions, "ota_1": self.ota_partitions}))
         for stale in ("supervisor.json", "reset_cause"):
             try:
                 (self.sim_dir / stale).unlink()

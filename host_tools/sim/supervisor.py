@@ -149,6 +149,10 @@ class Supervisor:
         self.child = None
         self.child_fd = None
         self.boots = 0
+        try:  # chip boots over the board's life (not only this supervisor's): the bootloader's clock
+            self.chip_boots = int((self.sim_dir / "chip_boots").read_text())
+        except (OSError, ValueError):
+            self.chip_boots = 0
         self.mode = "friendly"
         self.ready = False
         self.swallow_until_raw = False
@@ -243,6 +247,10 @@ class Supervisor:
     def hard_reset(self, cause):
         """The chip resets: ROM lines, the watchdog gone, boot.py and main.py."""
         self.kill_child()
+        self.chip_boots += 1  # the esp32 stand-in's bootloader runs once per chip boot
+        tmp = self.sim_dir / "chip_boots.tmp"
+        tmp.write_text(str(self.chip_boots))
+        os.replace(tmp, self.sim_dir / "chip_boots")
         self.wdt_timeout = None
         self.to_child.clear()
         self.boot(cause, "friendly", b"ets Jun  8 2016 00:22:57\r\n\r\n" + ROM_LINES[cause] + b"\r\n")

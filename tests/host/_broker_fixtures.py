@@ -12,7 +12,7 @@ Use from a test module (one broker per module):
             msg = dev.wait_for(lambda m: m.topic.endswith("/accepted"))
 
 `local_broker` has .broker (host_tools.broker.Broker: .host, .port, .ca_cert, .log_path),
-.service (ShadowService; .service.store is its ShadowStore), .ca_dir, .root (tmp folder),
+.service (ShadowService; .service.store is its ShadowStore), .jobs (JobsService; .jobs.store), .ca_dir, .root (tmp folder),
 .device_cert(thing) -> (crt, key) and .client_cert(cn) -> (crt, key) for the host CNs
 (edgeshadow-monitor, edgeshadow-admin), .state_file() -> broker.json for CLI commands.
 """
@@ -28,7 +28,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from host_tools import certs
-from host_tools.broker import SERVICE_CN, Broker, write_state
+from host_tools.broker import JOBS_CN, SERVICE_CN, Broker, write_state
+from host_tools.jobs_service import JobsService
 from host_tools.shadow_service import ShadowService, no_delay
 
 
@@ -172,9 +173,15 @@ def local_broker(tmp_path_factory):
         crt, key = broker.client_cert(SERVICE_CN)
         service = ShadowService(broker.host, broker.port, broker.ca_cert, crt, key, root / "shadows")
         service.start()
+        jcrt, jkey = broker.client_cert(JOBS_CN)
+        jobs = JobsService(broker.host, broker.port, broker.ca_cert, jcrt, jkey, root / "jobs")
         try:
-            yield LocalBrokerEnv(broker, service, ca_dir, root)
+            jobs.start()
+            env = LocalBrokerEnv(broker, service, ca_dir, root)
+            env.jobs = jobs
+            yield env
         finally:
+            jobs.stop()
             service.stop()
     finally:
         broker.stop()

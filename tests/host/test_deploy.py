@@ -216,3 +216,22 @@ def test_firmware_that_does_not_boot_is_reported(board, firmware):
         with pytest.raises(EdgeshadowError, match=r"the firmware did not boot after the deploy: .*"
                                                   r"no banner here"):
             deploy(link, firmware, boot_timeout=3)
+
+
+def test_deploy_over_usb_replaces_an_ota_slot_with_the_deployed_firmware(board, firmware):
+    """A board running an over-the-air update (slot a, another version): after a deploy the
+    deployed firmware runs, and the slots' flash is given back."""
+    run_deploy(board, firmware)
+    slot = board.flash_dir / "update" / "a"
+    shutil.copytree(firmware, slot, ignore=shutil.ignore_patterns("boot.py", "main.py", "otaboot.py"))
+    init = slot / "edge" / "__init__.py"
+    init.write_text(init.read_text().replace('VERSION = "', 'VERSION = "9.9.9"  # was "', 1))
+    (slot / ".manifest").write_text("{}")
+    (board.flash_dir / "update" / "state.json").write_text(json.dumps(
+        {"active": "a", "previous": None, "pending": None, "result": None, "seq": 1}))
+    with BoardLink(board.port) as link:
+        link.soft_reset()
+    board.wait_for_log("edgeshadow firmware v9.9.9")
+    report = run_deploy(board, firmware)
+    assert report.version == firmware_version(firmware) and "/update/" in report.removed
+    assert not (board.flash_dir / "update").exists()

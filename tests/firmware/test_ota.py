@@ -1,0 +1,166 @@
+# Over-the-air updates on the device: the P-256 signature check, the manifest's rules, the slot
+# pointer's state machine (otaboot) and the stream writer. Runs on CPython and MicroPython.
+import binascii
+import hashlib
+import json
+import os
+
+from _helpers import raises, tmpdir
+
+import otaboot
+from ota import OtaError, ecdsa, manifest
+from ota import agent
+
+# RFC 6979, appendix A.2.5: the published P-256 / SHA-256 test vector for the message "sample".
+RFC_PUB = binascii.unhexlify("60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6"
+                             "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299")
+RFC_SIG = binascii.unhexlify("EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716"
+                             "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8")
+
+
+def _h(b):
+    return hashlib.sha256(b).digest()
+
+
+def test_ecdsa_accepts_the_rfc6979_vector_and_nothing_altered():
+    assert ecdsa.verify(RFC_PUB, _h(b"sample"), RFC_SIG)
+    assert ecdsa.verify(b"\x04" + RFC_PUB, _h(b"sample"), RFC_SIG)
+    assert not ecdsa.verify(RFC_PUB, _h(b"samplf"), RFC_SIG)
+    for i in (0, 31, 32, 63):
+        bad = bytearray(RFC_SIG)
+        bad[i] ^= 0x01
+        assert not ecdsa.verify(RFC_PUB, _h(b"sample"), bytes(bad))
+    other = bytearray(RFC_PUB)
+    other[5] ^= 0x01  # no longer a point on the curve
+    assert not ecdsa.verify(bytes(other), _h(b"sample"), RFC_SIG)
+    assert not ecdsa.verify(RFC_PUB, _h(b"sample"), bytes(64))        # r = s = 0
+    assert not ecdsa.verify(RFC_PUB, _h(b"sample"), RFC_SIG[:63])     # wrong length
+
+
+def _manifest(**kw):
+    files = [("app.py", b"print(1)\n"), ("edge/x.py", b""), ("net/y.py", b"y = 2\n")]
+    out, off = [], 0
+    for p, d in files:
+        out.append({"path": p, "offset": off, "size": len(d), "sha256": binascii.hexlify(_h(d)).decode()})
+        off += len(d)
+    m = {"kind": "app", "version": "0.2.0", "seq": 5, "mpy_arch": None, "size": off, "files": out}
+    m.update(kw)
+    return m, b"".join(d for _, d in files)
+
+
+def _reason(m, **kw):
+    e = raises(OtaError, manifest.parse, json.dumps(m), **kw)
+    assert e.status == "REJECTED"
+    return e.reason
+
+
+def test_manifest_rules():
+    m, _ = _manifest()
+    assert manifest.parse(json.dumps(m))["version"] == "0.2.0"
+    assert "older than the running" in _reason(m, running_seq=6)
+    assert "mpy_arch" in _reason(_manifest(mpy_arch="xtensawin")[0], board_arch="x64")
+    assert manifest.parse(json.dumps(_manifest(mpy_arch="x64")[0]), board_arch="x64")
+    for bad in ("main.py", "boot.py", "otaboot.py", "config.json", "certs/device.der", "/app.py",
+                "../app.py", "edge/../../x", "update/state.json", "spool/0"):
+        m, _ = _manifest()
+        m["files"][0]["path"] = bad
+        assert "may not be written" in _reason(m), bad
+    m, _ = _manifest()
+    m["files"][1]["offset"] = 3
+    assert "offset/size" in _reason(m)
+    m, _ = _manifest(size=1)
+    assert "not the sum" in _reason(m)
+    assert "kind" in _reason(_manifest(kind="firmware")[0])
+    img = {"kind": "image", "version": "1.24.1", "seq": 9, "chip": "esp32", "size": 4096, "sha256": "ab" * 32}
+    assert manifest.parse(json.dumps(img), board_chip="esp32")["size"] == 4096
+    assert "this board is esp32s3" in _reason(img, board_chip="esp32s3")
+    img["size"] = 3
+    assert "size" in _reason(img, board_chip="esp32")
+    doc = {"operation": "edgeshadow-ota", "streamId": "s", "signature": "00" * 64}
+    assert "signature" in raises(OtaError, manifest.check, doc, b"{}", RFC_PUB).reason
+    assert "not an edgeshadow update" in raises(OtaError, manifest.check, {"operation": "x"}, b"{}", RFC_PUB).reason
+    assert "streamId" in raises(OtaError, manifest.check_document, {"operation": "edgeshadow-ota",
+                                                                     "signature": "00" * 64}).reason
+
+
+def _slots(d):
+    otaboot.DIR = d
+    for s in ("a", "b"):
+        os.mkdir(d + "/" + s)
+        with open(d + "/%s/.manifest" % s, "w") as f:
+            f.write("{}")
+
+
+def test_slot_pointer_trial_confirm_and_rollback():
+    import sys
+    d = tmpdir()
+    _slots(d)
+    path = list(sys.path)
+    try:
+        assert otaboot.select() is None                         # no state: the factory firmware
+        otaboot.switch("a", "job-1", "0.2.0", 7)
+        assert otaboot.select() == "a" and sys.path[0] == d + "/a"
+        st = otaboot.load()
+        assert st["pending"] == {"job": "job-1", "version": "0.2.0", "tries": 1, "trial_s": 300} and st["previous"] is None
+        assert otaboot.confirm() == "job-1"
+        st = otaboot.load()
+        assert st["pending"] is None and st["result"]["status"] == "SUCCEEDED" and st["seq"] == 7
+        assert otaboot.confirm() is None                         # only once
+        otaboot.clear_result("job-1")
+        # the next update goes to b; it never confirms: after MAX_TRIES boots, back to a
+        otaboot.switch("b", "job-2", "0.3.0", 8)
+        for _ in range(otaboot.MAX_TRIES):
+            assert otaboot.select() == "b"
+        assert otaboot.select() == "a"
+        st = otaboot.load()
+        assert st["active"] == "a" and st["pending"] is None and st["seq"] == 7
+        assert st["result"]["status"] == "FAILED" and "not confirmed after" in st["result"]["reason"]
+        # a crash at start rolls back at once; an incomplete slot is never booted
+        otaboot.switch("b", "job-3", "0.3.1", 9)
+        assert otaboot.fail("the app raised at start: boom")
+        assert otaboot.load()["active"] == "a" and "boom" in otaboot.load()["result"]["reason"]
+        assert not otaboot.fail("again")                         # nothing on trial
+        otaboot.switch("b", "job-4", "0.3.2", 9)
+        os.remove(d + "/b/.manifest")
+        assert otaboot.select() == "a"
+        assert "incomplete" in otaboot.load()["result"]["reason"]
+    finally:
+        sys.path[:] = path
+        otaboot.DIR = "/update"
+
+
+def test_a_damaged_state_file_boots_the_factory_firmware():
+    d = tmpdir()
+    _slots(d)
+    try:
+        with open(d + "/state.json", "w") as f:
+            f.write('{"active": "a", "pend')                     # torn (cannot happen with rename)
+        assert otaboot.select() is None
+    finally:
+        otaboot.DIR = "/update"
+
+
+def test_stream_writer_cuts_files_checks_sha256_and_resumes():
+    m, blob = _manifest()
+    d = tmpdir()
+    otaboot.DIR = d
+    try:
+        os.mkdir(d + "/stage")
+        done = []
+        w = agent._Writer(m["files"], 0, done.append)
+        for i in range(0, len(blob), 4):                          # blocks that straddle files
+            w.feed(blob[i:i + 4])
+        assert w.done and done == [1, 2, 3]
+        with open(d + "/stage/net/y.py", "rb") as f:
+            assert f.read() == b"y = 2\n"
+        # resuming at file 2 (index 2): its bytes only
+        w = agent._Writer(m["files"], 2, done.append)
+        w.feed(blob[m["files"][2]["offset"]:])
+        assert w.done
+        # a changed byte: the file is refused and not left behind
+        w = agent._Writer(m["files"], 0, done.append)
+        e = raises(OtaError, w.feed, b"print(2)\n")
+        assert e.status == "FAILED" and "SHA-256" in e.reason
+        raises(OSError, os.stat, d + "/stage/app.py.part")
+    finally:
+        otaboot.DIR = "/update"

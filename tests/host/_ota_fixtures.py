@@ -1,0 +1,77 @@
+"""Virtual boards ready for over-the-air updates, and signed bundles made at run time.
+
+    board = ota_board(root, "ota-001", local_broker, pub)  # firmware, certs, config, OTA key on flash
+    fw = firmware_variant(tmp, "0.2.0", extra={"app.py": "...append..."})
+    bundle = ota.build(fw, key, mpy_arch=None, version="0.2.0")
+"""
+import json
+import shutil
+import time
+
+from host_tools import FIRMWARE_DIR, certs, ota
+from host_tools.demo import device_config
+from host_tools.sim.board import VirtualBoard
+
+INTERVAL_S = 2
+
+
+def wait_until(fn, timeout, what, every=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, mpy_arch=None):
+    """A board folder as `deploy [--mpy]` + `inject --ota-key` leave it (written directly: quicker)."""
+    from host_tools.deploy import local_files
+    flash = workdir / "flash"
+    files, _ = local_files(FIRMWARE_DIR, mpy_arch)
+    for path, data in files.items():
+        dest = flash / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    crt, key = env.device_cert(thing)
+    (flash / "certs").mkdir()
+    (flash / "certs" / "device.der").write_bytes(certs.to_der(crt))
+    (flash / "certs" / "device.key.der").write_bytes(certs.to_der(key))
+    (flash / "certs" / "root-ca.der").write_bytes(certs.to_der(env.broker.ca_cert))
+    if pub is not None:
+        (flash / "certs" / "ota.pub").write_bytes(ota.board_pubkey(pub))
+    cfg = device_config(env.port, interval_s)
+    cfg["thing"] = thing
+    cfg["mqtt"].update(ca="/certs/root-ca.der", cert="/certs/device.der", key="/certs/device.key.der")
+    (flash / "config.json").write_text(json.dumps(cfg))
+    return flash
+
+
+def ota_board(root, thing, env, pub, **kw):
+    prepare_flash(root / thing, thing, env, pub, **kw)
+    return VirtualBoard(root / thing, thing=thing, scenario="nominal")
+
+
+def firmware_variant(out, version, replace=None):
+    """A copy of the firmware with edge.VERSION = version and files replaced {rel path: text}."""
+    shutil.copytree(FIRMWARE_DIR, out, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    init = out / "edge" / "__init__.py"
+    text = init.read_text()
+    init.write_text(text.replace('VERSION = "', f'VERSION = "{version}"  # was "', 1))
+    for rel, body in (replace or {}).items():
+        (out / rel).write_text(body)
+    return out
+
+
+def state(board):
+    try:
+        return json.loads((board.flash_dir / "update" / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def executions(env, job_id):
+    job = env.jobs.store.jobs[job_id]
+    return {t: e["status"] for t, e in job["executions"].items()}
