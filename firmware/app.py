@@ -29,7 +29,7 @@ _PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELIN
 # 5 KB telemetry batches, or a batch and an alert) in the board's RAM at once.
 _MAX_INFLIGHT = 2
 # The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
-_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.schema")
+_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.model_checks", "edge.schema")
 _CONN_KEYS = ("mqtt", "wifi", "ntp")   # net.rollback.SECTIONS
 ROLLBACK_AFTER = 3          # failed connects, none this boot, before a delta's settings roll back
 

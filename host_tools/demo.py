@@ -22,6 +22,7 @@ from host_tools.inject import inject_boards
 from host_tools.link import BoardLink
 from host_tools import runtimes
 from host_tools.sim.board import start_boards, stop_boards
+from host_tools.sim.scenarios import load_scenario
 
 DEFAULT_WORKDIR = ROOT / "run" / "demo"
 SIM_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"
@@ -34,6 +35,20 @@ def device_config(broker_port, interval_s):
     cfg["interval_s"] = interval_s
     cfg["mqtt"] = {"endpoint": "localhost", "port": broker_port, "keepalive_s": 30}
     return cfg
+
+
+def model_config(cfg, thing, seed):
+    """cfg with a temperature model trained on two normal days of the device a "streams" scenario
+    simulates for this board (what `edgeshadow train` does with a recording). The virtual conductor
+    starts in thermal equilibrium, so the model's warm-up is one minute instead of five lags."""
+    from host_tools import streams, train
+    from host_tools.sim.scenarios import stream_device
+    spec = streams.load_spec()
+    nominal, _ = streams.stream(spec, stream_device(thing, seed), 0, 2)
+    # the streams are what the board reports (calibrated values): no calibration on top
+    rule, _ = train.train_metric(dict(cfg, thing=thing), nominal, "temperature")
+    rule["warm_s"] = 60
+    return train.with_model(cfg, thing, [rule])
 
 
 def ensure_device_certs(things, certs_dir, ca_dir, say):
@@ -143,8 +158,18 @@ def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_
         if ota_after is not None:
             from host_tools import ota
             ota_key, ota_pub = ota.keygen(config_path.parent / "ota", force=True)
-        results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
-                                config=config_path, progress=say, ota_key=ota_pub)
+        if load_scenario(scenario).get("source") == "streams":  # a learned model per board
+            cfg = json.loads(config_path.read_text())
+            results = []
+            for b in boards:
+                say(f"{b.thing}: training its model on two normal days of its device...")
+                path = config_path.parent / f"device-config-{b.thing}.json"
+                path.write_text(json.dumps(model_config(cfg, b.thing, b.seed), indent=1))
+                results += inject_boards([(b.port, b.thing)], certs_dir, config=path, progress=say,
+                                         ota_key=ota_pub)
+        else:
+            results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
+                                    config=config_path, progress=say, ota_key=ota_pub)
         failed = [r for r in results if not r.ok]
         if failed:
             raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.message}" for r in failed))

@@ -35,6 +35,7 @@ RULE_SCHEMAS = {
     "stuck": {"samples": (S.INT, True), "tolerance": (S.NONNEG, False)},
     "zscore": {"learn": (S.INT, True), "threshold": (S.POS, True)},
     "sensor_fault": {"samples": (S.INT, False)},
+    "model": None,  # edge.model_checks, imported only for a config with a model rule
 }
 
 
@@ -73,7 +74,11 @@ def validate_rules(rules, cfg, problems):
         if t not in RULE_SCHEMAS:
             problems.append("%s.type: unknown rule %r (known: %s)" % (p, t, ", ".join(sorted(RULE_SCHEMAS))))
             continue
-        S.check(RULE_SCHEMAS[t], r, p, problems, COMMON)
+        if RULE_SCHEMAS[t] is None:
+            from edge.model_checks import validate_model
+            validate_model(r, metrics, p, problems, COMMON)
+        else:
+            S.check(RULE_SCHEMAS[t], r, p, problems, COMMON)
         if "name" in r and (type(r["name"]) is not str or not r["name"]):
             problems.append("%s.name: must be a non-empty string" % p)
         if r.get("severity", "warning") not in SEVERITIES:

@@ -40,6 +40,7 @@ class Device:
                                       [k for k in checks if k.alert.metric == m and not k.limit]))
                             for m in self.metrics)
         self.all_checks = tuple(k for _, ks in self.checks for k in ks)
+        self.models = tuple(k for k in self.all_checks if hasattr(k.rule, "see"))  # edge.model
         self.diagnoses = diagnosis.build(cfg)
 
     def calibrate(self, metric, raw):
@@ -99,6 +100,8 @@ class Device:
                     v = None
                 values[m] = v
                 statuses[m] = _st.OK if v is not None else _st.OUT_OF_PHYSICAL_RANGE
+        for k in self.models:
+            k.rule.see(values)
         alerts = []
         events = None
         for m, checks in self.checks:
@@ -128,5 +131,8 @@ class Device:
             if c >= d.min and c > 0:
                 # two decimals, rounded alike in float32 and float64 (shadow, replay, monitor)
                 diags.append({"name": d.name, "confidence": round_half_up(c, 100)})
+        for k in self.models:  # edge.model: its confidence is already a whole percent / 100
+            if k.alert.active and k.rule.diag is not None:
+                diags.append(k.rule.diag)
         return {"ts": ts, "thing": self.thing, "values": values, "status": statuses,
                 "alerts": alerts, "events": events or [], "diagnoses": diags}

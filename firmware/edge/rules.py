@@ -131,6 +131,11 @@ class SensorFault:
         return "%d failed reads in a row" % self.count
 
 
+def _model(c, cfg):  # imported only by a config that has a model rule
+    from edge import model
+    return model.Model(c, cfg)
+
+
 # name -> factory (edge/checks.py holds each rule's parameter schema)
 RULES = {
     "range": Range,
@@ -139,6 +144,7 @@ RULES = {
     "stuck": Stuck,
     "zscore": ZScore,
     "sensor_fault": SensorFault,
+    "model": _model,  # edge.model: a learned model of normal behaviour, imported only when used
 }
 # Rules whose hit marks a sample as not valid for learning a baseline.
 LIMIT_RULES = ("range", "rating")

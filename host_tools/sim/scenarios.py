@@ -4,8 +4,11 @@ the physical timeline the board's simulated hardware replays.
 `prepare(name, thing, seed, sim_dir)` writes sim_dir/scenario.json; the board's simhw.init() reads
 it before the board's filesystem is remounted. A scenario file says:
   description   one line
-  source        "profile" (base values with jitter) or "smartgrid" (host_tools.scenario's
-                reference generator, one sample per interval)
+  source        "profile" (base values with jitter), "smartgrid" (host_tools.scenario's
+                reference generator, one sample per interval) or "streams" (host_tools.streams:
+                the thing's own physics from now on, aligned to the host's time of day, with
+                "stream_fault": {"kind", "after_s", and parameters to set} an in-range fault;
+                `edgeshadow demo` gives such boards a model trained on the same device)
   interval_s, duration_s   timeline step and length (the timeline loops)
   profile       signal -> {"base": number, "jitter": number} (uniform +- jitter per step)
   anomaly_probability      smartgrid only
@@ -20,6 +23,7 @@ it before the board's filesystem is remounted. A scenario file says:
 import json
 import math
 import random
+import time
 import zlib
 from pathlib import Path
 
@@ -58,8 +62,16 @@ def _num(x):
 def validate(scn):
     """Every problem in a scenario dict, as "path: message" strings."""
     p = []
-    if scn.get("source", "profile") not in ("profile", "smartgrid"):
-        p.append("source: must be profile or smartgrid")
+    if scn.get("source", "profile") not in ("profile", "smartgrid", "streams"):
+        p.append("source: must be profile, smartgrid or streams")
+    sf = scn.get("stream_fault")
+    if sf is not None:
+        from host_tools import streams
+        kinds = list(streams.load_spec()["faults"])
+        if not isinstance(sf, dict) or sf.get("kind") not in kinds:
+            p.append(f"stream_fault.kind: must be one of {', '.join(kinds)}")
+        elif not (_num(sf.get("after_s")) and sf["after_s"] >= 0):
+            p.append("stream_fault.after_s: must be a number >= 0 (seconds after the board starts)")
     for key in ("interval_s", "duration_s"):
         if key in scn and not (_num(scn[key]) and scn[key] > 0):
             p.append(f"{key}: must be a positive number")
@@ -101,6 +113,26 @@ def _series_smartgrid(scn, thing, seed, n, interval):
         for m in out:
             out[m].append(raw.get(m))
     return out
+
+
+def stream_device(thing, seed=0):
+    """The host_tools.streams device a "streams" scenario simulates for `thing` (the demo trains
+    its model on this same device)."""
+    from host_tools import streams
+    return streams.device(streams.load_spec(), thing, seed)
+
+
+def _series_streams(scn, thing, seed, n, interval):
+    from host_tools import streams
+    spec = streams.load_spec()
+    spec = dict(spec, interval_s=interval)
+    start = int(time.time()) // interval * interval
+    sf = scn.get("stream_fault") or {}
+    over = {k: v for k, v in sf.items() if k not in ("kind", "after_s")}
+    records, _ = streams.stream(spec, stream_device(thing, seed), days=n * interval / 86400,
+                                fault=sf.get("kind"), start_ts=start, seed=seed,
+                                fault_at=start + int(sf.get("after_s", 0)), overrides=over)
+    return {m: [r["raw"][m] for r in records] for m in streams.METRICS}
 
 
 def _series_profile(scn, rng, n):
@@ -159,8 +191,11 @@ def build(name, thing="grid-sensor-001", seed=0, board="sim", time_scale=1.0):
     interval = scn.get("interval_s", 10)
     n = max(2, int(scn.get("duration_s", 600) // interval) + 1)
     thing_seed = (seed * 1000003 + zlib.crc32(thing.encode())) & 0x7FFFFFFF
-    if scn.get("source") == "smartgrid":
-        series = _series_smartgrid(scn, thing, thing_seed, n, interval)
+    if scn.get("source") in ("smartgrid", "streams"):
+        if scn["source"] == "smartgrid":
+            series = _series_smartgrid(scn, thing, thing_seed, n, interval)
+        else:
+            series = _series_streams(scn, thing, seed, n, interval)
         for sig, prof in scn.get("profile", {}).items():
             series.setdefault(sig, [prof["base"]] * n)
     else:

@@ -122,7 +122,7 @@ def test_unknown_scenario_and_bad_scenario_data():
         scenarios.prepare("nope", "t", 0, "/tmp/unused")
     problems = scenarios.validate({"source": "x", "events": [{"signal": "volts", "type": "scale"}],
                                    "faults": [{"kind": "crc"}], "wifi_outages": [[5, 1]]})
-    assert problems == ["source: must be profile or smartgrid",
+    assert problems == ["source: must be profile, smartgrid or streams",
                         "events[0].signal: must be one of voltage, current, temperature, humidity, pressure",
                         "events[0].from_s: must be a number", "events[0].factor: must be a number",
                         "faults[0].address: must be an I2C address (integer)",
