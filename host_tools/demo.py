@@ -172,7 +172,7 @@ def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_
                                     config=config_path, progress=say, ota_key=ota_pub)
         failed = [r for r in results if not r.ok]
         if failed:
-            raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.message}" for r in failed))
+            raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.detail}" for r in failed))
         for b in boards:
             with BoardLink(b.port) as link:
                 link.soft_reset()  # boot the firmware with its certificates and config

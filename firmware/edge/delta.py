@@ -1,7 +1,28 @@
 # A desired-state delta applied to the device config as a whole or not at all. Imported only
 # while a delta is checked (app.py unloads it, with edge.config, afterwards: code in RAM costs).
 from edge import config
-from edge.shadow import MAX_DEPTH, MAX_STATE_BYTES, depth, _dumps_compact
+import io
+import json
+
+from edge.shadow import MAX_DEPTH, MAX_STATE_BYTES, depth
+
+
+class _Size(io.IOBase):
+    """A stream that only counts: the size of a document as JSON, without the text in RAM."""
+    n = 0
+
+    def write(self, s):
+        self.n += len(s)
+        return len(s)
+
+
+def json_size(obj):
+    c = _Size()
+    try:
+        json.dump(obj, c, separators=(",", ":"))
+    except TypeError:  # a json.dump without separators
+        json.dump(obj, c)
+    return c.n
 
 
 def apply_delta(cfg, msg):
@@ -13,7 +34,7 @@ def apply_delta(cfg, msg):
     p = []
     if depth(d) > MAX_DEPTH:
         p.append("state: nested %d levels deep, AWS allows %d" % (depth(d), MAX_DEPTH))
-    size = len(_dumps_compact(d))
+    size = json_size(d)
     if size > MAX_STATE_BYTES:
         p.append("state: %d bytes, AWS allows %d" % (size, MAX_STATE_BYTES))
     for k in ("thing", "version"):
