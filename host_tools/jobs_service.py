@@ -18,6 +18,7 @@ import logging
 import ssl
 import threading
 import time
+from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
 from host_tools.jobs_store import JobsError, JobStore
@@ -151,7 +152,8 @@ class JobsService:
             if bad:
                 raise JobsError("InvalidRequest", bad)
             if op == "create-stream":
-                files = [(f.get("fileId"), base64.b64decode(f.get("data", ""))) for f in req.get("files") or []]
+                files = [(f.get("fileId"), Path(f["path"]).read_bytes() if "path" in f
+                          else base64.b64decode(f.get("data", ""))) for f in req.get("files") or []]
                 if not files:
                     raise JobsError("InvalidRequest", "a stream needs at least one file")
                 out = self.store.create_stream(req.get("streamId"), files, req.get("description", ""))

@@ -18,6 +18,7 @@ the slot, so an update cannot break them.
 import base64
 import hashlib
 import json
+import tempfile
 import threading
 import time
 import uuid
@@ -224,6 +225,9 @@ def read_bundle(path):
 
 # -- the local jobs service (control plane over MQTT, admin certificate) ----------------------
 
+INLINE_MAX = 64 * 1024  # file bytes sent inside the create-stream message (base64: 4/3 of it)
+
+
 class LocalJobs:
     def __init__(self, host, port, ca, cert, key, timeout=30.0):
         import paho.mqtt.client as mqtt
@@ -287,12 +291,22 @@ class LocalJobs:
         return doc
 
     def create_stream(self, stream_id, files, description=""):
-        """files: [(fileId, bytes)] or one bytes object (file 0)."""
+        """files: [(fileId, bytes)] or one bytes object (file 0). A file too big for one MQTT
+        message (the broker refuses over 128 KB, as AWS does) goes as a file the local service
+        reads, as AWS takes a stream's files from S3."""
         if isinstance(files, (bytes, bytearray)):
             files = [(0, files)]
-        return self.request("create-stream", {"streamId": stream_id, "description": description,
-                                              "files": [{"fileId": fid, "data": base64.b64encode(data).decode()}
-                                                        for fid, data in files]})
+        out = []
+        with tempfile.TemporaryDirectory(prefix="edgeshadow-stream-") as tmp:
+            for fid, data in files:
+                if len(data) <= INLINE_MAX:
+                    out.append({"fileId": fid, "data": base64.b64encode(data).decode()})
+                else:
+                    path = Path(tmp) / f"{fid}.bin"
+                    path.write_bytes(data)
+                    out.append({"fileId": fid, "path": str(path)})
+            return self.request("create-stream", {"streamId": stream_id, "description": description,
+                                                  "files": out})
 
     def create_job(self, job_id, targets, document, rollout=None, abort_after=None):
         return self.request("create-job", {"jobId": job_id, "targets": list(targets), "document": document,
