@@ -104,7 +104,9 @@ def test_demo_starts_shows_three_devices(demo):
     for thing, d in devices.items():
         assert d["connected"], thing
         for metric in ("voltage", "current", "temperature", "humidity"):
-            assert metric in d["values"], (thing, d["values"])
+            # a value, or a failed read named by its status (the scenario's anomalies can exceed
+            # what the simulated sensor measures: out_of_physical_range)
+            assert metric in d["values"] or metric in d["status"], (thing, d["values"], d["status"])
         assert isinstance(d["alerts"], list)
     print(f"fleet shown {shown_after:.1f} s after start")
 
