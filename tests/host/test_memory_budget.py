@@ -26,7 +26,11 @@ def test_the_whole_firmware_runs_in_the_heap_it_states(local_broker, tmp_path):
 
 
 def test_in_less_heap_than_it_needs_the_firmware_fails(local_broker, tmp_path):
-    r = run_firmware(tmp_path, local_broker.broker, local_broker.ca_dir, 96 * 1024, seconds=10)
+    try:
+        r = run_firmware(tmp_path, local_broker.broker, local_broker.ca_dir, 96 * 1024, seconds=10)
+    except RuntimeError as e:  # it may already run out while its certificates are injected
+        assert "MemoryError" in str(e), e
+        return
     assert not r["ok"]
     assert any("MemoryError" in line or "memory allocation failed" in line for line in r["failures"]), r
 
