@@ -7,10 +7,7 @@ import gc
 import json
 import sys
 
-try:
-    import asyncio
-except ImportError:  # MicroPython before 1.21
-    import uasyncio as asyncio
+import asyncio
 
 from edge import VERSION, shadow as _shadow
 from edge.pipeline import Device

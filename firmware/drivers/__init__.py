@@ -7,15 +7,6 @@
 #
 # The driver registry is drivers/registry.py.
 
-try:
-    from time import sleep_ms  # MicroPython
-except ImportError:  # CPython
-    from time import sleep as _sleep
-
-    def sleep_ms(ms):
-        _sleep(ms / 1000)
-
-
 def oserror_status(e):
     """Map an OSError from a bus to a read status."""
     code = e.args[0] if e.args else 0

@@ -1,6 +1,7 @@
 # Sensirion's CRC-8 (SHT3x, SHT4x, SGP, SCD): polynomial 0x31, init 0xFF, no reflection, no final
 # XOR. The datasheet's example: CRC(0xBEEF) = 0x92. And the measurement both SHT families share.
-from drivers import oserror_status, sleep_ms
+from compat import sleep_ms
+from drivers import oserror_status
 
 
 def crc8(buf, start=0, end=2):

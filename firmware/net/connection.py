@@ -4,10 +4,8 @@
 import asyncio
 import gc
 
-from compat import unload
+from compat import unload, uptime
 from net.backoff import Backoff
-
-from compat import uptime
 
 
 def _now():

@@ -1,4 +1,4 @@
-# MQTT 3.1.1 client on asyncio streams (uasyncio on the board, asyncio on the unix port and CPython).
+# MQTT 3.1.1 client on asyncio streams (MicroPython's asyncio on the board, CPython's on the host).
 # Mechanism only: it speaks the protocol and raises MQTTError/OSError. Reconnection, resubscription
 # and retry policy live in net/connection.py. QoS 0 and 1; QoS1 publishes stay in `inflight` until
 # their PUBACK and are re-sent with DUP after the next connect (same packet ids).
@@ -420,7 +420,7 @@ class MQTTClient:
         ka = self.keepalive * 1000
         try:
             while self._up:
-                await asyncio.sleep_ms(ka // 4) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(ka / 4000)
+                await asyncio.sleep(ka / 4000)
                 now = ticks_ms()
                 if ticks_diff(now, self._rx) > ka * 3 // 2:
                     await self._down(MQTTError("mqtt: nothing from the broker for %d s: link dead" % (ka * 3 // 2000)))

@@ -10,10 +10,7 @@ import hashlib
 import json
 import os
 
-try:
-    import asyncio
-except ImportError:
-    import uasyncio as asyncio
+import asyncio
 
 import otaboot
 from ota import OtaError, manifest
