@@ -12,7 +12,8 @@ import asyncio
 from edge import VERSION, shadow as _shadow
 from edge.pipeline import Device
 from edge.calibration import build_report_filter
-from net.spool import Spool, KIND_READING, KIND_ALERT, write_atomic
+from store import write_atomic
+from store.spool import Spool, KIND_READING, KIND_ALERT
 
 from compat import ticks_ms, ticks_diff, unix_time, unload, uptime
 

@@ -14,6 +14,7 @@ import asyncio
 
 import otaboot
 from ota import OtaError, manifest
+from store import write_atomic
 
 BLOCK = 1024          # bytes per stream block: one block is ~1.4 KB of JSON on the wire
 WINDOW = 4            # blocks asked for per request
@@ -79,12 +80,6 @@ def _read(p):
             return f.read()
     except OSError:
         return None
-
-
-def _write(p, text):
-    with open(p + ".tmp", "w") as f:
-        f.write(text)
-    os.rename(p + ".tmp", p)
 
 
 class _Writer:
@@ -311,7 +306,7 @@ async def _download(jobs, doc, m, job, digest, done):
         return
 
     def progress(i):
-        _write(_stage() + "/.progress", "%s %s %d" % (job, digest, i))
+        write_atomic(_stage() + "/.progress", "%s %s %d" % (job, digest, i))
 
     w = _Writer(files, done, progress)
     if w.done:

@@ -10,7 +10,7 @@ from net.backoff import Backoff
 from net.connection import Connection, topic_matches
 from net.forwarder import Forwarder, with_seq
 from net.mqtt import MQTTClient
-from net.spool import Spool, KIND_READING, KIND_ALERT
+from store.spool import Spool, KIND_READING, KIND_ALERT
 
 
 def rm_tree(d):

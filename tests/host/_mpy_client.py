@@ -12,7 +12,8 @@ from net.connection import Connection
 from net.forwarder import Forwarder
 from net.mqtt import MQTTClient
 from net.shadow_client import ShadowClient
-from net.spool import Spool, KIND_READING, KIND_ALERT, write_atomic
+from store import write_atomic
+from store.spool import Spool, KIND_READING, KIND_ALERT
 
 
 def out(*a):

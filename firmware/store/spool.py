@@ -22,16 +22,8 @@ import struct
 import binascii
 import json
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from compat import ticks_ms, ticks_diff
+from store import write_atomic
 
 _MAGIC = 0xA5
 _HDR = "<BBIII"
@@ -40,18 +32,6 @@ KIND_READING = 1
 KIND_ALERT = 2
 MAX_SEQ = 0x3FFFFFFF  # sequence numbers stay small ints on an ESP32 (31-bit) and fit the "I" field
 _DIR = 0x4000         # S_IFDIR in os.stat()[0]
-
-
-def write_atomic(path, data):
-    """Replace `path` with `data` so a crash leaves the old or the new file, whole. `data`: bytes,
-    str, or an object written as JSON straight to the file (no copy of the text in RAM)."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-        if isinstance(data, (str, bytes)):
-            f.write(data)
-        else:
-            json.dump(data, f)
-    os.rename(tmp, path)
 
 
 def _crc(kind, seq, payload):
@@ -288,9 +268,6 @@ class Spool:
                     off += _HDR_LEN + len(rec[2])
                     at = seq + 1
         return out
-
-    def ack(self, seq):
-        self.ack_all((seq,))
 
     def ack_all(self, seqs):
         """Acknowledge records (their PUBACK arrived); fully acknowledged segments are removed."""
