@@ -85,9 +85,9 @@ class Connection:
         if self.wifi is not None:
             await self.wifi()
         if not self._clock_set:
-            from net import tls  # TLS set-up code: in RAM only while connecting
-            tls.set_clock(self.ntp_host)  # certificate dates need the time
-            unload("net.tls")
+            from net import clock  # in RAM only while the clock is set, once a boot
+            clock.set_clock(self.ntp_host)  # certificate dates need the time
+            unload("net.clock")
             self._clock_set = True
         gc.collect()  # the handshake peak needs the heap it can get
         await c.connect()
@@ -105,7 +105,7 @@ class Connection:
             except Exception as e:
                 from net import tls
                 self.last_error = tls.explain(e, host)
-                unload("net.tls")
+                unload("net.tls", "net.clock")
                 self.log("net: connect to %s:%d failed: %s" % (host, self.client.port, self.last_error))
                 if self.client.connected:
                     await self.client.disconnect()
