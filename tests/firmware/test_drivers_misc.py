@@ -46,6 +46,18 @@ class FakeDS:
         return self.temp
 
 
+def test_a_dc_channel_leaves_the_ac_driver_unloaded():
+    # a board with no AC input does not pay for ac_rms (nor compile its viper kernel)
+    import sys
+    saved = dict((n, sys.modules.pop(n)) for n in ("drivers.adc", "drivers.ac_rms", "drivers._rms_fast")
+                 if n in sys.modules)
+    try:
+        __import__("drivers.adc")
+        assert "drivers.ac_rms" not in sys.modules and "drivers._rms_fast" not in sys.modules
+    finally:
+        sys.modules.update(saved)
+
+
 def test_ds18x20_pipelines_conversions():
     ds = FakeDS([b"\x28" + bytes(7)])
     s = DS18X20Sensor(ds)
