@@ -94,7 +94,7 @@ async def _open(host, port, ssl_context, server_hostname):
 
 class MQTTClient:
     def __init__(self, client_id, server, port=8883, ssl_context=None, server_hostname=None,
-                 keepalive=60, clean_session=True, will=None, user=None, password=None,
+                 keepalive=60, clean_session=True, will=None,
                  max_inflight=20, timeout=15, opener=None, resolve=None):
         if not client_id or len(client_id) > 128:
             raise ValueError("mqtt client id: 1..128 characters, got %r" % (client_id,))
@@ -108,8 +108,6 @@ class MQTTClient:
         self.keepalive = keepalive
         self.clean_session = clean_session
         self.will = will                  # (topic, payload, qos, retain) or None
-        self.user = user
-        self.password = password
         self.max_inflight = max_inflight
         self.timeout = timeout
         self._opener = opener or _open
@@ -126,7 +124,6 @@ class MQTTClient:
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()   # replaced on every state change (acks, pings, down)
         self._waiting = {}                # pid -> SUBACK/UNSUBACK body
-        self._pong = False
         self._tx = self._rx = 0
         self._up = False
         self._addr = None                 # the broker's address from the last good DNS lookup
@@ -186,12 +183,6 @@ class MQTTClient:
             topic, msg, qos, retain = self.will
             flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
             payload += _str(topic) + _str(msg)
-        if self.user is not None:
-            flags |= 0x80
-            payload += _str(self.user)
-        if self.password is not None:
-            flags |= 0x40
-            payload += _str(self.password)
         return _packet(_CONNECT, b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack("!H", self.keepalive) + payload)
 
     async def disconnect(self):
@@ -293,12 +284,6 @@ class MQTTClient:
     def pending(self):
         """Unacknowledged QoS1 packet ids, oldest first."""
         return list(self._order)
-
-    async def wait_puback(self, pid, timeout=None):
-        async def wait():
-            while pid in self.inflight:
-                await self._changed.wait()
-        await asyncio.wait_for(wait(), timeout or self.timeout)
 
     async def subscribe(self, topic, qos=1):
         """Subscribe one filter; returns the granted QoS. A refusal (0x80) raises MQTTError."""
@@ -409,8 +394,7 @@ class MQTTClient:
                 self._waiting[pid] = bytes(body[2:]) or b"\x00"
                 self._notify()
         elif kind == _PINGRESP:
-            self._pong = True
-            self._notify()
+            pass  # what it proves (the broker is there) is in _rx: _read_packet set it
         else:
             raise MQTTError("mqtt: unexpected packet type 0x%02x" % ptype)
 

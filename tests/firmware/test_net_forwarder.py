@@ -5,7 +5,7 @@ import json
 import os
 
 from _helpers import tmpdir
-from _net_fakes import FakeBroker, Opener, run
+from _net_fakes import FakeBroker, Opener, run, until
 from net.backoff import Backoff
 from net.connection import Connection, topic_matches
 from net.forwarder import Forwarder, with_seq
@@ -25,14 +25,6 @@ def setup(d, op, **kw):
     sp = Spool(d, 16384)
     fw = Forwarder(sp, conn, "dt/thing-1/telemetry", "dt/thing-1/alerts", log=lambda m: None, **kw)
     return conn, sp, fw
-
-
-async def until(cond, timeout=3):
-    for _ in range(int(timeout * 100)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met within %s s" % timeout)
 
 
 def test_with_seq_adds_the_sequence_number_first():

@@ -4,8 +4,8 @@
 import asyncio
 import json
 
-from _net_fakes import publish_packet, run
-from test_net_shadow import BASE, ShadowScript, setup, until
+from _net_fakes import publish_packet, run, until
+from test_net_shadow import BASE, ShadowScript, setup
 
 
 def test_a_bogus_huge_version_does_not_shut_out_later_deltas():
