@@ -198,6 +198,7 @@ class App:
         """Apply a desired-state delta as a whole or not at all; what we return is reported."""
         from edge.text import bad_text
         bad = bad_text(state, "")
+        del bad_text
         unload("edge.text")
         from edge.delta import apply_delta
         new, problems = apply_delta(self.cfg, {"state": state, "version": version})
@@ -273,6 +274,7 @@ class App:
         self.status_topic = prefix + "status"
         from net import tls
         ctx = tls.load_context(m["ca"], m["cert"], m["key"])
+        del tls
         unload("net.tls")  # TLS set-up code: in RAM only while it is used
         # the broker tells the fleet when the link dies: a retained "connected": false as last will
         client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
@@ -375,7 +377,10 @@ def read_json(path):
         return json.load(f)
 
 
-def main():
+def _configured_app():
+    """The App for /board.json and /config.json, or None when the config is not usable. A function
+    of its own so that nothing of the config checks outlives it: a name bound to edge.config's
+    `load` in main() would keep that module (about 11 KB) in RAM for good after unload()."""
     try:
         board_def = read_json(BOARD_PATH)
     except (OSError, ValueError) as e:
@@ -388,8 +393,14 @@ def main():
         problems = e.problems if isinstance(e, ConfigError) else [repr(e)]
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
-        return
+        return None
+    del ConfigError, load
     unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
     log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
-    app = App(cfg, board_def)
-    asyncio.run(app.run())
+    return App(cfg, board_def)
+
+
+def main():
+    app = _configured_app()
+    if app is not None:
+        asyncio.run(app.run())

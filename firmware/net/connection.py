@@ -12,6 +12,15 @@ def _now():
     return uptime.ms() / 1000
 
 
+def _explain(e, host):
+    # net.tls only while it is used: a name bound to it in run() would keep it in RAM for good
+    from net import tls
+    try:
+        return tls.explain(e, host)
+    finally:
+        unload("net.tls", "net.clock")
+
+
 def topic_matches(filt, topic):
     if filt == topic:
         return True
@@ -87,6 +96,7 @@ class Connection:
         if not self._clock_set:
             from net import clock  # in RAM only while the clock is set, once a boot
             clock.set_clock(self.ntp_host)  # certificate dates need the time
+            del clock  # (a name bound to it would keep it through the handshake)
             unload("net.clock")
             self._clock_set = True
         gc.collect()  # the handshake peak needs the heap it can get
@@ -103,9 +113,7 @@ class Connection:
             try:
                 await self.connect_once()
             except Exception as e:
-                from net import tls
-                self.last_error = tls.explain(e, host)
-                unload("net.tls", "net.clock")
+                self.last_error = _explain(e, host)
                 self.log("net: connect to %s:%d failed: %s" % (host, self.client.port, self.last_error))
                 if self.client.connected:
                     await self.client.disconnect()
