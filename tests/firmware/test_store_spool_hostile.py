@@ -40,7 +40,7 @@ def test_a_head_beyond_any_sequence_number_is_not_believed():
         s = Spool(d + "/spool", 8192)
         assert [r[0] for r in s.peek(10)] == [1, 2, 3], head
         assert s.append(KIND_READING, b"{}") == 4
-        assert s.meta_problem is not None
+        assert s.meta_problem == "head %r is not a sequence number" % (head,)
 
 
 def test_a_plausible_head_with_a_bad_check_value_resends_rather_than_skips():
@@ -120,4 +120,4 @@ def test_the_newest_segment_stays_so_a_bad_meta_is_caught_even_with_nothing_wait
     write_atomic(d + "/spool/meta.json", json.dumps(m))
     s = Spool(d + "/spool", 8192)
     assert s.append(KIND_READING, b"{}") == 9         # numbering goes on from what flash shows
-    assert s.meta_problem is not None
+    assert s.meta_problem == "its check value does not match (head %d, dropped 0)" % (9 ^ 1 << 20)
