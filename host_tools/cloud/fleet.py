@@ -1,7 +1,7 @@
 """The fleet model: MQTT messages folded into what every device last reported.
 
 Pure (topic, payload and a clock in; no network), so it is tested without a broker; the monitor
-(host_tools/monitor.py) feeds it from a paho-mqtt subscription.
+(host_tools/cloud/monitor.py) feeds it from a paho-mqtt subscription.
 
 Messages understood (docs/DESIGN.md, firmware/edge/shadow.py):
 - `$aws/things/<t>/shadow/update/accepted` and `.../get/accepted`: {"state": {"reported": {...}}};

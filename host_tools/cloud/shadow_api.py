@@ -53,7 +53,7 @@ class LocalShadow:
 
     def __init__(self, host, port, ca, cert, key, timeout=10.0):
         import paho.mqtt.client as mqtt
-        from host_tools.shadow_service import tls_context
+        from host_tools.cloud.shadow_service import tls_context
         self.host, self.port, self.timeout = host, port, timeout
         self._replies = {}
         self._cond = threading.Condition()
@@ -82,13 +82,13 @@ class LocalShadow:
         if reason_code.is_failure:
             self._refused = str(reason_code)
         else:
-            from host_tools.shadow_service import no_delay
+            from host_tools.cloud.shadow_service import no_delay
             no_delay(client)
         self._connected.set()
 
     @classmethod
     def from_state(cls, workdir=None, timeout=10.0):
-        from host_tools.broker import read_state
+        from host_tools.cloud.broker import read_state
         s = read_state(workdir)
         return cls(s["host"], s["port"], s["ca"], s["admin_cert"], s["admin_key"], timeout)
 

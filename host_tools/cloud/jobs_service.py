@@ -1,5 +1,5 @@
 """The local AWS IoT Jobs and MQTT-based file delivery service: the MQTT front end of
-host_tools.jobs_store, beside the shadow service in `edgeshadow broker`.
+host_tools.cloud.jobs_store, beside the shadow service in `edgeshadow broker`.
 
 `JobsService` connects with its own certificate (CN edgeshadow-jobs-service) and answers, for
 every thing, on AWS's reserved topics:
@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
-from host_tools.jobs_store import JobsError, JobStore
-from host_tools.shadow_service import no_delay, tls_context
+from host_tools.cloud.jobs_store import JobsError, JobStore
+from host_tools.cloud.shadow_service import no_delay, tls_context
 
 log = logging.getLogger("edgeshadow.jobs")
 

@@ -2,7 +2,7 @@
 
 An IoT rule action cannot split a JSON array into rows, and the firmware batches readings
 (dt/<thing>/telemetry: [{"seq", "ts", "v": {metric: value}, "s": {...}}, ...]). The rule
-(host_tools/cloud.py) hands the batch over base64-encoded with the thing's name:
+(host_tools/history/aws.py) hands the batch over base64-encoded with the thing's name:
 {"thing": ..., "batch": base64(payload)}. Each value becomes a record at the device's own time;
 Timestream keeps one record per (dimensions, measure, time), so a QoS 1 re-send is stored once.
 A failed read (no value) writes nothing. Standard library and boto3 only: the Lambda runtime's.

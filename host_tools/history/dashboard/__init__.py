@@ -1,10 +1,10 @@
 """The live web dashboard: the historian's file served as a page on 127.0.0.1, read-only.
 
 `Dashboard(db_path, ...)` is a small threaded HTTP server (standard library): the page and its
-script from host_tools/dashboard/static/, the plotting library from the installed plotly wheel
+script from host_tools/history/dashboard/static/, the plotting library from the installed plotly wheel
 (no CDN: the page works with no internet), and a JSON API the page polls for live updates:
 
-  GET /api/fleet                      the fleet at a glance (host_tools.history.fleet_snapshot)
+  GET /api/fleet                      the fleet at a glance (host_tools.history.query.fleet_snapshot)
   GET /api/device/<thing>?since=&until=   every metric's series at the resolution the window
                                       needs (raw, 1 min, 1 h), its range/rating limits and the
                                       alert spans in the window
@@ -22,9 +22,11 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from host_tools import DATA_DIR, history
+from host_tools import DATA_DIR
+
+from host_tools.history import query as history
 from host_tools.errors import EdgeshadowError
-from host_tools.history_store import HistoryStore
+from host_tools.history.store import HistoryStore
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"

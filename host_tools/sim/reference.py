@@ -10,9 +10,10 @@ import json
 import random
 from pathlib import Path
 
+from host_tools import DATA_DIR
 from host_tools.errors import EdgeshadowError
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = DATA_DIR
 METRICS = ("voltage", "current", "temperature", "humidity")
 NOMINAL = {"voltage": (23000.0, 25000.0), "current": (0.0, 600.0),
            "temperature": (30.0, 100.0), "humidity": (20.0, 80.0)}

@@ -6,7 +6,7 @@ nothing), `destroy` removes it in reverse order. Names derive from `name` (defau
 so destroy needs no state file.
 
   Timestream  database <name>, tables telemetry, alerts, shadow (memory 24 h, magnetic 365 days)
-  rule <name>_telemetry  dt/+/telemetry -> Lambda <name>-unbatch (host_tools/cloud_unbatch.py):
+  rule <name>_telemetry  dt/+/telemetry -> Lambda <name>-unbatch (host_tools/history/aws_unbatch.py):
               a rule action cannot split the firmware's batches into rows, the function does
   rule <name>_alerts     dt/+/alerts -> Timestream alerts (dimensions thing, metric, rule)
   rule <name>_critical   dt/+/alerts WHERE severity = 'critical' AND state = 'raised' -> SNS
@@ -25,12 +25,12 @@ import zipfile
 from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
-from host_tools.provision import aws_error
+from host_tools.cloud.provision import aws_error
 
 SQL_VERSION = "2016-03-23"
 RETENTION = {"MemoryStoreRetentionPeriodInHours": 24, "MagneticStoreRetentionPeriodInDays": 365}
 TABLES = ("telemetry", "alerts", "shadow")
-LAMBDA_SOURCE = Path(__file__).resolve().parent / "cloud_unbatch.py"
+LAMBDA_SOURCE = Path(__file__).resolve().parent / "aws_unbatch.py"
 
 
 def _trust(service):

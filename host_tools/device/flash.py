@@ -29,7 +29,7 @@ from esptool.targets import CHIP_DEFS
 from esptool.util import FatalError, NotImplementedInROMError
 
 from host_tools.errors import EdgeshadowError
-from host_tools.images import check_image_for_board, chip_label
+from host_tools.device.images import check_image_for_board, chip_label
 
 _PTY_MAJORS = range(136, 144)   # Linux UNIX98 pty slaves (/dev/pts/N)
 _CONNECT_ATTEMPTS = 3

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from host_tools import DATA_DIR
-from host_tools import certs
+from host_tools.cloud import certs
 from host_tools.errors import EdgeshadowError
 
 DEFAULT_POLICY = "edgeshadow-device"

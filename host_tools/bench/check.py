@@ -225,7 +225,7 @@ def analyse(info, rows, limits_data=None, sensors=None):
 def run_bench(link, samples=20, interval_s=0.0, chunk_s=4.0, progress=None, limits_data=None):
     """Stop the firmware, sample on the board, restart the firmware (always); return the report.
 
-    `link` is a host_tools.link.BoardLink (exec, interrupt, soft_reset). Problems reaching or
+    `link` is a host_tools.device.link.BoardLink (exec, interrupt, soft_reset). Problems reaching or
     reading the board raise EdgeshadowError with exit code 3 (could not test)."""
     if samples < 1:
         raise EdgeshadowError("--samples must be at least 1")

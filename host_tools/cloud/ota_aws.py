@@ -14,7 +14,7 @@ status: DescribeJob and ListJobExecutionsForJob.
 import json
 
 from host_tools.errors import EdgeshadowError
-from host_tools.ota import rollout_count
+from host_tools.cloud.ota import rollout_count
 
 PREFIX = "edgeshadow-ota/"
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools import FIRMWARE_DIR
-from host_tools.boards import load_board
+from host_tools.device.boards import load_board
 from host_tools.errors import EdgeshadowError
 
 PROTECTED = ("/certs", "/config.json", "/board.json", "/spool")
@@ -236,7 +236,7 @@ def load_device_config(path, board=None):
     except edge_config.ConfigError as e:
         raise EdgeshadowError(f"{path}: {e}")
     if board is not None:
-        from host_tools.board_check import validate
+        from host_tools.device.board_check import validate
         validate(cfg, board)
     return (json.dumps(cfg, indent=1) + "\n").encode(), cfg
 
@@ -247,14 +247,14 @@ def check_thing_against_certificate(link, cfg, config_path):
     to check when the board has no certificate yet (deploy before inject), when it cannot be
     read as a certificate, or when it is an AWS console certificate (CN "AWS IoT Certificate":
     the thing binding is the AWS attachment, not the CN)."""
-    from host_tools.inject import BOARD_CERT
+    from host_tools.device.inject import BOARD_CERT
     try:
         der = link.read_file(BOARD_CERT)
     except EdgeshadowError:
         return
     from cryptography import x509
     from cryptography.x509.oid import NameOID
-    from host_tools.certs import AWS_CONSOLE_CN
+    from host_tools.cloud.certs import AWS_CONSOLE_CN
     try:
         names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     except ValueError:
@@ -304,7 +304,7 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
     if board is None and cfg is not None and cfg.get("board"):
         board = load_board(cfg["board"])
     if cfg is not None and board is not None:
-        from host_tools.board_check import validate
+        from host_tools.device.board_check import validate
         validate(cfg, board)
     if mpy and board is None:
         board = _board_on_device(link)

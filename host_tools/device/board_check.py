@@ -7,7 +7,7 @@ each as "path: sentence" (`metrics.voltage.sensor.pin: GPIO4 is an ADC2 pin ...`
 import importlib.util
 
 from host_tools import FIRMWARE_DIR
-from host_tools.boards import load_board
+from host_tools.device.boards import load_board
 from host_tools.errors import EdgeshadowError
 
 _ATTEN = (0, 2.5, 6, 11)

@@ -1,5 +1,5 @@
 """Realistic grid-sensor streams with in-range faults (for `edgeshadow train` and the model's
-evaluation, host_tools.model_eval). The physics and the fault kinds are data:
+evaluation, host_tools.model.evaluate). The physics and the fault kinds are data:
 host_tools/data/streams.json.
 
 Each device draws its constants (load cycle, ambient, thermal rise and lag, voltage sag) once
@@ -18,9 +18,10 @@ import random
 import zlib
 from pathlib import Path
 
+from host_tools import DATA_DIR
 from host_tools.errors import EdgeshadowError
 
-DATA = Path(__file__).resolve().parent / "data" / "streams.json"
+DATA = DATA_DIR / "streams.json"
 EPOCH = 1704067200  # 2024-01-01 00:00 UTC: day d starts at EPOCH + d * 86400
 METRICS = ("voltage", "current", "temperature", "humidity")
 
@@ -174,7 +175,7 @@ def write_jsonl(records, path):
 
 def main(argv=None):
     import argparse
-    p = argparse.ArgumentParser(prog="python -m host_tools.streams",
+    p = argparse.ArgumentParser(prog="python -m host_tools.model.streams",
                                 description="Write generated grid-sensor streams (replay format) to a JSONL file.")
     p.add_argument("--things", type=int, default=1, help="devices grid-sensor-001... (default 1)")
     p.add_argument("--day", type=int, default=0, help="first day (days after 2024-01-01; default 0)")

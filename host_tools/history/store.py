@@ -2,7 +2,7 @@
 
 One file (WAL, synchronous=NORMAL: a committed batch survives the process being killed).
 Messages go in as (topic, payload, wall time) batches through `HistoryStore.ingest`, one
-transaction per batch; nothing here touches the network (host_tools/historian.py feeds it).
+transaction per batch; nothing here touches the network (host_tools/history/historian.py feeds it).
 
 Tables:
   raw(thing_id, metric_id, ts, seq, value, status)  one row per metric of a telemetry reading;
@@ -13,7 +13,7 @@ Tables:
   alerts   alert events (edge.alerts), unique by (thing, seq).
   shadows  reported state from `$aws/things/<t>/shadow/update/documents`, by (thing, version).
   latest   per thing the newest telemetry batch, shadow document and link status as received,
-           folded by host_tools.fleet.Fleet for the dashboard's fleet view.
+           folded by host_tools.cloud.fleet.Fleet for the dashboard's fleet view.
 """
 import json
 import sqlite3

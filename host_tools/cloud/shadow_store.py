@@ -1,4 +1,4 @@
-"""The AWS IoT Device Shadow document model, without MQTT (host_tools.shadow_service serves it).
+"""The AWS IoT Device Shadow document model, without MQTT (host_tools.cloud.shadow_service serves it).
 
 `ShadowStore.update(thing, payload)`, `.get(...)` and `.delete(...)` take the request bytes a
 client publishes and return the documents AWS would publish (accepted or rejected, delta, documents), with the same error codes and messages

@@ -1,7 +1,7 @@
 """Live fleet view: what every device last reported, heard on the broker (local Mosquitto or AWS).
 
 `Subscriber` is the paho-mqtt side: one TLS connection, subscribed to the shadow documents,
-telemetry and alerts of every thing, feeding a `Fleet` (host_tools/fleet.py: the pure model,
+telemetry and alerts of every thing, feeding a `Fleet` (host_tools/cloud/fleet.py: the pure model,
 which says which messages are understood). `watch_once` waits for the fleet to be heard and
 returns one snapshot; `watch_live` redraws a rich table as messages arrive.
 """
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
-from host_tools.fleet import Fleet, topics
+from host_tools.cloud.fleet import Fleet, topics
 
 # ---------------------------------------------------------------- connection settings
 
@@ -54,14 +54,14 @@ def local_settings(state_file=None, host=None, port=None, ca=None, cert=None, ke
         if not isinstance(info, dict):
             raise EdgeshadowError(f"{path}: must hold a JSON object")
         if host is None and port is None:
-            from host_tools.broker import check_running
+            from host_tools.cloud.broker import check_running
             check_running(info, path)
     host = host or info.get("host") or "127.0.0.1"
     port = port or info.get("port")
     if port is None:
         raise EdgeshadowError("the local broker's port is unknown",
                               hint="give --port or --broker-state pointing at broker.json")
-    # broker.json (host_tools/broker.py write_state) holds the monitor's own client certificate
+    # broker.json (host_tools/cloud/broker.py write_state) holds the monitor's own client certificate
     ca = ca or info.get("ca")
     cert = cert or info.get("monitor_cert")
     key = key or info.get("monitor_key")

@@ -9,7 +9,7 @@ import re
 import time
 
 from host_tools.errors import EdgeshadowError
-from host_tools.fleet import Fleet
+from host_tools.cloud.fleet import Fleet
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -145,7 +145,7 @@ def _alerts_after(store, thing, ts, limit=500):
 
 
 def fleet_snapshot(store, now=None, stale_after_s=120.0, prefix="dt"):
-    """The monitor's fleet view (host_tools.fleet.Fleet.snapshot) rebuilt from what the
+    """The monitor's fleet view (host_tools.cloud.fleet.Fleet.snapshot) rebuilt from what the
     historian kept per device: the last shadow document, the alert events after it, the last
     telemetry batch and the link status, each folded at the wall time it arrived; plus
     "last_seen" (unix time) and "reported" (the last reported state, heap and extras as sent)."""

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host_tools import certs
+from host_tools.cloud import certs
 from host_tools.errors import EdgeshadowError
 
 BOARD_CA, BOARD_CERT, BOARD_KEY = "/certs/root-ca.der", "/certs/device.der", "/certs/device.key.der"
@@ -74,7 +74,7 @@ def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key
              BOARD_KEY: certs.to_der(thing_dir / certs.DEVICE_KEY),
              BOARD_CA: certs.to_der(root)}
     if ota_key:  # the update-signing public key (`edgeshadow ota keygen`), as the board reads it
-        from host_tools import ota
+        from host_tools.cloud import ota
         files[ota.BOARD_PUBKEY] = ota.board_pubkey(ota_key)
     given = _read_json(config, "config") if config else None
     defaults = _read_json(thing_dir / "config.json", "config") if (thing_dir / "config.json").exists() else {}
@@ -280,7 +280,7 @@ def check_connect(link, config, timeout_s=15):
 # -- several boards -------------------------------------------------------------------------------
 
 def _default_link(port):
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
     return BoardLink(port)
 
 

@@ -4,7 +4,7 @@
 (clean_session false, a fixed client id) subscribed at QoS 1, and acknowledges a message only
 after the transaction holding it has committed (paho's manual_ack). So while the historian is
 down the broker queues for it, a message in flight when it is killed is sent again, and what is
-sent again is stored once (host_tools/history_store.py). A writer thread takes what arrived,
+sent again is stored once (host_tools/history/store.py). A writer thread takes what arrived,
 stores it as one batch and acknowledges it; `prune` runs at start and hourly.
 
 `running(state_file, db)` runs one beside the local broker (`edgeshadow broker`, the demo).
@@ -17,7 +17,7 @@ import threading
 import time
 
 from host_tools.errors import EdgeshadowError
-from host_tools.history_store import HistoryStore  # noqa: F401 (API: historian.HistoryStore)
+from host_tools.history.store import HistoryStore  # noqa: F401 (API: historian.HistoryStore)
 
 CLIENT_ID = "edgeshadow-historian"
 QOS = 1
@@ -162,7 +162,7 @@ class Historian:
 @contextlib.contextmanager
 def running(state_file, db_path, say=None, **kw):
     """A Historian on the local broker described by state_file (broker.json), storing to db_path."""
-    from host_tools.monitor import local_settings
+    from host_tools.cloud.monitor import local_settings
     settings = local_settings(state_file=state_file)
     with HistoryStore(db_path) as store:
         with Historian(settings, store, say=say, **kw) as h:

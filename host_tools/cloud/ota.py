@@ -25,7 +25,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from host_tools import CERTS_DIR, certs
+from host_tools import CERTS_DIR
+
+from host_tools.cloud import certs
 from host_tools.errors import EdgeshadowError
 
 FORMAT = "edgeshadow-ota/1"
@@ -154,7 +156,7 @@ def make_manifest(files, version, seq, mpy_arch=None, trial_s=None):
 
 def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, seq=None, trial_s=None):
     """Sign every app file of firmware_dir (compiled for mpy_arch if given) into a Bundle."""
-    from host_tools.deploy import firmware_version, local_files
+    from host_tools.device.deploy import firmware_version, local_files
     key = _load(key_path, True)
     files, _ = local_files(firmware_dir, mpy_arch)
     app = {p.lstrip("/"): data for p, data in files.items() if p not in ROOT_ONLY}
@@ -172,8 +174,8 @@ def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, se
 
 def build_image(image_path, key_path, out_path=None, board=None, version=None, seq=None):
     """Sign a MicroPython image (checked first: ESP header, chip, size for the board) into a Bundle."""
-    from host_tools import images
-    from host_tools.boards import load_board
+    from host_tools.device import images
+    from host_tools.device.boards import load_board
     try:
         data = Path(image_path).read_bytes()
     except OSError as e:
@@ -231,7 +233,7 @@ INLINE_MAX = 64 * 1024  # file bytes sent inside the create-stream message (base
 class LocalJobs:
     def __init__(self, host, port, ca, cert, key, timeout=30.0):
         import paho.mqtt.client as mqtt
-        from host_tools.shadow_service import tls_context
+        from host_tools.cloud.shadow_service import tls_context
         self.timeout = timeout
         self._replies = {}
         self._cond = threading.Condition()
@@ -257,7 +259,7 @@ class LocalJobs:
 
     @classmethod
     def from_state(cls, workdir=None, timeout=30.0):
-        from host_tools.broker import read_state
+        from host_tools.cloud.broker import read_state
         s = read_state(workdir)
         return cls(s["host"], s["port"], s["ca"], s["admin_cert"], s["admin_key"], timeout)
 

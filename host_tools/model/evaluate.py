@@ -1,8 +1,8 @@
-"""How well the learned model finds in-range faults: generated streams (host_tools.streams), a
-model trained per device on 14 normal days (host_tools.train), then one test day per device and
+"""How well the learned model finds in-range faults: generated streams (host_tools.model.streams), a
+model trained per device on 14 normal days (host_tools.model.train), then one test day per device and
 class (no fault, a legitimate load step, each fault kind), through the firmware's own pipeline.
 
-    .venv/bin/python -m host_tools.model_eval --devices 12 --rrcf      (figures for the closing note)
+    .venv/bin/python -m host_tools.model.evaluate --devices 12 --rrcf      (figures for the closing note)
 
 Per class: detection rate (a model alert on the faulty metric after the fault began), median
 delay, the diagnosis most shown while that alert was active (right or not), and false alarms per
@@ -17,10 +17,10 @@ import statistics
 import sys
 import time
 
-from host_tools import streams as S
-from host_tools import train as T
+from host_tools.model import streams as S
+from host_tools.model import train as T
 from host_tools.replay import firmware_modules
-from host_tools.scenario import DATA
+from host_tools.sim.reference import DATA
 
 CONFIG = DATA / "configs" / "grid-sensor.json"
 TRAIN_DAYS = 14
@@ -240,7 +240,7 @@ def format_table(res):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m host_tools.model_eval", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m host_tools.model.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--devices", type=int, default=12)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--train-days", type=int, default=TRAIN_DAYS)

@@ -32,8 +32,10 @@ import threading
 import time
 from pathlib import Path
 
-from host_tools import ROOT, certs
-from host_tools.broker import ADMIN_CN, MONITOR_CN, SERVICE_CN, Broker
+from host_tools import ROOT
+
+from host_tools.cloud import certs
+from host_tools.cloud.broker import ADMIN_CN, MONITOR_CN, SERVICE_CN, Broker
 from host_tools.errors import EdgeshadowError
 
 INTERVAL_S = 1
@@ -157,7 +159,7 @@ class Relay:
 # -- the shadow service as a process of its own (so it can be SIGKILLed) ---------------------------
 _SERVICE = """
 import signal, sys
-from host_tools.shadow_service import ShadowService
+from host_tools.cloud.shadow_service import ShadowService
 s = ShadowService(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
 s.start()
 print("ready", flush=True)
@@ -202,7 +204,7 @@ class ServiceProcess:
 class Monitor:
     def __init__(self, broker):
         import paho.mqtt.client as mqtt
-        from host_tools.shadow_service import tls_context
+        from host_tools.cloud.shadow_service import tls_context
         crt, key = broker.client_cert(MONITOR_CN)
         self.seqs = {}          # thing -> list of seqs in arrival order
         self.status = []        # (monotonic time, thing, connected, retained)
@@ -263,8 +265,8 @@ class Soak:
 
     def run(self):
         from host_tools.demo import device_config
-        from host_tools.inject import inject_boards
-        from host_tools.link import BoardLink
+        from host_tools.device.inject import inject_boards
+        from host_tools.device.link import BoardLink
         from host_tools.sim.board import VirtualBoard
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True)
@@ -392,7 +394,7 @@ class Soak:
         self._event("wifi_drop", vb.thing, outage_end=time.monotonic() + secs)
 
     def _set_desired(self, thing, desired):
-        from host_tools.shadow_api import LocalShadow
+        from host_tools.cloud.shadow_api import LocalShadow
         crt, key = self.broker.client_cert(ADMIN_CN)
         for _ in range(5):
             try:
@@ -435,7 +437,7 @@ class Soak:
             time.sleep(1)
         time.sleep(2 * INTERVAL_S)
         self.heap_low = {}
-        from host_tools.shadow_api import LocalShadow
+        from host_tools.cloud.shadow_api import LocalShadow
         crt, key = self.broker.client_cert(ADMIN_CN)
         try:
             with LocalShadow(self.broker.host, self.broker.port, self.broker.ca_cert, crt, key, timeout=5) as sh:
@@ -560,7 +562,7 @@ def run(workdir, seconds=600, boards=5, seed=None, heap=None, runtime="auto", sa
         raise EdgeshadowError(f"--seconds {seconds}: a soak runs 10 to 86400 s")
     if not 1 <= boards <= 20:
         raise EdgeshadowError(f"--boards {boards}: 1 to 20 virtual boards")
-    from host_tools import runtimes
+    from host_tools.sim import runtimes
     if runtime == "auto":
         runtime = "esp32like" if runtimes.available("esp32like") else "unix"
     runtimes.path(runtime)  # a clear error when it is not built

@@ -1,4 +1,4 @@
-"""The local AWS IoT Device Shadow service: the MQTT front end of host_tools.shadow_store.
+"""The local AWS IoT Device Shadow service: the MQTT front end of host_tools.cloud.shadow_store.
 
 `ShadowService` connects to a broker with its own client certificate (CN
 edgeshadow-shadow-service), subscribes to every thing's shadow request topics (classic and named:
@@ -13,7 +13,7 @@ import threading
 import time
 
 from host_tools.errors import EdgeshadowError
-from host_tools.shadow_store import (MAX_DEPTH, MAX_STATE_BYTES, MAX_TOKEN_BYTES,  # noqa: F401 (API)
+from host_tools.cloud.shadow_store import (MAX_DEPTH, MAX_STATE_BYTES, MAX_TOKEN_BYTES,  # noqa: F401 (API)
                                      ShadowStore, delta_of, is_rejected)
 
 log = logging.getLogger("edgeshadow.shadow")

@@ -1,5 +1,5 @@
 """Calibration wizard: apply known reference values, sample the raw reading at each, fit by least
-squares on the host (host_tools.fit), and write the fitted stage with its provenance into the
+squares on the host (host_tools.bench.fit), and write the fitted stage with its provenance into the
 board's /config.json, atomically. The device only evaluates the coefficients.
 
 The fit replaces the metric's transfer stages (linear, two_point, polynomial, table, offset,
@@ -16,8 +16,8 @@ import statistics
 import sys
 
 from host_tools import FIRMWARE_DIR
-from host_tools import fit as fitlib
-from host_tools.bench import EXIT_UNTESTED, last_json_line
+from host_tools.bench import fit as fitlib
+from host_tools.bench.check import EXIT_UNTESTED, last_json_line
 from host_tools.errors import EdgeshadowError
 
 TRANSFER_STAGES = ("linear", "two_point", "polynomial", "table", "offset", "multiply", "kelvin_to_celsius")
