@@ -52,11 +52,11 @@ chromium:
 # `make esp32like`: the MicroPython unix port built as an ESP32 runs Python (-m32, float32, mbedTLS).
 esp32like: $(STAMP) gcc-multilib
 	@test -n "$(MICROPYTHON_SRC)" || { echo "make esp32like needs MICROPYTHON_SRC=<a MicroPython 1.2x source archive or checkout>"; exit 2; }
-	host_tools/esp32like/build.sh "$(MICROPYTHON_SRC)" $(ESP32LIKE)
+	host_tools/sim/esp32like/build.sh "$(MICROPYTHON_SRC)" $(ESP32LIKE)
 
-$(ESP32LIKE): host_tools/esp32like/build.sh host_tools/esp32like/manifest.py $(MICROPYTHON_SRC)
+$(ESP32LIKE): host_tools/sim/esp32like/build.sh host_tools/sim/esp32like/manifest.py $(MICROPYTHON_SRC)
 	@$(MAKE) --no-print-directory gcc-multilib
-	host_tools/esp32like/build.sh "$(MICROPYTHON_SRC)" $@
+	host_tools/sim/esp32like/build.sh "$(MICROPYTHON_SRC)" $@
 
 # setup builds it when a source is found, and says in one line why not otherwise.
 .PHONY: esp32like-if-source gcc-multilib

@@ -15,12 +15,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from host_tools import CERTS_DIR, DATA_DIR, ROOT, certs
-from host_tools.broker import local_stack
+from host_tools import CERTS_DIR, DATA_DIR, ROOT
+
+from host_tools.cloud import certs
+from host_tools.cloud.broker import local_stack
 from host_tools.errors import EdgeshadowError
-from host_tools.inject import inject_boards
-from host_tools.link import BoardLink
-from host_tools import runtimes
+from host_tools.device.inject import inject_boards
+from host_tools.device.link import BoardLink
+from host_tools.sim import runtimes
 from host_tools.sim.board import start_boards, stop_boards
 from host_tools.sim.scenarios import load_scenario
 
@@ -41,7 +43,8 @@ def model_config(cfg, thing, seed):
     """cfg with a temperature model trained on two normal days of the device a "streams" scenario
     simulates for this board (what `edgeshadow train` does with a recording). The virtual conductor
     starts in thermal equilibrium, so the model's warm-up is one minute instead of five lags."""
-    from host_tools import streams, train
+    from host_tools.model import streams
+    from host_tools.model import train
     from host_tools.sim.scenarios import stream_device
     spec = streams.load_spec()
     nominal, _ = streams.stream(spec, stream_device(thing, seed), 0, 2)
@@ -79,8 +82,9 @@ def ota_rollout(state_path, things, key, workdir, stop, say, after_s):
     """After after_s seconds: this firmware renamed <version>-ota, signed and rolled out one board at
     a time through the local jobs service; each board's progress is said as it changes."""
     import shutil as _sh
-    from host_tools import FIRMWARE_DIR, ota
-    from host_tools.deploy import firmware_version
+    from host_tools import FIRMWARE_DIR
+    from host_tools.cloud import ota
+    from host_tools.device.deploy import firmware_version
     if stop.wait(after_s):
         return
     version = firmware_version(FIRMWARE_DIR) + "-ota"
@@ -133,8 +137,8 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
 @contextmanager
 def history_and_dashboard(state_path, workdir, config_path, say):
     """The historian (historian.sqlite beside broker.json) and the dashboard on 127.0.0.1."""
-    from host_tools.dashboard import Dashboard
-    from host_tools.historian import running
+    from host_tools.history.dashboard import Dashboard
+    from host_tools.history.historian import running
     db = Path(state_path).parent / "historian.sqlite"
     log = open(workdir / "historian.log", "a")  # not the terminal: the live view owns it
     try:
@@ -156,7 +160,7 @@ def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_
     try:
         ota_key = ota_pub = None
         if ota_after is not None:
-            from host_tools import ota
+            from host_tools.cloud import ota
             ota_key, ota_pub = ota.keygen(config_path.parent / "ota", force=True)
         if load_scenario(scenario).get("source") == "streams":  # a learned model per board
             cfg = json.loads(config_path.read_text())
@@ -190,7 +194,7 @@ def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_
                 if deadline is not None and time.monotonic() > deadline:
                     break
         else:
-            from host_tools import monitor
+            from host_tools.cloud import monitor
             settings = monitor.local_settings(state_file=state_path)
             monitor.watch_live(settings, seconds=seconds,
                                until=lambda fleet: stop.is_set() or hist.failure is not None)

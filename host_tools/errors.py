@@ -3,7 +3,18 @@
 Library code raises EdgeshadowError with a sentence a user can act on (and, optionally, a hint);
 the CLI turns it into one line on stderr and exit code 1. Nothing else should reach the user as a
 traceback.
+
+Exit codes, the same for every command (`edgeshadow --help` lists them):
 """
+
+EXIT_OK = 0           # done, and verified
+EXIT_FAILED = 1       # failed (the error line says what and where)
+EXIT_USAGE = 2        # bad arguments (argparse)
+EXIT_UNTESTED = 3     # could not test: no board, no broker, port busy (nothing was judged)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES_HELP = ("exit codes: 0 ok, 1 failed, 2 usage error, 3 cannot test (no board, broker or port), "
+                   "130 interrupted (Ctrl-C)")
 
 
 class EdgeshadowError(Exception):

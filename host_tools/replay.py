@@ -82,7 +82,7 @@ def replay(config_path, input_path, output_path=None, runtime="cpython", stderr=
 
 
 def _replay_micropython(config_path, input_path, output_path, err, runtime="micropython"):
-    from host_tools import runtimes
+    from host_tools.sim import runtimes
     binary = runtimes.path("unix" if runtime == "micropython" else runtime)
     env = dict(os.environ, MICROPYPATH=str(FIRMWARE))
     cmd = [str(binary), str(FIRMWARE / "edge" / "replay.py"), str(config_path), str(input_path)]

@@ -30,7 +30,7 @@ class Linear:
 
 
 class TwoPoint(Linear):
-    # Two (raw, reference) pairs define the line; the host may fit more points with host_tools.fit.
+    # Two (raw, reference) pairs define the line; the host may fit more points with host_tools.bench.fit.
     def __init__(self, c):
         (r1, v1), (r2, v2) = c["points"]
         self.gain = (v2 - v1) / (r2 - r1)

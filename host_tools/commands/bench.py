@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from host_tools import bench as lib
+from host_tools.bench import check as lib
 from host_tools.errors import EdgeshadowError
 
 EPILOG = """exit codes (for a production line):
@@ -42,7 +42,7 @@ def do_bench(args):
         if out is not None and not out.parent.is_dir():
             raise EdgeshadowError(f"cannot write {out}: folder {out.parent} does not exist", exit_code=2)
     limits = lib.load_limits(args.limits)
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
 
     def progress(msg):
         if not args.quiet:

@@ -2,8 +2,8 @@
 import json
 from pathlib import Path
 
-from host_tools import board_check
-from host_tools.boards import list_boards, load_board
+from host_tools.device import board_check
+from host_tools.device.boards import list_boards, load_board
 from host_tools.errors import EdgeshadowError
 
 

@@ -4,7 +4,7 @@ import signal
 import threading
 from pathlib import Path
 
-from host_tools import broker as lib
+from host_tools.cloud import broker as lib
 from host_tools.commands.historian import DB_NAME, add_retention_args, retention
 from host_tools.errors import EdgeshadowError
 
@@ -42,7 +42,7 @@ def do_broker(args):
             with contextlib.ExitStack() as extra:
                 hist = None
                 if not args.no_historian:
-                    from host_tools.historian import running
+                    from host_tools.history.historian import running
                     hist = extra.enter_context(running(state, db, retention_s=keep))
                 print(f"host   {broker.host}\nport   {broker.port}\nCA     {broker.ca_cert}\n"
                       f"state  {state}\nlog    {broker.log_path}\n"

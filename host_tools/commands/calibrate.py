@@ -1,7 +1,7 @@
 """`edgeshadow calibrate`: fit a metric's calibration against known references; write it to the board."""
 import sys
 
-from host_tools import calibrate as lib
+from host_tools.bench import calibrate as lib
 from host_tools.errors import EdgeshadowError
 
 
@@ -27,7 +27,7 @@ def register(sub):
 def do_calibrate(args):
     if args.samples < 1:
         raise EdgeshadowError("--samples must be at least 1", exit_code=2)
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
     ask = None
     if sys.stdin.isatty():
         ask = input

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from host_tools import CERTS_DIR
-from host_tools import certs as lib
+from host_tools.cloud import certs as lib
 
 
 def _certs_dir_arg(p):

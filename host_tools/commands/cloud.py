@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 from host_tools import ROOT
-from host_tools import cloud as lib
-from host_tools.dashboard import DEFAULT_CONFIG, load_limits
+from host_tools.history import aws as lib
+from host_tools.history.dashboard import DEFAULT_CONFIG, load_limits
 from host_tools.errors import EdgeshadowError
 
 DEFAULT_GRAFANA = ROOT / "run" / "cloud" / "grafana-dashboard.json"

@@ -4,7 +4,7 @@ import sys
 import threading
 from pathlib import Path
 
-from host_tools import dashboard as lib
+from host_tools.history import dashboard as lib
 from host_tools.commands.historian import DB_HELP, find_db
 
 

@@ -21,8 +21,8 @@ def register(sub):
 
 
 def do_deploy(args):
-    from host_tools.deploy import deploy
-    from host_tools.link import BoardLink
+    from host_tools.device.deploy import deploy
+    from host_tools.device.link import BoardLink
 
     def progress(kind, path, nbytes):
         if kind == "sent":

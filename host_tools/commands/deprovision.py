@@ -1,5 +1,5 @@
 """`edgeshadow deprovision aws THING...`: detach and delete things and their certificates in AWS IoT."""
-from host_tools import provision as lib
+from host_tools.cloud import provision as lib
 from host_tools.commands.provision import add_fleet_args, collect_things, run_with_progress
 
 

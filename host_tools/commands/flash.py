@@ -2,8 +2,8 @@
 import sys
 import threading
 
-from host_tools.boards import load_board
-from host_tools.flash import flash_boards
+from host_tools.device.boards import load_board
+from host_tools.device.flash import flash_boards
 
 
 def register(sub):

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 from host_tools import ROOT
-from host_tools import historian as lib
+from host_tools.history import historian as lib
 from host_tools.commands.monitor import newest_state_file
 from host_tools.errors import EdgeshadowError
-from host_tools.history import parse_span
-from host_tools.monitor import local_settings
+from host_tools.history.query import parse_span
+from host_tools.cloud.monitor import local_settings
 
 RUN_DIR = ROOT / "run"
 DB_NAME = "historian.sqlite"   # kept beside the broker's broker.json

@@ -5,10 +5,10 @@ import sys
 import time
 from pathlib import Path
 
-from host_tools import history as lib
+from host_tools.history import query as lib
 from host_tools.commands.historian import DB_HELP, find_db
 from host_tools.errors import EdgeshadowError
-from host_tools.history_store import HistoryStore
+from host_tools.history.store import HistoryStore
 
 
 def register(sub):

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from host_tools import CERTS_DIR
-from host_tools import inject as lib
+from host_tools.device import inject as lib
 from host_tools.errors import EdgeshadowError
 
 

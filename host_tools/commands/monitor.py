@@ -3,8 +3,10 @@ import json
 import sys
 from pathlib import Path
 
-from host_tools import ROOT, broker
-from host_tools import monitor as lib
+from host_tools import ROOT
+
+from host_tools.cloud import broker
+from host_tools.cloud import monitor as lib
 from host_tools.errors import EdgeshadowError
 
 RUN_DIR = ROOT / "run"

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from host_tools import FIRMWARE_DIR
-from host_tools import ota as lib
+from host_tools.cloud import ota as lib
 from host_tools.errors import EdgeshadowError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED")
@@ -103,7 +103,7 @@ def do_build(args):
 
 
 def _all_things(args):
-    from host_tools.broker import find_state
+    from host_tools.cloud.broker import find_state
     state = args.broker_state or find_state(args.workdir)
     shadows = Path(state).parent / "shadows"
     return sorted(p.stem for p in shadows.glob("*.json"))
@@ -120,7 +120,7 @@ def do_push(args):
         if args.all:
             raise EdgeshadowError("--all works with the local service; with --aws name the things")
         import uuid
-        from host_tools import ota_aws
+        from host_tools.cloud import ota_aws
         s3, iot = ota_aws.clients(args.region)
         job_id = args.job_id or f"ota-{bundle.version.replace('.', '_')}-{uuid.uuid4().hex[:8]}"
         out = ota_aws.push_aws(bundle, args.things, args.bucket, args.role_arn, job_id, s3, iot,
@@ -160,7 +160,7 @@ def do_status(args):
     if args.aws:
         if not args.job:
             raise EdgeshadowError("with --aws name the job (edgeshadow ota status JOB --aws)")
-        from host_tools import ota_aws
+        from host_tools.cloud import ota_aws
         listed = [ota_aws.status_aws(ota_aws.clients(args.region)[1], args.job)]
     else:
         with _jobs(args) as jobs:

@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from host_tools import CERTS_DIR
-from host_tools import certs
-from host_tools import provision as lib
+from host_tools.cloud import certs
+from host_tools.cloud import provision as lib
 from host_tools.errors import EdgeshadowError
 
 

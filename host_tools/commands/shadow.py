@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from host_tools import shadow_api as lib
+from host_tools.cloud import shadow_api as lib
 
 
 def _common(p):

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from host_tools import runtimes
+from host_tools.sim import runtimes
 from host_tools.errors import EdgeshadowError
 from host_tools.sim.board import start_boards, stop_boards
 

@@ -3,8 +3,8 @@ import json
 import sys
 from pathlib import Path
 
-from host_tools import soak as lib
-from host_tools.broker import RUN_DIR
+from host_tools.sim import soak as lib
+from host_tools.cloud.broker import RUN_DIR
 
 
 def register(sub):
@@ -19,7 +19,7 @@ def register(sub):
     p.add_argument("--boards", type=int, default=5, metavar="N", help="virtual boards (default 5)")
     p.add_argument("--seed", type=int, help="schedule seed (default: random, printed in the report)")
     p.add_argument("--heap", metavar="SIZE", help="the boards' GC heap, e.g. 112000 (default with the "
-                   "ESP32-like runtime: 136k, see host_tools/soak.py SOAK_HEAP)")
+                   "ESP32-like runtime: 136k, see host_tools/sim/soak.py SOAK_HEAP)")
     p.add_argument("--runtime", choices=("auto", "unix", "esp32like"), default="auto",
                    help="auto: the ESP32-like runtime when it is built (make esp32like), else unix")
     p.add_argument("--workdir", type=Path, default=RUN_DIR / "soak", metavar="DIR",

@@ -2,7 +2,7 @@
 import json
 import sys
 
-from host_tools import train as lib
+from host_tools.model import train as lib
 
 
 def register(sub):

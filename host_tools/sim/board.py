@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from host_tools import DATA_DIR, FIRMWARE_DIR, ROOT
-from host_tools import runtimes
-from host_tools.boards import load_board
+from host_tools.sim import runtimes
+from host_tools.device.boards import load_board
 from host_tools.errors import EdgeshadowError
 
 BUNDLED_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"  # the grid sensor with the sim wiring's ratios
@@ -180,7 +180,7 @@ class VirtualBoard:
         self.sim_dir.mkdir(parents=True, exist_ok=True)
         fresh = not any(self.flash_dir.iterdir())
         if self.firmware and fresh:
-            from host_tools.deploy import local_files
+            from host_tools.device.deploy import local_files
             board = load_board(self.board)
             files, _ = local_files(FIRMWARE_DIR, board["mpy_arch"] if self.mpy else None)
             for path, data in files.items():

@@ -4,8 +4,8 @@ the physical timeline the board's simulated hardware replays.
 `prepare(name, thing, seed, sim_dir)` writes sim_dir/scenario.json; the board's simhw.init() reads
 it before the board's filesystem is remounted. A scenario file says:
   description   one line
-  source        "profile" (base values with jitter), "smartgrid" (host_tools.scenario's
-                reference generator, one sample per interval) or "streams" (host_tools.streams:
+  source        "profile" (base values with jitter), "smartgrid" (host_tools.sim.reference's
+                reference generator, one sample per interval) or "streams" (host_tools.model.streams:
                 the thing's own physics from now on, aligned to the host's time of day, with
                 "stream_fault": {"kind", "after_s", and parameters to set} an in-range fault;
                 `edgeshadow demo` gives such boards a model trained on the same device)
@@ -27,7 +27,7 @@ import time
 import zlib
 from pathlib import Path
 
-from host_tools.boards import load_board
+from host_tools.device.boards import load_board
 from host_tools.errors import EdgeshadowError
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -66,7 +66,7 @@ def validate(scn):
         p.append("source: must be profile, smartgrid or streams")
     sf = scn.get("stream_fault")
     if sf is not None:
-        from host_tools import streams
+        from host_tools.model import streams
         kinds = list(streams.load_spec()["faults"])
         if not isinstance(sf, dict) or sf.get("kind") not in kinds:
             p.append(f"stream_fault.kind: must be one of {', '.join(kinds)}")
@@ -104,7 +104,7 @@ def validate(scn):
 
 
 def _series_smartgrid(scn, thing, seed, n, interval):
-    from host_tools import scenario as reference
+    from host_tools.sim import reference
     records = reference.generate([thing], n, interval_s=interval, seed=seed,
                                  anomaly_probability=scn.get("anomaly_probability", 0.1))
     out = {m: [] for m in reference.METRICS}
@@ -116,14 +116,14 @@ def _series_smartgrid(scn, thing, seed, n, interval):
 
 
 def stream_device(thing, seed=0):
-    """The host_tools.streams device a "streams" scenario simulates for `thing` (the demo trains
+    """The host_tools.model.streams device a "streams" scenario simulates for `thing` (the demo trains
     its model on this same device)."""
-    from host_tools import streams
+    from host_tools.model import streams
     return streams.device(streams.load_spec(), thing, seed)
 
 
 def _series_streams(scn, thing, seed, n, interval):
-    from host_tools import streams
+    from host_tools.model import streams
     spec = streams.load_spec()
     spec = dict(spec, interval_s=interval)
     start = int(time.time()) // interval * interval

@@ -249,7 +249,7 @@ def test_spool_segments_and_metadata():
 
 # -- certificates on flash ------------------------------------------------------------------------
 def _real_der():
-    from host_tools import certs
+    from host_tools.cloud import certs
     from cryptography.hazmat.primitives import serialization
     with tempfile.TemporaryDirectory() as tmp:
         certs.init_ca(Path(tmp) / "ca")

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from host_tools import replay as host_replay  # noqa: E402
 from host_tools.errors import EdgeshadowError  # noqa: E402
-from host_tools.link import BoardLink  # noqa: E402
-from host_tools.provision import read_things_csv  # noqa: E402
+from host_tools.device.link import BoardLink  # noqa: E402
+from host_tools.cloud.provision import read_things_csv  # noqa: E402
 
 CONFIG = ROOT / "host_tools" / "data" / "configs" / "grid-sensor.json"
 

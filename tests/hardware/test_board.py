@@ -13,12 +13,12 @@ import json
 import pytest
 
 from host_tools import FIRMWARE_DIR
-from host_tools import bench
-from host_tools.board_check import check_config
-from host_tools.deploy import firmware_version
+from host_tools.bench import check as bench
+from host_tools.device.board_check import check_config
+from host_tools.device.deploy import firmware_version
 from host_tools.errors import EdgeshadowError
-from host_tools.inject import BOARD_CA, BOARD_CERT, BOARD_KEY, check_connect
-from host_tools.link import BoardLink
+from host_tools.device.inject import BOARD_CA, BOARD_CERT, BOARD_KEY, check_connect
+from host_tools.device.link import BoardLink
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_the_runtime_is_what_the_firmware_is_tested_against(link):
     assert int(period) == 2 ** 30, f"ticks_ms wraps at {period}, an ESP32's at 2^30"
     assert single == "True", "floats are not single precision: not an ESP32 build"
     assert int(maxsize) == 2 ** 31 - 1, "not a 32-bit port"
-    from host_tools import runtimes
+    from host_tools.sim import runtimes
     print(f"GC heap {heap} B, {free} B free after boot (firmware budget {runtimes.BUDGET} B)")
     assert int(heap) >= runtimes.BUDGET, f"a GC heap of {heap} B is below the firmware's budget"
 
@@ -80,7 +80,7 @@ def test_the_config_is_valid_and_fits_the_board(link, config):
 def test_the_certificate_is_this_things_and_valid(link, config):
     from cryptography import x509
     from cryptography.x509.oid import NameOID
-    from host_tools.certs import AWS_CONSOLE_CN
+    from host_tools.cloud.certs import AWS_CONSOLE_CN
     try:
         names = {name for name, _, _ in link.ls("/certs")}
     except EdgeshadowError:

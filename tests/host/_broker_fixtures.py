@@ -11,7 +11,7 @@ Use from a test module (one broker per module):
             dev.publish("$aws/things/grid-001/shadow/update", {"state": {"reported": {"v": 1}}})
             msg = dev.wait_for(lambda m: m.topic.endswith("/accepted"))
 
-`local_broker` has .broker (host_tools.broker.Broker: .host, .port, .ca_cert, .log_path),
+`local_broker` has .broker (host_tools.cloud.broker.Broker: .host, .port, .ca_cert, .log_path),
 .service (ShadowService; .service.store is its ShadowStore), .jobs (JobsService; .jobs.store), .ca_dir, .root (tmp folder),
 .device_cert(thing) -> (crt, key) and .client_cert(cn) -> (crt, key) for the host CNs
 (edgeshadow-monitor, edgeshadow-admin), .state_file() -> broker.json for CLI commands.
@@ -27,10 +27,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from host_tools import certs
-from host_tools.broker import JOBS_CN, SERVICE_CN, Broker, write_state
-from host_tools.jobs_service import JobsService
-from host_tools.shadow_service import ShadowService, no_delay
+from host_tools.cloud import certs
+from host_tools.cloud.broker import JOBS_CN, SERVICE_CN, Broker, write_state
+from host_tools.cloud.jobs_service import JobsService
+from host_tools.cloud.shadow_service import ShadowService, no_delay
 
 
 class Message:

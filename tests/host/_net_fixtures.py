@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from host_tools import certs
+from host_tools.cloud import certs
 
 ROOT = Path(__file__).resolve().parents[2]
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"

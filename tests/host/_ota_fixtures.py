@@ -8,7 +8,11 @@ import json
 import shutil
 import time
 
-from host_tools import FIRMWARE_DIR, certs, ota
+from host_tools import FIRMWARE_DIR
+
+from host_tools.cloud import certs
+
+from host_tools.cloud import ota
 from host_tools.demo import device_config
 from host_tools.sim.board import VirtualBoard
 
@@ -28,7 +32,7 @@ def wait_until(fn, timeout, what, every=0.1):
 
 def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, mpy_arch=None):
     """A board folder as `deploy [--mpy]` + `inject --ota-key` leave it (written directly: quicker)."""
-    from host_tools.deploy import local_files
+    from host_tools.device.deploy import local_files
     flash = workdir / "flash"
     files, _ = local_files(FIRMWARE_DIR, mpy_arch)
     for path, data in files.items():

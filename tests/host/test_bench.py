@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tools import bench
+from host_tools.bench import check as bench
 from host_tools.errors import EdgeshadowError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,7 +205,7 @@ def test_no_board_is_could_not_test_exit_3(tmp_path):
 
 
 def test_ctrl_c_during_the_bench_restarts_the_firmware(tmp_path):
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
 
     class InterruptedLink(BoardLink):
         reads = 0

@@ -5,8 +5,10 @@ import subprocess
 
 import pytest
 
-from host_tools import board_check, cli
-from host_tools.boards import list_boards, load_board
+from host_tools import cli
+
+from host_tools.device import board_check
+from host_tools.device.boards import list_boards, load_board
 from host_tools.errors import EdgeshadowError
 from host_tools.sim import scenarios
 

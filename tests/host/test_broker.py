@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from _broker_fixtures import MqttProbe, local_broker  # noqa: F401  (fixture)
-from host_tools import certs
+from host_tools.cloud import certs
 from host_tools.cli import main as cli_main
-from host_tools.broker import ADMIN_CN, MONITOR_CN, Broker, find_state, local_stack, read_state
+from host_tools.cloud.broker import ADMIN_CN, MONITOR_CN, Broker, find_state, local_stack, read_state
 from host_tools.errors import EdgeshadowError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from _broker_fixtures import local_broker  # noqa: F401  (fixture)
-from host_tools.broker import MONITOR_CN, SERVICE_CN
+from host_tools.cloud.broker import MONITOR_CN, SERVICE_CN
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B = "grid-ha", "grid-hb"

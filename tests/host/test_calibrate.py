@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from host_tools import calibrate, fit
+from host_tools.bench import calibrate
+
+from host_tools.bench import fit
 from host_tools.errors import EdgeshadowError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +117,7 @@ print(json.dumps(_a.reported()))
 
 
 def reported_on_board(board):
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
     with BoardLink(board.port) as link:
         link.interrupt()
         out = link.exec(REPORTED, timeout=20)
@@ -135,7 +137,7 @@ def test_unknown_metric_changes_nothing_and_restarts_the_firmware(board):
 
 
 def test_interactive_wizard_asks_for_each_reference_until_empty(board):
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
     answers = iter(["12000", "", "twelve", "18000", "24000", ""])  # one Enter too early, and a typo
     prompts, said = [], []
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from host_tools import VENV_BIN
-from host_tools import certs
+from host_tools.cloud import certs
 from host_tools.cli import main as cli
 from host_tools.errors import EdgeshadowError
 

@@ -7,9 +7,11 @@ import json
 import pytest
 from moto import mock_aws
 
-from host_tools import cloud, iot_sql
+from host_tools.history import aws as cloud
+
+from host_tools.history import iot_sql
 from host_tools.cli import main as cli_main
-from host_tools.cloud_unbatch import handler
+from host_tools.history.aws_unbatch import handler
 from host_tools.errors import EdgeshadowError
 
 REGION = "eu-west-1"

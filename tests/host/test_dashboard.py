@@ -8,10 +8,10 @@ import urllib.request
 
 import pytest
 
-from host_tools import loadgen
-from host_tools.dashboard import Dashboard, limits_from_config
+from host_tools.sim import loadgen
+from host_tools.history.dashboard import Dashboard, limits_from_config
 from host_tools.errors import EdgeshadowError
-from host_tools.history_store import HistoryStore
+from host_tools.history.store import HistoryStore
 
 NOW = time.time()
 

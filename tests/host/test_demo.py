@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from host_tools import history
-from host_tools.history_store import HistoryStore
+from host_tools.history import query as history
+from host_tools.history.store import HistoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

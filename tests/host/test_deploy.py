@@ -7,9 +7,9 @@ import pytest
 
 from host_tools import DATA_DIR, FIRMWARE_DIR
 from host_tools.cli import main
-from host_tools.deploy import deploy, firmware_version, local_files
+from host_tools.device.deploy import deploy, firmware_version, local_files
 from host_tools.errors import EdgeshadowError
-from host_tools.link import BoardLink
+from host_tools.device.link import BoardLink
 from host_tools.sim.board import VirtualBoard
 
 pytestmark = pytest.mark.timeout(240)
@@ -160,7 +160,7 @@ def test_bad_config_is_refused_before_anything_is_written(board, firmware, tmp_p
 
 
 def test_config_for_another_thing_than_the_certificate_is_refused(board, firmware, tmp_path):
-    from host_tools import certs
+    from host_tools.cloud import certs
     certs.init_ca(tmp_path / "ca")
     certs.issue_device("deploy-001", tmp_path / "deploy-001", tmp_path / "ca")
     (board.flash_dir / "certs" / "device.der").write_bytes(

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + shadow service)
-from host_tools import certs
+from host_tools.cloud import certs
 from host_tools.demo import device_config
-from host_tools.inject import inject_boards
-from host_tools.link import BoardLink
-from host_tools.shadow_api import LocalShadow
+from host_tools.device.inject import inject_boards
+from host_tools.device.link import BoardLink
+from host_tools.cloud.shadow_api import LocalShadow
 from host_tools.sim.board import VirtualBoard
 
 THING = "grid-hostile-001"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from host_tools import fit
+from host_tools.bench import fit
 from host_tools.errors import EdgeshadowError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))

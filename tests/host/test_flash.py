@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from host_tools.boards import load_board
+from host_tools.device.boards import load_board
 from host_tools.cli import main
 from host_tools.errors import EdgeshadowError
-from host_tools.flash import connection_options, flash_boards, is_pseudo_terminal
+from host_tools.device.flash import connection_options, flash_boards, is_pseudo_terminal
 from host_tools.sim.rom import MiB, VirtualROM, build_image
 
 ESP32 = "esp32-devkitc"

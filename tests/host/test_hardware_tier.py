@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from host_tools import certs, runtimes
+from host_tools.cloud import certs
+
+from host_tools.sim import runtimes
 from host_tools.cli import main as cli
 from host_tools.sim.board import VirtualBoard
 
@@ -26,7 +28,7 @@ def run_tier(port, *extra):
 
 
 def test_a_board_set_up_as_a_user_would_passes_every_check(tmp_path):
-    from host_tools.broker import local_stack
+    from host_tools.cloud.broker import local_stack
     cdir = tmp_path / "certs"
     certs.init_ca(cdir / "ca")
     certs.issue_device("bench-001", cdir / "bench-001", cdir / "ca")

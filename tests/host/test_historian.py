@@ -1,5 +1,5 @@
 """The historian: the SQLite store on its own, then against a real Mosquitto (mutual TLS) with
-simulated devices (host_tools/loadgen.py: paho clients publishing what the firmware publishes),
+simulated devices (host_tools/sim/loadgen.py: paho clients publishing what the firmware publishes),
 including 20 SIGKILL restarts of `edgeshadow historian` during a 10-device run."""
 import json
 import random
@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (fixture)
-from host_tools import history, loadgen
-from host_tools.history_store import HistoryStore
+from host_tools.history import query as history
+from host_tools.sim import loadgen
+from host_tools.history.store import HistoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

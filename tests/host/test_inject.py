@@ -4,7 +4,7 @@
   factory is never called (nothing can have been written).
 - The board-side TLS check (`--check-connect`) runs in the real MicroPython unix port with a flash
   folder mounted as `/` (as the virtual board mounts it) against a real Mosquitto with mutual TLS.
-- The whole flow against a virtual board (host_tools/sim/board.py + host_tools/link.py) runs when
+- The whole flow against a virtual board (host_tools/sim/board.py + host_tools/device/link.py) runs when
   those modules are present, and is skipped with a reason until then.
 """
 import datetime
@@ -16,15 +16,15 @@ import subprocess
 import pytest
 
 from host_tools import VENV_BIN
-from host_tools import certs
-from host_tools import inject as lib
+from host_tools.cloud import certs
+from host_tools.device import inject as lib
 from host_tools.cli import main as cli
 from host_tools.errors import EdgeshadowError
 
 MICROPYTHON = str(VENV_BIN / "micropython")
-HAVE_BOARD = (importlib.util.find_spec("host_tools.link") is not None
+HAVE_BOARD = (importlib.util.find_spec("host_tools.device.link") is not None
               and importlib.util.find_spec("host_tools.sim.board") is not None)
-needs_board = pytest.mark.skipif(not HAVE_BOARD, reason="host_tools/link.py or host_tools/sim/board.py "
+needs_board = pytest.mark.skipif(not HAVE_BOARD, reason="host_tools/device/link.py or host_tools/sim/board.py "
                                                         "not in the tree yet")
 
 
@@ -167,7 +167,7 @@ def flash_for(tmp_path, plan, endpoint, port):
 
 @pytest.fixture
 def broker(tmp_path, cd):
-    from host_tools.broker import Broker
+    from host_tools.cloud.broker import Broker
     with Broker(tmp_path / "broker", cd / "ca") as b:
         yield b
 
@@ -195,7 +195,7 @@ def test_check_connect_ok_and_in_words(tmp_path, cd, port, broker):
 
 
 def test_check_connect_nothing_listening_and_no_endpoint(tmp_path, cd, port):
-    from host_tools.broker import free_port
+    from host_tools.cloud.broker import free_port
     plan = lib.prepare("grid-001", port, cd)
     free = free_port()
     link, cfg = flash_for(tmp_path, plan, "localhost", free)
@@ -276,8 +276,8 @@ def test_whole_local_flow_board_connects_and_publishes(tmp_path, capsys):
     """certs ca init -> certs device -> inject into a virtual board -> the firmware boots, connects
     to the local broker with the injected certificate and publishes on its own topics."""
     from _broker_fixtures import MqttProbe
-    from host_tools.broker import MONITOR_CN, local_stack
-    from host_tools.link import BoardLink
+    from host_tools.cloud.broker import MONITOR_CN, local_stack
+    from host_tools.device.link import BoardLink
     from host_tools.sim.board import VirtualBoard
 
     cdir = tmp_path / "certs"

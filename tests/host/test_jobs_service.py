@@ -7,8 +7,8 @@ import json
 import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401
-from host_tools import ota
-from host_tools.jobs_store import JobsError, JobStore
+from host_tools.cloud import ota
+from host_tools.cloud.jobs_store import JobsError, JobStore
 
 
 @pytest.fixture(scope="module")

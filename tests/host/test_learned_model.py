@@ -5,7 +5,11 @@ import json
 
 import pytest
 
-from host_tools import model_eval, streams, train
+from host_tools.model import evaluate as model_eval
+
+from host_tools.model import streams
+
+from host_tools.model import train
 from host_tools.cli import main as cli
 from host_tools.replay import ROOT, replay
 

@@ -4,7 +4,7 @@ import hashlib
 import pytest
 
 from host_tools.errors import EdgeshadowError
-from host_tools.link import BoardLink
+from host_tools.device.link import BoardLink
 from tests.host.conftest import firmware_without_app
 
 

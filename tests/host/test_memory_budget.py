@@ -9,7 +9,7 @@ import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + shadow service)
 from _budget import run_firmware
-from host_tools import runtimes
+from host_tools.sim import runtimes
 
 pytestmark = pytest.mark.skipif(not runtimes.available("esp32like"),
                                 reason="the ESP32-like runtime is not built (`make esp32like`)")
@@ -36,7 +36,7 @@ def test_in_less_heap_than_it_needs_the_firmware_fails(local_broker, tmp_path):
 
 
 def test_the_virtual_board_keeps_the_esp32_epoch(virtual_board):
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
     vb = virtual_board(firmware=False, runtime="esp32like")
     with BoardLink(vb.port) as link:
         out = link.exec("import time, sys; print(time.gmtime(0)[0], time.ticks_add(0, -1), sys.maxsize)")

@@ -13,8 +13,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from host_tools import broker as brokerlib
-from host_tools import monitor
+from host_tools.cloud import broker as brokerlib
+from host_tools.cloud import monitor
 from host_tools.errors import EdgeshadowError
 
 ROOT = Path(__file__).resolve().parents[2]

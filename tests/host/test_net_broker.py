@@ -1,5 +1,5 @@
 """The firmware's network layer inside the real MicroPython unix port against real Mosquitto over
-mutual TLS (host_tools.broker + the local shadow service), checked by a paho-mqtt subscriber and by
+mutual TLS (host_tools.cloud.broker + the local shadow service), checked by a paho-mqtt subscriber and by
 the bytes on the wire (a relay between the board and the broker)."""
 import datetime
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (fixture)
 from _net_fixtures import MpyClient, Relay, device_files
-from host_tools import certs
+from host_tools.cloud import certs
 
 THING = "net-dev-001"
 

@@ -8,8 +8,8 @@ import pytest
 
 from _broker_fixtures import MqttProbe
 from _net_fixtures import MpyClient, Relay
-from host_tools import certs
-from host_tools.broker import MONITOR_CN, Broker
+from host_tools.cloud import certs
+from host_tools.cloud.broker import MONITOR_CN, Broker
 
 THING = "net-outage-001"
 OUTAGE_S = 60

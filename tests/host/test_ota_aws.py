@@ -8,9 +8,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from host_tools import FIRMWARE_DIR, ota
+from host_tools import FIRMWARE_DIR
+
+from host_tools.cloud import ota
 from host_tools.errors import EdgeshadowError
-from host_tools.ota_aws import push_aws, status_aws
+from host_tools.cloud.ota_aws import push_aws, status_aws
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/edgeshadow-ota-streams"

@@ -9,8 +9,9 @@ import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401
 from _ota_fixtures import firmware_variant, prepare_flash, state
-from host_tools import ROOT, ota
-from host_tools.link import BoardLink
+from host_tools import ROOT
+from host_tools.cloud import ota
+from host_tools.device.link import BoardLink
 from host_tools.sim.board import VirtualBoard
 
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
@@ -37,7 +38,7 @@ def test_keygen_refuses_to_replace_a_key(keys):
 
 def test_build_push_wait_status_update_a_board(local_broker, keys, tmp_path):
     """inject --ota-key puts the public key on the board; push --wait exits 0 once it confirmed."""
-    from host_tools.inject import inject_boards
+    from host_tools.device.inject import inject_boards
     thing = "ota-cli-001"
     prepare_flash(tmp_path / "b", thing, local_broker, pub=None)
     certs_dir = local_broker.root / "devices"

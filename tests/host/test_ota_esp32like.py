@@ -8,8 +8,9 @@ import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401
 from _ota_fixtures import executions, firmware_variant, prepare_flash, wait_until
-from host_tools import ota, runtimes
-from host_tools.boards import load_board
+from host_tools.cloud import ota
+from host_tools.sim import runtimes
+from host_tools.device.boards import load_board
 from host_tools.sim.board import VirtualBoard
 
 pytestmark = pytest.mark.skipif(not runtimes.available("esp32like"),

@@ -14,8 +14,9 @@ import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + services)
 from _ota_fixtures import executions, firmware_variant, ota_board, state, wait_until
-from host_tools import FIRMWARE_DIR, ota
-from host_tools.shadow_api import LocalShadow
+from host_tools import FIRMWARE_DIR
+from host_tools.cloud import ota
+from host_tools.cloud.shadow_api import LocalShadow
 from host_tools.sim.board import VirtualBoard, stop_boards
 
 FLEET = 10

@@ -10,7 +10,7 @@ import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401
 from _ota_fixtures import executions, prepare_flash, wait_until
-from host_tools import ota
+from host_tools.cloud import ota
 from host_tools.sim.board import VirtualBoard
 from host_tools.sim.rom import build_image
 

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 from moto.iot import models as iot_models
 
-from host_tools import certs
-from host_tools import provision as lib
+from host_tools.cloud import certs
+from host_tools.cloud import provision as lib
 from host_tools.cli import main as cli
 from host_tools.errors import EdgeshadowError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from host_tools import replay as rp
-from host_tools import scenario
+from host_tools.sim import reference as scenario
 from host_tools.errors import EdgeshadowError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def test_sku_300_amps(tmp_path):
 
 def run_both(tmp_path, inp, config=CONFIG):
     """Replay on every runtime here (the ESP32-like one where it is built)."""
-    from host_tools import runtimes
+    from host_tools.sim import runtimes
     outs = {}
     for runtime in rp.RUNTIMES:
         if runtime == "esp32like" and not runtimes.available("esp32like"):

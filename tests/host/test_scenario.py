@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from host_tools import scenario
+from host_tools.sim import reference as scenario
 from host_tools.errors import EdgeshadowError
 
 

@@ -9,8 +9,8 @@ from moto import mock_aws
 from _broker_fixtures import local_broker  # noqa: F401  (fixture)
 from host_tools import cli
 from host_tools.errors import EdgeshadowError
-from host_tools.shadow_api import AwsShadow, LocalShadow, parse_assignments
-from host_tools.shadow_service import MAX_STATE_BYTES, ShadowStore, is_rejected
+from host_tools.cloud.shadow_api import AwsShadow, LocalShadow, parse_assignments
+from host_tools.cloud.shadow_service import MAX_STATE_BYTES, ShadowStore, is_rejected
 
 
 class Clock:

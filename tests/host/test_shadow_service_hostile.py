@@ -3,7 +3,7 @@ NaN and Infinity (not JSON), documents nested far too deep (400, not a 500 from 
 requests over 128 KB (413)."""
 import json
 
-from host_tools.shadow_store import ShadowStore
+from host_tools.cloud.shadow_store import ShadowStore
 
 
 def answer(store, payload, op="update", thing="grid-x"):

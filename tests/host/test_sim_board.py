@@ -7,7 +7,7 @@ import time
 import pytest
 
 from host_tools.errors import EdgeshadowError
-from host_tools.link import BoardLink
+from host_tools.device.link import BoardLink
 from host_tools.sim.board import VirtualBoard
 from tests.host.conftest import AMPY, MPREMOTE, firmware_without_app, processes_of
 
@@ -222,7 +222,7 @@ def test_a_ctrl_c_that_leaves_the_qstr_lock_taken_costs_a_reset_not_a_command(vi
     leaves it taken about one time in three: the board must then reset before its REPL answers
     (the bootstrap's compile after main.py), and the host's command still runs. Without that
     compile about a third of these commands failed mid-paste."""
-    from host_tools.link import BoardLink
+    from host_tools.device.link import BoardLink
     flash = tmp_path / "qstr-001" / "flash"
     flash.mkdir(parents=True)
     (flash / "main.py").write_text(

@@ -2,7 +2,7 @@
 import pytest
 
 from host_tools.errors import EdgeshadowError
-from host_tools.link import BoardLink
+from host_tools.device.link import BoardLink
 
 
 @pytest.fixture

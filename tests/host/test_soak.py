@@ -6,7 +6,7 @@ the spool's bound, no crash, every board reconnected after every outage, no host
 import os
 import subprocess
 
-from host_tools import soak
+from host_tools.sim import soak
 
 SOAK_S = int(os.environ.get("SOAK_S") or 60)
 

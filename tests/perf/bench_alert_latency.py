@@ -13,12 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
-from host_tools import certs  # noqa: E402
-from host_tools.broker import MONITOR_CN, ADMIN_CN, local_stack  # noqa: E402
+from host_tools.cloud import certs  # noqa: E402
+from host_tools.cloud.broker import MONITOR_CN, ADMIN_CN, local_stack  # noqa: E402
 from host_tools.demo import device_config  # noqa: E402
-from host_tools.inject import inject_boards  # noqa: E402
-from host_tools.link import BoardLink  # noqa: E402
-from host_tools.shadow_api import LocalShadow  # noqa: E402
+from host_tools.device.inject import inject_boards  # noqa: E402
+from host_tools.device.link import BoardLink  # noqa: E402
+from host_tools.cloud.shadow_api import LocalShadow  # noqa: E402
 from host_tools.sim.board import VirtualBoard  # noqa: E402
 
 THING = "grid-bench-001"

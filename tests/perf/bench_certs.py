@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from host_tools import certs  # noqa: E402
+from host_tools.cloud import certs  # noqa: E402
 
 N = 1000
 

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from host_tools import FIRMWARE_DIR  # noqa: E402
-from host_tools.deploy import deploy  # noqa: E402
-from host_tools.link import BoardLink  # noqa: E402
+from host_tools.device.deploy import deploy  # noqa: E402
+from host_tools.device.link import BoardLink  # noqa: E402
 from host_tools.sim.board import VirtualBoard  # noqa: E402
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from host_tools.boards import load_board  # noqa: E402
-from host_tools.flash import flash_boards  # noqa: E402
+from host_tools.device.boards import load_board  # noqa: E402
+from host_tools.device.flash import flash_boards  # noqa: E402
 from host_tools.sim.rom import VirtualROM, build_image  # noqa: E402
 
 SIZE = 1_600_000

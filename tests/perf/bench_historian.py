@@ -1,7 +1,7 @@
 """Historian and dashboard: sustained ingest, disk per reading, 30-day render time, page weight.
 
 Prints `figure: value unit` lines (tests/perf/run.py). A real Mosquitto over mutual TLS with a CA
-made here, `edgeshadow historian` as its own process, simulated devices (host_tools/loadgen.py)
+made here, `edgeshadow historian` as its own process, simulated devices (host_tools/sim/loadgen.py)
 publishing the firmware's batched telemetry at QoS 1; headless Chromium for the page.
 A reading is one entry of a batch (seq, ts, 4 metric values); "values" counts metric values.
 """
@@ -17,10 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "host")]
 
-from host_tools import certs, loadgen  # noqa: E402
-from host_tools.broker import Broker, write_state  # noqa: E402
-from host_tools.dashboard import Dashboard  # noqa: E402
-from host_tools.history_store import HistoryStore  # noqa: E402
+from host_tools.cloud import certs  # noqa: E402
+
+from host_tools.sim import loadgen
+from host_tools.cloud.broker import Broker, write_state  # noqa: E402
+from host_tools.history.dashboard import Dashboard  # noqa: E402
+from host_tools.history.store import HistoryStore  # noqa: E402
 
 METRICS = len(loadgen.METRICS)
 

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from host_tools import certs, inject  # noqa: E402
+from host_tools.cloud import certs  # noqa: E402
+from host_tools.device import inject
 from host_tools.sim.board import VirtualBoard  # noqa: E402
 
 RUNS = 5

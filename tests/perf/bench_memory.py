@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "host"))
-from host_tools import runtimes  # noqa: E402
-from host_tools.deploy import local_files  # noqa: E402
+from host_tools.sim import runtimes  # noqa: E402
+from host_tools.device.deploy import local_files  # noqa: E402
 
 PACKAGES = {
     "edge": ["edge", "edge.status", "edge.alerts", "edge.calibration", "edge.rules",
@@ -69,7 +69,7 @@ def main(argv):
     print(f"imported code, total: {sum(sizes.values())} bytes")
     if "--firmware" in argv:
         return 0
-    from host_tools.broker import local_stack
+    from host_tools.cloud.broker import local_stack
     from _budget import run_firmware
     seconds = float(os.environ.get("MEM_SECONDS", "60"))
     with tempfile.TemporaryDirectory() as tmp:

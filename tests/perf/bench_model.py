@@ -5,7 +5,7 @@ the two trained `model` rules, on the MicroPython unix port and on the ESP32-lik
 Prints microseconds and bytes allocated per sample (the pipeline's whole sample), the RAM
 edge.model costs imported (gc.mem_alloc() before/after), the RAM a Device holds live with the
 model rules beyond one without them, and the model's size in the config and as a shadow delta.
-The streams are generated (host_tools.streams); the model is trained on 14 normal days.
+The streams are generated (host_tools.model.streams); the model is trained on 14 normal days.
 """
 import json
 import os
@@ -16,7 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from host_tools import model_eval, streams, train  # noqa: E402
+from host_tools.model import evaluate as model_eval  # noqa: E402
+from host_tools.model import streams
+from host_tools.model import train
 
 RUNTIMES = {"micropython unix": ROOT / ".venv" / "bin" / "micropython",
             "esp32like": ROOT / ".venv" / "bin" / "micropython-esp32like"}

@@ -1,5 +1,5 @@
 """MQTT benchmarks: the firmware's net modules inside the real MicroPython unix port, real Mosquitto
-over mutual TLS (host_tools.broker). Prints `figure: value unit` lines.
+over mutual TLS (host_tools.cloud.broker). Prints `figure: value unit` lines.
 
 - QoS1 publishes per second (in-flight window 20, 70-byte payloads)
 - seconds from a broker restart to reconnected (default backoff policy: 1 s min, full jitter)
@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "host")]
 
 from _net_fixtures import MpyClient, Relay  # noqa: E402
-from host_tools import certs  # noqa: E402
-from host_tools.broker import Broker  # noqa: E402
+from host_tools.cloud import certs  # noqa: E402
+from host_tools.cloud.broker import Broker  # noqa: E402
 
 THING = "bench-001"
 

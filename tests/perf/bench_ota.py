@@ -18,10 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "host")]
 
-from host_tools import certs, ota  # noqa: E402
-from host_tools.broker import JOBS_CN, SERVICE_CN, Broker  # noqa: E402
-from host_tools.jobs_service import JobsService  # noqa: E402
-from host_tools.shadow_service import ShadowService  # noqa: E402
+from host_tools.cloud import certs  # noqa: E402
+
+from host_tools.cloud import ota
+from host_tools.cloud.broker import JOBS_CN, SERVICE_CN, Broker  # noqa: E402
+from host_tools.cloud.jobs_service import JobsService  # noqa: E402
+from host_tools.cloud.shadow_service import ShadowService  # noqa: E402
 
 ESP32LIKE = ROOT / ".venv" / "bin" / "micropython-esp32like"
 MPYPATH = f".frozen:{ROOT / 'firmware'}:{ROOT / 'host_tools' / 'sim' / 'mpy'}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from host_tools import scenario  # noqa: E402
+from host_tools.sim import reference as scenario  # noqa: E402
 
 RUNTIMES = (("micropython unix", [str(ROOT / ".venv" / "bin" / "micropython")]),
             ("esp32like", [str(ROOT / ".venv" / "bin" / "micropython-esp32like"), "-X", "heapsize=4M"]))

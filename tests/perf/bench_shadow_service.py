@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "host")]
 
 from _broker_fixtures import MqttProbe  # noqa: E402
-from host_tools import certs  # noqa: E402
-from host_tools.broker import SERVICE_CN, Broker  # noqa: E402
-from host_tools.shadow_service import ShadowService, ShadowStore  # noqa: E402
+from host_tools.cloud import certs  # noqa: E402
+from host_tools.cloud.broker import SERVICE_CN, Broker  # noqa: E402
+from host_tools.cloud.shadow_service import ShadowService, ShadowStore  # noqa: E402
 
 
 def bench_store(n=5000):

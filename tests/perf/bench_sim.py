@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import serial  # noqa: E402
 
-from host_tools.link import BoardLink  # noqa: E402
+from host_tools.device.link import BoardLink  # noqa: E402
 from host_tools.sim.board import VirtualBoard  # noqa: E402
 
 MPREMOTE = str(ROOT / ".venv" / "bin" / "mpremote")

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from host_tools import DATA_DIR, FIRMWARE_DIR  # noqa: E402
-from host_tools.link import BoardLink  # noqa: E402
+from host_tools.device.link import BoardLink  # noqa: E402
 from host_tools.sim import scenarios  # noqa: E402
 from host_tools.sim.board import VirtualBoard  # noqa: E402
 

@@ -105,7 +105,7 @@ def _pin_board_heap():
     if not want or spare < 64:
         if want:
             print("sim: the stand-ins left %d bytes free, less than the board's %d: raise "
-                  "host_tools.runtimes.STANDIN_HEAP" % (gc.mem_free(), want))
+                  "host_tools.sim.runtimes.STANDIN_HEAP" % (gc.mem_free(), want))
         return None
     block = bytearray(spare - 32)  # its header and rounding take the rest
     gc.collect()

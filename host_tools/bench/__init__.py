@@ -1,0 +1,1 @@
+"""Bench work over serial before a board leaves the bench: the sensor check and calibration."""

@@ -1,0 +1,361 @@
+"""Over-the-air updates, host side: signing keys, signed bundles, jobs on the local jobs service.
+
+    pub = keygen(dir)                                   # ota-signing.key (0600) + ota-signing.pub
+    b = build(FIRMWARE_DIR, dir / KEY_NAME, "fw.ota")   # every app file, one blob, signed manifest
+    with LocalJobs.from_state() as jobs:
+        push_local(jobs, b, ["grid-001", ...], rollout=2, abort_after=1)
+        jobs.list_jobs()
+
+A bundle file is one JSON line {"format", "manifest", "signature"} followed by the blob: the app
+files end to end, in the manifest's order. The manifest (JSON text, signed as bytes) names each
+file's path, offset, size and SHA-256; the signature is ECDSA P-256 over SHA-256(manifest), as
+raw r || s in hex, checked on the board by firmware/ota/ecdsa.py against /certs/ota.pub. A push
+makes a stream of two files (0: the blob, 1: the manifest) and a job whose document carries the
+signature only: the board fetches the manifest and checks it before it writes anything. The
+root-only files (boot.py, main.py, otaboot.py) are never in a bundle: they choose and roll back
+the slot, so an update cannot break them.
+"""
+import base64
+import hashlib
+import json
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from host_tools import CERTS_DIR
+
+from host_tools.cloud import certs
+from host_tools.errors import EdgeshadowError
+
+FORMAT = "edgeshadow-ota/1"
+OPERATION = "edgeshadow-ota"
+BOARD_PUBKEY = "/certs/ota.pub"
+KEY_DIR = CERTS_DIR / "ota"
+KEY_NAME, PUB_NAME = "ota-signing.key", "ota-signing.pub"
+ROOT_ONLY = ("/boot.py", "/main.py", "/otaboot.py")
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+def keygen(out_dir=KEY_DIR, force=False):
+    """A new P-256 signing key (private 0600, never leaves the host) and its public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    out = Path(out_dir)
+    key_path, pub_path = out / KEY_NAME, out / PUB_NAME
+    if key_path.exists() and not force:
+        raise EdgeshadowError(f"{key_path} already exists; boards trust its public key",
+                              hint="pass --force to replace it (then inject the new key into every board)")
+    out.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certs.write_key(key_path, key)
+    certs.write_pem(pub_path, key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_path, pub_path
+
+
+def _load(path, private):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise EdgeshadowError(f"cannot read {path}: {e.strerror}", hint="make a key with `edgeshadow ota keygen`")
+    try:
+        if private or b"PRIVATE KEY" in data:
+            key = serialization.load_pem_private_key(data, None)
+            key = key if private else key.public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as e:
+        raise EdgeshadowError(f"{path} is not a PEM {'private' if private else 'public'} key ({e})")
+    want = ec.EllipticCurvePrivateKey if private else ec.EllipticCurvePublicKey
+    if not isinstance(key, want) or key.curve.name != "secp256r1":
+        raise EdgeshadowError(f"{path} is not a P-256 (secp256r1) key")
+    return key
+
+
+def board_pubkey(path):
+    """The 65 bytes the board reads from /certs/ota.pub (uncompressed point)."""
+    from cryptography.hazmat.primitives import serialization
+    return _load(path, False).public_bytes(serialization.Encoding.X962,
+                                           serialization.PublicFormat.UncompressedPoint)
+
+
+def sign(key, text):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    r, s = utils.decode_dss_signature(key.sign(text.encode(), ec.ECDSA(hashes.SHA256())))
+    return (r.to_bytes(32, "big") + s.to_bytes(32, "big")).hex()
+
+
+def verify(pub_path, text, signature):
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    raw = bytes.fromhex(signature)
+    der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    try:
+        _load(pub_path, False).verify(der, text.encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise EdgeshadowError(f"the bundle's signature does not verify with {pub_path}")
+
+
+# -- bundles ------------------------------------------------------------------------------------
+
+@dataclass
+class Bundle:
+    manifest_text: str
+    signature: str
+    blob: bytes
+
+    @property
+    def manifest(self):
+        return json.loads(self.manifest_text)
+
+    @property
+    def kind(self):
+        return self.manifest.get("kind", "app")
+
+    @property
+    def version(self):
+        return self.manifest["version"]
+
+    def to_bytes(self):
+        head = json.dumps({"format": FORMAT, "manifest": self.manifest_text, "signature": self.signature})
+        return head.encode() + b"\n" + self.blob
+
+    def job_document(self, stream_id, file_id=0, manifest_file_id=1):
+        """Small on purpose (the board parses it whole): the manifest is a file of the stream."""
+        return {"operation": OPERATION, "streamId": stream_id, "fileId": file_id,
+                "manifestFileId": manifest_file_id, "version": self.version, "signature": self.signature}
+
+    def stream_files(self):
+        """[(fileId, bytes)]: 0 the files (or image), 1 the signed manifest."""
+        return [(0, self.blob), (1, self.manifest_text.encode())]
+
+
+def make_manifest(files, version, seq, mpy_arch=None, trial_s=None):
+    """(manifest text, blob) for {relative path: bytes}."""
+    entries, blob, off = [], bytearray(), 0
+    for path, data in files.items():
+        entries.append({"path": path, "offset": off, "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest()})
+        blob += data
+        off += len(data)
+    m = {"kind": "app", "version": version, "seq": seq, "mpy_arch": mpy_arch, "size": off, "files": entries}
+    if trial_s is not None:
+        if not 3 <= trial_s <= 3600:
+            raise EdgeshadowError(f"--trial-s {trial_s}: give 3 to 3600 seconds")
+        m["trial_s"] = trial_s
+    return json.dumps(m, sort_keys=True, separators=(",", ":")), bytes(blob)
+
+
+def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, seq=None, trial_s=None):
+    """Sign every app file of firmware_dir (compiled for mpy_arch if given) into a Bundle."""
+    from host_tools.device.deploy import firmware_version, local_files
+    key = _load(key_path, True)
+    files, _ = local_files(firmware_dir, mpy_arch)
+    app = {p.lstrip("/"): data for p, data in files.items() if p not in ROOT_ONLY}
+    text, blob = make_manifest(app, version or firmware_version(firmware_dir),
+                               int(time.time()) if seq is None else seq, mpy_arch, trial_s)
+    if len(text) > 24000:
+        raise EdgeshadowError(f"the manifest is {len(text)} bytes: a job document holds at most 32 KB")
+    b = Bundle(text, sign(key, text), blob)
+    if out_path:
+        tmp = Path(str(out_path) + ".tmp")
+        tmp.write_bytes(b.to_bytes())
+        tmp.replace(out_path)
+    return b
+
+
+def build_image(image_path, key_path, out_path=None, board=None, version=None, seq=None):
+    """Sign a MicroPython image (checked first: ESP header, chip, size for the board) into a Bundle."""
+    from host_tools.device import images
+    from host_tools.device.boards import load_board
+    try:
+        data = Path(image_path).read_bytes()
+    except OSError as e:
+        raise EdgeshadowError(f"cannot read image {image_path}: {e.strerror}")
+    key = _load(key_path, True)
+    if board is not None:
+        info = images.check_image_for_board(data, load_board(board) if isinstance(board, str) else board,
+                                            str(image_path))
+    else:
+        info = images.inspect_image(data, str(image_path))
+    m = {"kind": "image", "version": version or Path(image_path).stem,
+         "seq": int(time.time()) if seq is None else seq, "chip": info.chip, "size": len(data),
+         "sha256": hashlib.sha256(data).hexdigest()}
+    text = json.dumps(m, sort_keys=True, separators=(",", ":"))
+    b = Bundle(text, sign(key, text), data)
+    if out_path:
+        tmp = Path(str(out_path) + ".tmp")
+        tmp.write_bytes(b.to_bytes())
+        tmp.replace(out_path)
+    return b
+
+
+def read_bundle(path):
+    """A Bundle, with its blob checked against the manifest (size and every file's SHA-256)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise EdgeshadowError(f"cannot read bundle {path}: {e.strerror}")
+    head, sep, blob = raw.partition(b"\n")
+    try:
+        h = json.loads(head)
+        b = Bundle(h["manifest"], h["signature"], blob)
+        m = b.manifest
+        assert h.get("format") == FORMAT
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise EdgeshadowError(f"{path} is not an edgeshadow OTA bundle (make one with `edgeshadow ota build`)")
+    if len(blob) != m["size"]:
+        raise EdgeshadowError(f"bundle {path} is truncated or damaged: {len(blob)} bytes of files, "
+                              f"the manifest says {m['size']}")
+    if m.get("kind") == "image":
+        if hashlib.sha256(blob).hexdigest() != m["sha256"]:
+            raise EdgeshadowError(f"bundle {path} is damaged: the image does not match its SHA-256")
+        return b
+    for f in m["files"]:
+        if hashlib.sha256(blob[f["offset"]:f["offset"] + f["size"]]).hexdigest() != f["sha256"]:
+            raise EdgeshadowError(f"bundle {path} is damaged: {f['path']} does not match its SHA-256")
+    return b
+
+
+# -- the local jobs service (control plane over MQTT, admin certificate) ----------------------
+
+INLINE_MAX = 64 * 1024  # file bytes sent inside the create-stream message (base64: 4/3 of it)
+
+
+class LocalJobs:
+    def __init__(self, host, port, ca, cert, key, timeout=30.0):
+        import paho.mqtt.client as mqtt
+        from host_tools.cloud.shadow_service import tls_context
+        self.timeout = timeout
+        self._replies = {}
+        self._cond = threading.Condition()
+        self._ready = threading.Event()
+        self._refused = None
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgeshadow-admin-{uuid.uuid4().hex[:8]}",
+                        protocol=mqtt.MQTTv311)
+        c.tls_set_context(tls_context(ca, cert, key))
+        c.on_connect = self._on_connect
+        c.on_subscribe = lambda *a: self._ready.set()
+        c.on_message = self._on_message
+        self._client = c
+        try:
+            c.connect(host, port, keepalive=30)
+        except OSError as e:
+            raise EdgeshadowError(f"cannot reach the local broker at {host}:{port}: {e}",
+                                  hint="is `edgeshadow broker` running?")
+        c.loop_start()
+        if not self._ready.wait(timeout) or self._refused:
+            self.close()
+            raise EdgeshadowError(f"the local broker at {host}:{port} did not accept the admin client: "
+                                  f"{self._refused or 'no answer'}")
+
+    @classmethod
+    def from_state(cls, workdir=None, timeout=30.0):
+        from host_tools.cloud.broker import read_state
+        s = read_state(workdir)
+        return cls(s["host"], s["port"], s["ca"], s["admin_cert"], s["admin_key"], timeout)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self._refused = str(reason_code)
+            self._ready.set()
+            return
+        client.subscribe([("edgeshadow/jobs/+/accepted", 1), ("edgeshadow/jobs/+/rejected", 1)])
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            doc = json.loads(msg.payload)
+        except ValueError:
+            return
+        with self._cond:
+            self._replies[doc.get("clientToken")] = (msg.topic, doc)
+            self._cond.notify_all()
+
+    def request(self, op, body):
+        token = uuid.uuid4().hex
+        self._client.publish(f"edgeshadow/jobs/{op}", json.dumps(dict(body, clientToken=token)), qos=1)
+        with self._cond:
+            if not self._cond.wait_for(lambda: token in self._replies, self.timeout):
+                raise EdgeshadowError(f"the jobs service did not answer {op} within {self.timeout:.0f} s",
+                                      hint="is `edgeshadow broker` running?")
+            topic, doc = self._replies.pop(token)
+        if topic.endswith("/rejected"):
+            raise EdgeshadowError(f"the jobs service rejected {op}: {doc.get('code')}: {doc.get('message')}")
+        doc.pop("clientToken", None)
+        return doc
+
+    def create_stream(self, stream_id, files, description=""):
+        """files: [(fileId, bytes)] or one bytes object (file 0). A file too big for one MQTT
+        message (the broker refuses over 128 KB, as AWS does) goes as a file the local service
+        reads, as AWS takes a stream's files from S3."""
+        if isinstance(files, (bytes, bytearray)):
+            files = [(0, files)]
+        out = []
+        with tempfile.TemporaryDirectory(prefix="edgeshadow-stream-") as tmp:
+            for fid, data in files:
+                if len(data) <= INLINE_MAX:
+                    out.append({"fileId": fid, "data": base64.b64encode(data).decode()})
+                else:
+                    path = Path(tmp) / f"{fid}.bin"
+                    path.write_bytes(data)
+                    out.append({"fileId": fid, "path": str(path)})
+            return self.request("create-stream", {"streamId": stream_id, "description": description,
+                                                  "files": out})
+
+    def create_job(self, job_id, targets, document, rollout=None, abort_after=None):
+        return self.request("create-job", {"jobId": job_id, "targets": list(targets), "document": document,
+                                           "rollout": rollout, "abortAfter": abort_after})
+
+    def cancel_job(self, job_id, force=False):
+        return self.request("cancel-job", {"jobId": job_id, "force": force})
+
+    def list_jobs(self):
+        return self.request("list-jobs", {})["jobs"]
+
+    def close(self):
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def rollout_count(targets, rollout):
+    """--rollout N% (a share of the targets, at least 1) or N (executions at once) -> int or None."""
+    if rollout is None:
+        return None
+    text = str(rollout).strip()
+    try:
+        if text.endswith("%"):
+            pct = float(text[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            return max(1, int(len(targets) * pct / 100))
+        n = int(text)
+        if n < 1:
+            raise ValueError
+        return n
+    except ValueError:
+        raise EdgeshadowError(f"--rollout {rollout!r}: give a percentage (25%) or a count of boards at once (2)")
+
+
+def push_local(jobs, bundle, targets, job_id=None, rollout=None, abort_after=None):
+    """Stream + job on the local service; returns the job id."""
+    job_id = job_id or f"ota-{bundle.version.replace('.', '_')}-{uuid.uuid4().hex[:8]}"
+    stream_id = f"{job_id}-stream"
+    jobs.create_stream(stream_id, bundle.stream_files(), description=f"edgeshadow {bundle.kind} {bundle.version}")
+    jobs.create_job(job_id, targets, bundle.job_document(stream_id), rollout_count(targets, rollout), abort_after)
+    return job_id

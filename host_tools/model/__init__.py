@@ -1,0 +1,1 @@
+"""The learned model of a device's normal behaviour: generated streams, training, evaluation."""
