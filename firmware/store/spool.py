@@ -71,22 +71,46 @@ class Spool:
         return "%s/%08x.seg" % (self.dir, first)
 
     def _open(self):
-        try:
-            names = os.listdir(self.dir)
-        except OSError:
-            names = None
-        if names is None:
-            try:
-                os.stat(self.dir)       # there, but not a folder: keep it aside, never delete it
-                os.rename(self.dir, self.dir + ".stray")
-                self.strays.append(self.dir)
-            except OSError:
-                pass
-            os.mkdir(self.dir)
-            names = []
         head, self.dropped = self._read_meta()
+        segs = self._scan_dir()
+        lo = segs[0][0] if segs else None
+        hi = max([g[1] for g in segs]) if segs else 0
+        if head is not None and head < 0:  # a wrong check value: the segments decide if any
+            head = None if segs else -head
+        if head is not None and segs and head > hi + 1:
+            self.meta_problem = "head %d is past the last record on flash (%d)" % (head, hi)
+            head = None
+        if head is None:
+            head = lo if segs else 1
+        elif segs and head < lo:
+            head = lo  # the records below were dropped (spool full) or removed once acknowledged
+        self.head = head
+        for g in segs:
+            if g[1] < head and g is not segs[-1]:
+                os.remove(self._path(g[0]))  # all of it acknowledged before a crash
+            else:
+                self._segs.append(g)
+        self.next_seq = max(hi + 1, head)
+
+    def _listdir(self):
+        """The names in dir, made first if missing (a file in its place is moved aside)."""
+        try:
+            return os.listdir(self.dir)
+        except OSError:
+            pass
+        try:
+            os.stat(self.dir)       # there, but not a folder: keep it aside, never delete it
+            os.rename(self.dir, self.dir + ".stray")
+            self.strays.append(self.dir)
+        except OSError:
+            pass
+        os.mkdir(self.dir)
+        return []
+
+    def _scan_dir(self):
+        """[first, last, size] of each segment with valid records, in order; strays listed."""
         segs = []
-        for name in sorted(names):
+        for name in sorted(self._listdir()):
             first = _seg_first(name)
             ours = first is not None or name in ("meta.json", "meta.json.tmp")
             if ours and os.stat(self.dir + "/" + name)[0] & _DIR:
@@ -109,24 +133,7 @@ class Spool:
                 os.remove(path)  # nothing valid in it
             else:
                 segs.append([first, last, size])
-        lo = segs[0][0] if segs else None
-        hi = max([g[1] for g in segs]) if segs else 0
-        if head is not None and head < 0:  # a wrong check value: the segments decide if any
-            head = None if segs else -head
-        if head is not None and segs and head > hi + 1:
-            self.meta_problem = "head %d is past the last record on flash (%d)" % (head, hi)
-            head = None
-        if head is None:
-            head = lo if segs else 1
-        elif segs and head < lo:
-            head = lo  # the records below were dropped (spool full) or removed once acknowledged
-        self.head = head
-        for g in segs:
-            if g[1] < head and g is not segs[-1]:
-                os.remove(self._path(g[0]))  # all of it acknowledged before a crash
-            else:
-                self._segs.append(g)
-        self.next_seq = max(hi + 1, head)
+        return segs
 
     def _read_meta(self):
         """(head or None, dropped) from meta.json; None when it is missing or implausible."""
