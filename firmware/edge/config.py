@@ -144,7 +144,7 @@ BOUNDS = {"interval_s": (None, 86400), "watchdog_s": (None, 172805),  # 2 x 8640
           "mqtt.ca": "F", "mqtt.cert": "F", "mqtt.key": "F", "spool.dir": "D"}
 _KINDS = {"H": "a host name", "P": "1 to 3 topic levels of A-Z a-z 0-9 _ -",
           "F": "an absolute file path", "D": "a folder of its own, like /spool"}
-_NOT_SPOOL = ("certs", "edge", "net", "store", "drivers", "ota", "lib")  # and no file names (.py .json ...)
+_NOT_SPOOL = ("certs", "edge", "net", "store", "drivers", "ota", "update", "lib")  # firmware, OTA slots  # and no file names (.py .json ...)
 
 
 def _word(s, extra=""):
