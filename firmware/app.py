@@ -332,12 +332,14 @@ def _configured_app():
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
         return None
+    finally:
+        unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
     del ConfigError, load
     # The code a delta loads, loaded once now and dropped: the names it holds (qstrs, which
     # MicroPython never frees) are made now, in a heap not yet fragmented, not at the first delta.
     import app_delta, edge.delta, edge.text  # noqa: E401,F401
     del app_delta, edge
-    unload("app_delta", *_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
+    unload("app_delta", *_CHECKS)
     log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
     return App(cfg, board_def)
 

@@ -52,6 +52,7 @@ if _has_app():
     try:
         import app
         app.main()
+        _release()  # it returned (no usable config): the REPL gets the heap back all the same
     except KeyboardInterrupt:
         _release()
         raise
