@@ -66,7 +66,7 @@ class BenchBoard:
         try:
             out = self.link.exec(code, timeout=timeout)
         except EdgeshadowError as e:
-            if "No module named" in str(e) and "benchside" in str(e):
+            if "no module named 'benchside'" in str(e).lower():
                 raise EdgeshadowError("the board's firmware has no bench module (benchside): "
                                       "deploy this firmware with `edgeshadow deploy`", exit_code=EXIT_UNTESTED)
             raise EdgeshadowError(f"could not run {what} on the board: {e}", exit_code=EXIT_UNTESTED)
