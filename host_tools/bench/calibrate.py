@@ -29,7 +29,7 @@ import statistics
 import sys
 
 from host_tools import FIRMWARE_DIR
-from host_tools.bench import check, fit as fitlib
+from host_tools.bench import check
 from host_tools.bench.session import BenchBoard
 from host_tools.errors import EXIT_FAILED, EXIT_UNTESTED, EXIT_USAGE, EdgeshadowError
 
@@ -177,14 +177,17 @@ def tolerance(metric, info, refs, limits_data=None):
     return min(allowed) if allowed else check._noise_limit(lim, top)
 
 
+_ZERO_GAIN = ("zero gain: the raw reading hardly changed between references (%.6g .. %.6g); was each "
+              "reference applied? is the sensor connected and live?")
+
+
 def problems(f, refs, raws, degree):
     """Why this fit must not be written (sentences; empty: it may)."""
     out = []
     ref_span = max(refs) - min(refs)
     raw_span = max(raws) - min(raws)
     if raw_span == 0 or not math.isfinite(f.gain) or abs(f.gain) * raw_span < 1e-6 * ref_span:
-        out.append(f"zero gain: the raw reading hardly changed between references ({min(raws):.6g} .. "
-                   f"{max(raws):.6g}); was each reference applied? is the sensor connected and live?")
+        out.append(_ZERO_GAIN % (min(raws), max(raws)))
         return out
     if degree == 1:
         order = sorted(zip(refs, raws))
@@ -213,6 +216,9 @@ def _decimals(refs):
 
 def evaluate(metric, info, refs, raws, stdevs, degree, samples, cfg_text, limits_data=None, now=None):
     """The fit, its checks, the before/after table and the new config text (validated)."""
+    from host_tools.bench import fit as fitlib  # numpy: only once there is something to fit
+    if len(set(raws)) < degree + 1:  # nothing to fit: the reading did not follow the references
+        raise EdgeshadowError("not written: " + _ZERO_GAIN % (min(raws), max(raws)), exit_code=EXIT_REFUSED)
     f = fitlib.fit_polynomial(list(zip(raws, refs)), degree)
     tol = tolerance(metric, info, refs, limits_data)
     new_text, cfg = updated_config(cfg_text, metric, f, refs, raws, samples, stdevs, now=now)

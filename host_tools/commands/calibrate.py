@@ -2,8 +2,6 @@
 import argparse
 import sys
 
-from host_tools.bench import calibrate as lib
-from host_tools.bench import check
 from host_tools.errors import EXIT_UNTESTED, EXIT_USAGE, EdgeshadowError
 from host_tools.output import add_json_arg, emit, json_to_stdout, say
 
@@ -47,6 +45,8 @@ def register(sub):
 
 
 def do_calibrate(args):
+    from host_tools.bench import calibrate as lib  # numpy: imported by this command only
+    from host_tools.bench import check
     interactive = sys.stdin.isatty()
     lib.check_request(args.ref, args.degree, args.samples)
     if not (interactive or args.yes or args.dry_run):
