@@ -413,3 +413,30 @@ def test_a_host_pause_mid_burst_keeps_the_virtual_adc_on_phase():
         simhw.set_clock(None)
     rms = math.sqrt(sum(v * v for v in vs) / len(vs))
     assert abs(rms - 0.8) < 1e-6  # 24 kV through the 30000:1 transformer
+
+
+def test_the_board_side_fits_beside_the_firmware_in_the_boards_heap(tmp_path):
+    """On the ESP32-like runtime in a WROOM's 112,000 B, compiled as deploy sends it, after the
+    firmware ran and was stopped: the import and a session of the four sim metrics (their drivers
+    and calibration chains) cost what the module's header says, and leave room for the reads."""
+    from host_tools.device.link import BoardLink
+    from host_tools.sim import runtimes
+    from host_tools.sim.board import VirtualBoard
+    if not runtimes.available("esp32like"):
+        pytest.skip("the ESP32-like runtime is not built")
+    with VirtualBoard(tmp_path / "vb", thing="ram-001", scenario="nominal", runtime="esp32like") as vb:
+        (vb.flash_dir / "config.json").write_text(json.dumps(dict(SIM_CONFIG, thing="ram-001")))
+        assert (vb.flash_dir / "benchside.mpy").exists() and not (vb.flash_dir / "benchside.py").exists()
+        with BoardLink(vb.port) as link:
+            link.soft_reset()
+            vb.wait_for_log("net: no mqtt.endpoint", timeout=30)  # the firmware runs
+            link.interrupt()
+            out = link.exec("import gc\ngc.collect()\n_f0 = gc.mem_free()\nimport benchside as _bs\n"
+                            "gc.collect()\n_f1 = gc.mem_free()\n_bs.start()\ngc.collect()\n_f2 = gc.mem_free()\n"
+                            "_bs.call('read', 5)\ngc.collect()\n"
+                            "print('RAM', _f0 - _f1, _f1 - _f2, gc.mem_free())", timeout=30)
+            link.soft_reset()
+    imported, session, free = map(int, out.strip().splitlines()[-1].split()[1:])
+    # (the firmware's leftovers may be collected meanwhile: the session's figure is an upper bound)
+    assert 0 < imported < 6000 and session < 20000, (imported, session)
+    assert free > 16000, free  # what the reads and the REPL still have
