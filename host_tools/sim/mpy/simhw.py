@@ -14,6 +14,8 @@
 #     read from the clock, so a paced burst sees a real mains sine
 #   wifi_up() -> bool (scripted outages), wifi_rssi() -> dBm, mcu_temperature() -> degC
 # Time is measured from init(), times the scenario's time_scale.
+# Over 350 lines, knowingly: it is the one simulated world every stand-in shares (signals, ADC,
+# I2C buses, Wi-Fi, faults, the bench's quiet mode); the chip models live apart (simhw_chips.py).
 import json
 import math
 import time
