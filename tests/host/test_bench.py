@@ -424,7 +424,9 @@ def test_the_board_side_fits_beside_the_firmware_in_the_boards_heap(tmp_path):
     from host_tools.sim.board import VirtualBoard
     if not runtimes.available("esp32like"):
         pytest.skip("the ESP32-like runtime is not built")
-    with VirtualBoard(tmp_path / "vb", thing="ram-001", scenario="nominal", runtime="esp32like") as vb:
+    # romfs=0: the stock image's layout, where imported code is loaded into the heap (the worst case;
+    # from a ROMFS partition the module's code runs in place)
+    with VirtualBoard(tmp_path / "vb", thing="ram-001", scenario="nominal", runtime="esp32like", romfs=0) as vb:
         (vb.flash_dir / "config.json").write_text(json.dumps(dict(SIM_CONFIG, thing="ram-001")))
         assert (vb.flash_dir / "benchside.mpy").exists() and not (vb.flash_dir / "benchside.py").exists()
         with BoardLink(vb.port) as link:
