@@ -270,6 +270,11 @@ def test_bad_output_paths_are_refused_before_the_board_is_touched(tmp_path, args
     assert r.stdout == "" and not (ROOT / "-").exists()
 
 
+def test_the_plot_types_are_the_ones_matplotlib_writes():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    assert set(plot.PLOT_TYPES) == set(FigureCanvasAgg.get_supported_filetypes())
+
+
 def test_json_dash_is_stdout_not_a_file_named_dash(tmp_path):
     r = subprocess.run([sys.executable, "-m", "host_tools", "bench", "--port", str(tmp_path / "ttyNONE"), "--json", "-"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=60)
