@@ -16,7 +16,7 @@ import time
 
 from host_tools import DATA_DIR
 from host_tools.bench.session import BenchBoard
-from host_tools.errors import EXIT_FAILED, EXIT_OK, EXIT_UNTESTED, EdgeshadowError
+from host_tools.errors import EXIT_FAILED, EXIT_OK, EdgeshadowError
 
 LIMITS_FILE = DATA_DIR / "bench_limits.json"
 EXIT_PASS, EXIT_FAIL = EXIT_OK, EXIT_FAILED
