@@ -433,3 +433,12 @@ def test_deploy_config_that_is_a_folder_is_named_before_the_port_is_opened():
     r = run("deploy", "--port", NO_PORT, "--config", "/tmp")
     assert r.returncode in (1, 2)
     one_line_error(r, "/tmp")
+
+
+def test_soak_refuses_a_folder_it_did_not_make(tmp_path):
+    """A soak empties its --workdir first: a folder holding anything else is a usage error."""
+    (tmp_path / "notes.txt").write_text("mine")
+    r = run("soak", "--seconds", "10", "--workdir", tmp_path)
+    assert r.returncode == 2
+    assert "holds files no soak made" in one_line_error(r, tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
