@@ -5,8 +5,8 @@ run; `edgeshadow --help` imports every command module), then the command's own f
 figure is the median of RUNS runs of the installed console script (.venv/bin/edgeshadow).
 
 - `<cmd> --help` for every command, `--help` and `--version`;
-- commands that do something here without a board or broker (boards, replay, and errors that
-  should come at once: a port that does not exist);
+- commands that do something here without a board or broker (boards, replay, cloud plan, the
+  dashboard) and errors that should come at once (no such port, no broker, no database);
 - commands pointed at a port where nothing answers (a pseudo-terminal nobody reads): issue 12
   asks that a long wait says what it waits for within 2 s. The command is stopped after its
   first line (or after SILENT_LIMIT s, printed as that limit: "no line within").
@@ -110,6 +110,17 @@ def main():
         report(f"{name} --help", [name, "--help"], cpu=True)
     report("boards", ["boards"])
     report("replay (bundled sample)", ["replay", "--config", CONFIG, "--input", SAMPLE])
+    report("cloud plan", ["cloud", "plan"])
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        nowhere = Path(tmp) / "none"  # no broker, no database, no certificates here
+        for label, argv in (("certs check (no certificates)", ["certs", "check", "grid-001", "--certs-dir", nowhere]),
+                            ("history (no database)", ["history", "grid-001", "--db", nowhere / "h.sqlite"]),
+                            ("shadow get (no broker)", ["shadow", "get", "grid-001", "--workdir", nowhere]),
+                            ("monitor --once (no broker)", ["monitor", "--once", "--broker-state", nowhere / "b.json"]),
+                            ("historian (no broker)", ["historian", "--broker-state", nowhere / "b.json"]),
+                            ("ota status (no broker)", ["ota", "status", "--broker-state", nowhere / "b.json"]),
+                            ("dashboard (empty database)", ["dashboard", "--db", Path(tmp) / "d.sqlite"])):
+            report(label, argv)
     for name, extra in (("deploy", []), ("logs", []), ("bench", []), ("inject", ["--thing", "grid-001"]),
                         ("calibrate", ["--metric", "voltage", "--ref", "1", "2"])):
         report(f"{name} (no such port)", [name, "--port", NO_PORT, *extra])
