@@ -5,6 +5,9 @@ the user are EdgeshadowError: printed as one line, exit code 1 (or the error's o
 follows host_tools/output.py: results on stdout, progress on stderr, `--json` where a command
 reports something; exit codes in host_tools/errors.py.
 
+An OSError no command worded itself (a file, a port) is still one line naming the file;
+EDGESHADOW_TRACEBACK=1 shows its traceback instead (for a bug report).
+
 A run of one command imports that command's module only (`edgeshadow deploy ...` never loads
 boto3 or esptool); `edgeshadow --help` imports them all, so command modules import their library
 inside `do_<verb>` when it is heavy (tests/perf/bench_cli_latency.py times the first line).

@@ -28,6 +28,7 @@ FIRMWARE = ROOT / "firmware"
 RUNTIMES = ("cpython", "micropython", "esp32like")
 PROBLEMS_KEPT = 100   # bad-line messages kept in the summary (all of them go to stderr)
 _CHUNK = 1 << 20
+_LONGEST_LINE = 64 << 20  # a "line" longer than this is no recorded sample (and would sit in memory)
 
 
 def firmware_modules():
@@ -64,15 +65,19 @@ def text_lines(path, what="input"):
             while True:
                 chunk = f.read(_CHUNK)
                 data = carry + chunk
-                end = len(data) if not chunk else data.rfind(b"\n") + 1
+                nul = data.find(b"\0")  # a binary file: said at once, newlines or not
+                end = len(data) if not chunk or nul >= 0 else data.rfind(b"\n") + 1
                 whole, carry = data[:end], data[end:]
-                nul = whole.find(b"\0")
                 try:
                     whole[:nul if nul >= 0 else len(whole)].decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise _not_text(path, what, whole, e.start, lines)
                 if nul >= 0:
                     raise _not_text(path, what, whole, nul, lines)
+                if len(carry) > _LONGEST_LINE:
+                    line = lines + whole.count(b"\n") + 1
+                    raise EdgeshadowError(f"{what} {path} line {line}: longer than "
+                                          f"{_LONGEST_LINE >> 20} MB: not JSON lines")
                 lines += whole.count(b"\n") + (1 if not chunk and whole and not whole.endswith(b"\n") else 0)
                 if not chunk:
                     return lines
@@ -114,9 +119,10 @@ def _open_output(output_path):
 def run(config_path, input_path, output_path=None, runtime="cpython", stderr=None, progress=None):
     """Replay input_path through the pipeline; output to output_path (default stdout). Bad lines
     go to `stderr` (default sys.stderr) as "line N: ..." and are skipped. `progress(lines)`, when
-    given, returns an output.Progress for that many input lines (or None). Returns the summary: input, output,
-    runtime, lines, records (output lines), bad, problems (the first PROBLEMS_KEPT), exit (0 all
-    lines good, 1 some bad)."""
+    given, returns an output.Progress for that many input lines (or None).
+
+    Returns the summary: config, input, output, runtime, lines, records (output lines), bad,
+    problems (the first PROBLEMS_KEPT messages), exit (0 all lines good, 1 some bad)."""
     if runtime not in RUNTIMES:
         raise EdgeshadowError(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIMES)})")
     cfg = load_config(config_path)
