@@ -442,3 +442,17 @@ def test_soak_refuses_a_folder_it_did_not_make(tmp_path):
     assert r.returncode == 2
     assert "holds files no soak made" in one_line_error(r, tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_an_os_error_no_command_worded_is_still_one_line_naming_the_file(monkeypatch, capsys):
+    from host_tools import replay
+
+    def broken(*a, **kw):
+        raise IsADirectoryError(21, "Is a directory", "/some/where")
+    monkeypatch.setattr(replay, "run", broken)
+    argv = ["replay", "--config", str(CONFIG), "--input", str(SAMPLE)]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == "edgeshadow: error: Is a directory: /some/where\n"
+    monkeypatch.setenv("EDGESHADOW_TRACEBACK", "1")
+    with pytest.raises(IsADirectoryError):
+        cli.main(argv)
