@@ -234,6 +234,27 @@ def delta_size(cfg):
     return len(json.dumps({"state": {"desired": {"rules": cfg["rules"]}}}, separators=(",", ":")))
 
 
+def _write_configs(written, out, several):
+    """Write each thing's trained config ({thing: config}): `out` itself, or out/<thing>.json when
+    `several`; each file whole (a temporary file renamed). Returns {thing: path}."""
+    if several:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EdgeshadowError(f"cannot make the output folder {out}: {e.strerror or e}")
+    paths = {}
+    for name, new in written.items():
+        path = paths[name] = out / f"{name}.json" if several else out
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise EdgeshadowError(f"cannot write output {path}: {e.strerror or e}")
+    return paths
+
+
 def train(config_path, input_path, output_path, thing=None, progress=None):
     """Train from input_path; write output_path (one config, or a folder of <thing>.json when
     the input holds several things and none is picked, or into the folder output_path names).
@@ -268,21 +289,7 @@ def train(config_path, input_path, output_path, thing=None, progress=None):
         model_bytes = len(json.dumps(rules, separators=(",", ":")))
         results.append({"thing": name, "models": reports, "model_bytes": model_bytes,
                         "delta_bytes": delta_size(new)})
-    if several:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise EdgeshadowError(f"cannot make the output folder {out}: {e.strerror or e}")
-    for name, new in written.items():
-        path = out / f"{name}.json" if several else out
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
-            tmp.replace(path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise EdgeshadowError(f"cannot write output {path}: {e.strerror or e}")
-        for r in results:
-            if r["thing"] == name:
-                r["output"] = str(path)
+    paths = _write_configs(written, out, several)
+    for r in results:
+        r["output"] = str(paths[r["thing"]])
     return results

@@ -263,14 +263,17 @@ class Soak:
         self.marks = {}
         self.heap_low = {}
 
+    def _fresh_workdir(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)  # run() checked it is a soak's own folder
+        self.workdir.mkdir(parents=True)
+        (self.workdir / MARK).write_text("edgeshadow soak: emptied by the next soak\n")
+
     def run(self):
         from host_tools.demo import device_config
         from host_tools.device.inject import inject_boards
         from host_tools.device.link import BoardLink
         from host_tools.sim.board import VirtualBoard
-        shutil.rmtree(self.workdir, ignore_errors=True)  # run() checked it is a soak's own folder
-        self.workdir.mkdir(parents=True)
-        (self.workdir / MARK).write_text("edgeshadow soak: emptied by the next soak\n")
+        self._fresh_workdir()
         ca = self.workdir / "ca"
         certs.init_ca(ca)
         self.broker = Broker(self.workdir / "broker", ca).start()
