@@ -46,8 +46,6 @@ class Connection:
         self.connects = 0
         self.last_error = None
         self._clock_set = False
-        self._stop = False
-        self._stopped = asyncio.Event()
         self._changed = asyncio.Event()
         client.on_message = self._route
 
@@ -107,9 +105,9 @@ class Connection:
             await hook()
 
     async def run(self):
-        """Keep the link up until stop(); never raises."""
+        """Keep the link up, for good; never raises."""
         host = self.client.server_hostname or self.client.server
-        while not self._stop:
+        while True:
             try:
                 await self.connect_once()
             except Exception as e:
@@ -117,11 +115,8 @@ class Connection:
                 self.log("net: connect to %s:%d failed: %s" % (host, self.client.port, self.last_error))
                 if self.client.connected:
                     await self.client.disconnect()
-                await self._sleep(self.backoff.delay())
+                await asyncio.sleep(self.backoff.delay())
                 continue
-            if self._stop:
-                await self.client.disconnect()
-                break
             self.connects += 1
             self.last_error = None
             self.backoff.connected(_now())
@@ -131,20 +126,6 @@ class Connection:
             err = await self.client.wait_down()
             self.backoff.disconnected(_now())
             self._notify()
-            if self._stop:
-                break
             self.last_error = str(err)
             self.log("net: link down: %s" % err)
-            await self._sleep(self.backoff.delay())
-
-    async def _sleep(self, s):
-        try:
-            await asyncio.wait_for(self._stopped.wait(), s)
-        except asyncio.TimeoutError:
-            pass
-
-    async def stop(self):
-        self._stop = True
-        self._stopped.set()
-        await self.client.disconnect()
-        self._notify()
+            await asyncio.sleep(self.backoff.delay())

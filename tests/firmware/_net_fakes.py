@@ -159,3 +159,11 @@ async def until(cond, timeout=3):
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met within %s s" % timeout)
+
+
+async def shut(conn, *tasks):
+    """End a test's link: its tasks cancelled, then a polite DISCONNECT (the board never stops
+    its link, so net.connection has no stop of its own)."""
+    for t in tasks:
+        t.cancel()
+    await conn.client.disconnect()

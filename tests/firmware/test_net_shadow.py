@@ -2,7 +2,7 @@
 import asyncio
 import json
 
-from _net_fakes import FakeBroker, Opener, publish_packet, run, until
+from _net_fakes import FakeBroker, Opener, publish_packet, run, until, shut
 from net.backoff import Backoff
 from net.connection import Connection
 from net.mqtt import MQTTClient
@@ -82,8 +82,7 @@ def test_subscribes_gets_on_connect_and_reports_applied_delta():
         op.brokers[0].hang_up()
         await until(lambda: len(op.brokers) == 2 and len(script.requests) >= 3)
         assert script.requests[2][0] == "get"
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -102,8 +101,7 @@ def test_stale_and_repeated_deltas_are_ignored():
         await until(lambda: len(deltas) >= 2)
         await asyncio.sleep(0.05)
         assert deltas == [({"x": 1}, 11), ({"x": 3}, 12)]
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -125,8 +123,7 @@ def test_429_backs_off_and_retries_other_codes_raise():
             assert e.code == 400 and "Missing required node" in str(e)
         else:
             raise AssertionError("400 not raised")
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -151,8 +148,7 @@ def test_requests_in_flight_stay_under_the_limit():
             await asyncio.sleep(0.01)
         assert script.max_waiting == 3
         assert sorted(d["state"]["reported"]["n"] for d in done) == list(range(10))
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 

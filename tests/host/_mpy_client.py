@@ -74,9 +74,9 @@ async def do_stream(job):
     while sp.backlog and time.time() < deadline:
         await asyncio.sleep(0.05)
     out("STATS", json.dumps({"backlog": sp.backlog, "published": fw.published, "connects": conn.connects}))
-    await conn.stop()
     for t in tasks:
         t.cancel()
+    await conn.client.disconnect()
 
 
 async def do_bench(job):
