@@ -23,6 +23,7 @@ from host_tools import DATA_DIR, FIRMWARE_DIR, ROOT
 from host_tools.sim import runtimes
 from host_tools.device.boards import load_board
 from host_tools.errors import EdgeshadowError
+from host_tools.locks import folder_lock
 
 BUNDLED_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"  # the grid sensor with the sim wiring's ratios
 START_TIMEOUT_S = 30.0  # generous: CI runs this on 2 busy cores
@@ -48,6 +49,7 @@ class VirtualBoard:
         self.ota_partitions = ota_partitions  # bytes per app partition (ota_0, ota_1), or None
         self.proc = None
         self._port = None
+        self._lock = folder_lock(self.workdir, "board folder")  # one running board per folder
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self):
@@ -71,7 +73,12 @@ class VirtualBoard:
         heap = self.heap
         if heap is None and self.runtime == "esp32like":
             heap = runtimes.board_heap(load_board(self.board))
-        self._prepare()
+        self._lock.acquire()   # before _prepare: it clears the state a running board would be using
+        try:
+            self._prepare()
+        except BaseException:
+            self._lock.release()
+            raise
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         args = [sys.executable, "-m", "host_tools.sim.supervisor", str(self.flash_dir),
@@ -79,8 +86,13 @@ class VirtualBoard:
         if heap:  # the firmware gets `heap`; the stand-ins for the ESP32's C modules get their own
             args += ["--heapsize", str(heap + runtimes.STANDIN_HEAP), "--board-heap", str(heap)]
         self._stderr = open(self.sim_dir / "supervisor.err", "wb")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr, env=env, cwd=str(ROOT))
+        try:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                         stderr=self._stderr, env=env, cwd=str(ROOT))
+        except OSError as e:
+            self._stderr.close()
+            self._lock.release()
+            raise EdgeshadowError(f"virtual board {self.thing}: cannot start {sys.executable}: {e.strerror}")
 
     def wait_ready(self, timeout=START_TIMEOUT_S):
         deadline = time.monotonic() + timeout
@@ -105,6 +117,7 @@ class VirtualBoard:
         """Stop the supervisor and the firmware process; nothing is left running."""
         proc, self.proc = self.proc, None
         if proc is None:
+            self._lock.release()
             return
         child = self.state().get("child_pid")
         if proc.poll() is None:
@@ -121,6 +134,7 @@ class VirtualBoard:
                 pass
         self._stderr.close()
         self._port = None
+        self._lock.release()
 
     # -- what tests and tools read --------------------------------------------------------------
     @property

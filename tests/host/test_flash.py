@@ -137,13 +137,15 @@ def test_two_boards_flashed_in_parallel_with_a_summary_per_board(tmp_path, capsy
     with VirtualROM("esp32") as a, VirtualROM("esp32", mac=(0x24, 0x0A, 0xC4, 0, 0, 2)) as b:
         code = main(["flash", "--board", ESP32, "--port", a.port, "--port", b.port,
                      "--firmware", str(path)])
-        out = capsys.readouterr().out
-        assert code == 0, out
+        out, err = capsys.readouterr()
+        assert code == 0, err
         for rom in (a, b):
             assert bytes(rom.flash[0x1000:0x1000 + len(image)]) == image
             assert f"esp32-devkitc on {rom.port}: ok: {len(image)} bytes at 0x1000" in out
-            assert f"[{rom.port}] writing 100%" in out
-        assert "MAC 24:0a:c4:00:00:02" in out
+            assert f"[{rom.port}] done" in err          # progress on stderr, results on stdout
+        assert len(out.splitlines()) == 2
+        assert f"writing: {2 * len(image)}/{2 * len(image)}" in err
+        assert "MAC 24:0a:c4:00:00:02" in err
 
 
 def test_parallel_flash_with_one_wrong_chip_reports_each_board_and_fails(tmp_path, capsys):
