@@ -34,6 +34,8 @@ def register(sub):
 
 
 def do_bench(args):
+    from host_tools.device.ports import resolve_port  # --port auto
+    args.port = resolve_port(args.port)
     if args.samples < 1:
         raise EdgeshadowError("--samples must be at least 1", exit_code=2)
     if args.interval < 0:

@@ -25,6 +25,8 @@ def register(sub):
 
 
 def do_calibrate(args):
+    from host_tools.device.ports import resolve_port  # --port auto
+    args.port = resolve_port(args.port)
     if args.samples < 1:
         raise EdgeshadowError("--samples must be at least 1", exit_code=2)
     from host_tools.device.link import BoardLink
