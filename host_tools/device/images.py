@@ -6,6 +6,7 @@ module turns what it found into sentences and compares it with the board definit
 MicroPython build (bootloader + partition table + app) starts with the bootloader image, so the
 image checked here is the one the ROM reads first.
 """
+import io
 import struct
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from esptool.util import FatalError, flash_size_bytes, get_key_from_value
 from host_tools.errors import EdgeshadowError
 
 HEADER_LEN = 24            # common header (8 bytes) + extended header (16): what the ROM reads first
+MAX_SEGMENTS = 16          # the ROM's limit (esptool's verify() says the same after loading)
 SUPPORTED_CHIPS = ("esp32", "esp32s3", "esp32c3")
 
 
@@ -74,15 +76,18 @@ def inspect_image(data, source="image"):
     if len(data) < HEADER_LEN:
         raise EdgeshadowError(f"{source} is {len(data)} bytes: too short to be an ESP firmware "
                               f"image (its header alone is {HEADER_LEN} bytes)")
-    if data[0] != ESPLoader.ESP_IMAGE_MAGIC:
+    try:   # esptool's header reader first: a bad magic or segment count says more than "truncated"
+        segments = ESP32FirmwareImage().load_common_header(io.BytesIO(bytes(data[:8])),
+                                                           ESPLoader.ESP_IMAGE_MAGIC)
+    except FatalError:
         raise EdgeshadowError(f"{source} starts with byte 0x{data[0]:02X}, expected the ESP image magic "
                               f"0x{ESPLoader.ESP_IMAGE_MAGIC:02X}: it is not an ESP firmware image")
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise EdgeshadowError(f"{source}: header says {segments} segments, expected 1 to {MAX_SEGMENTS}")
     image = _load(data, "esp32", source)             # the layout every ESP32-family chip shares
     chip = chip_for_id(image.chip_id)
     if chip in SUPPORTED_CHIPS and chip != "esp32":
         image = _load(data, chip, source)            # that chip's flash size codes
-    if not image.segments:
-        raise EdgeshadowError(f"{source}: header says 0 segments, expected 1 to 16")
     if image.checksum != image.calculate_checksum():
         raise EdgeshadowError(f"{source} is corrupt: its checksum byte is 0x{image.checksum:02X} "
                               f"but the segments add up to 0x{image.calculate_checksum():02X}")
