@@ -57,7 +57,7 @@ class Lock:
             except PermissionError:    # another user's lock file: flock works read-only too
                 f = open(self.path, "r")
         except OSError as e:
-            raise EdgeshadowError(f"cannot lock {self.what}: {self.path}: {e.strerror}")
+            raise EdgeshadowError(f"cannot use {self.what}: {e.strerror} ({self.path})")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

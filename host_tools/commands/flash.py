@@ -2,9 +2,8 @@
 import threading
 
 from host_tools.device.boards import load_board
-from host_tools.device.flash import flash_boards, read_checked_image
 from host_tools.device.ports import resolve_port
-from host_tools.errors import EXIT_FAILED, EXIT_OK, EXIT_UNTESTED, EdgeshadowError
+from host_tools.errors import EXIT_FAILED, EXIT_OK, EXIT_UNTESTED, EXIT_USAGE, EdgeshadowError
 from host_tools.output import Progress, add_json_arg, emit, say
 
 
@@ -48,6 +47,10 @@ class _Printer:
 
 
 def do_flash(args):
+    from host_tools.device.flash import flash_boards, read_checked_image   # esptool: 0.4 s to import
+    if args.baud is not None and args.baud <= 0:
+        raise EdgeshadowError(f"--baud {args.baud}: a baud rate is a positive number, e.g. 460800",
+                              exit_code=EXIT_USAGE)
     board = load_board(args.board)
     ports = [resolve_port(p) for p in args.ports]
     image = read_checked_image(board, args.firmware)   # before any port is opened or progress shown

@@ -8,7 +8,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from host_tools.device.boards import load_board
-from host_tools.device.images import build_image
 from host_tools.errors import EdgeshadowError
 from host_tools.locks import folder_lock
 from host_tools.output import say
@@ -99,6 +98,7 @@ def _run_boards(args):
 
 
 def _run_roms(args):
+    from host_tools.device.images import build_image   # esptool: 0.4 s to import, only here
     from host_tools.sim.rom import VirtualROM
     board = load_board(args.board)
     chip, size = board["chip"], board["flash_size"]

@@ -139,6 +139,23 @@ _log_lock = threading.Lock()
 
 
 # -- one board ---------------------------------------------------------------------------------
+def check_serial_port(port):
+    """`port` must exist and be a terminal (a serial port or a pty); exit 3 otherwise."""
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise EdgeshadowError(f"could not open {port}: no such device", exit_code=EXIT_UNTESTED,
+                              hint="check the cable and `edgeshadow ports`")
+    except OSError as e:
+        raise EdgeshadowError(f"could not open {port}: {e.strerror}", exit_code=EXIT_UNTESTED)
+    try:
+        if not os.isatty(fd):
+            raise EdgeshadowError(f"{port} is not a serial port", exit_code=EXIT_UNTESTED,
+                                  hint="see `edgeshadow ports`")
+    finally:
+        os.close(fd)
+
+
 def _connect(board, port, opts, sink):
     """esptool's ESPLoader for the chip in download mode on `port` (cannot test: exit 3)."""
     sink.event(f"connecting at {board['rom_baud']} baud (the board must be in download mode)")
@@ -197,6 +214,7 @@ def flash_port(board, port, image, *, erase=False, baud=None, sink=None, esptool
     opts = {**connection_options(port), **(esptool_options or {})}
     sink = sink or _Sink(port, None)
     t0 = time.monotonic()
+    check_serial_port(port)
     with port_lock(port):
         esp = _connect(board, port, opts, sink)
         try:

@@ -262,3 +262,14 @@ def test_a_port_in_use_by_another_command_is_not_touched(tmp_path, capsys):
         assert capsys.readouterr().err.splitlines()[-1].startswith(
             f"edgeshadow: error: port {rom.port} is in use by PID {holder.pid}")
         assert rom.stats.requests == 0 and untouched(rom)
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["--port", "/dev/ttyUSB9"], "could not open /dev/ttyUSB9: no such device (check the cable and `edgeshadow ports`)", 3),
+    (["--port", "/dev/null"], "/dev/null is not a serial port (see `edgeshadow ports`)", 3),
+    (["--port", "/dev/null", "--baud", "0"], "--baud 0: a baud rate is a positive number, e.g. 460800", 2),
+])
+def test_bad_ports_and_baud_rates_are_one_line_before_esptool_runs(tmp_path, capsys, args, message, code):
+    path, _ = write_image(tmp_path, "esp32")
+    assert main(["flash", "--board", ESP32, "--firmware", str(path)] + args) == code
+    assert capsys.readouterr().err.splitlines()[-1] == f"edgeshadow: error: {message}"
