@@ -81,9 +81,12 @@ class VirtualBoard:
         self._lock.acquire()   # before _prepare: it clears the state a running board would be using
         try:
             self._prepare()
+            self._spawn(micropython, heap)
         except BaseException:
             self._lock.release()
             raise
+
+    def _spawn(self, micropython, heap):
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         args = [sys.executable, "-m", "host_tools.sim.supervisor", str(self.flash_dir),
@@ -100,7 +103,6 @@ class VirtualBoard:
                                          stderr=self._stderr, env=env, cwd=str(ROOT))
         except OSError as e:
             self._stderr.close()
-            self._lock.release()
             raise EdgeshadowError(f"virtual board {self.thing}: cannot start {sys.executable}: {e.strerror}")
 
     def wait_ready(self, timeout=START_TIMEOUT_S):
