@@ -66,14 +66,15 @@ def do_flash(args):
         if args.json:
             emit(args, doc)
         raise EdgeshadowError(failed[0].detail, exit_code=failed[0].exit_code)
-    emit(args, doc, lambda: _print_results(board, results))
+
+    def show():
+        for r in results:
+            print(f"{board['name']} on {r.port}: {r.detail if r.ok else 'FAILED: ' + r.detail}", flush=True)
+
+    emit(args, doc, show)
     if not failed:
         return EXIT_OK
     say(f"{len(failed)} of {len(results)} board(s) failed")
     # 3 (could not test) only when no board that answered failed
     return EXIT_FAILED if any(r.exit_code == EXIT_FAILED for r in failed) else EXIT_UNTESTED
 
-
-def _print_results(board, results):
-    for r in results:
-        print(f"{board['name']} on {r.port}: {r.detail if r.ok else 'FAILED: ' + r.detail}", flush=True)

@@ -18,19 +18,19 @@ def register(sub):
 
 def do_ports(args):
     ports = list_ports()
+
+    def show():
+        if not ports:
+            say("no serial ports found")
+            return
+        width = max(len(p.device) for p in ports)
+        for p in ports:
+            what = " ".join(x for x in (p.bridge and f"[{p.bridge}]", p.description) if x)
+            print(f"{'*' if p.bridge else ' '} {p.device:<{width}}  {p.usb_id or '-':9}  {what}".rstrip(),
+                  flush=True)
+        n = sum(1 for p in ports if p.bridge)
+        say(f"{n} ESP32 candidate(s) marked *" + ("; `--port auto` picks it" if n == 1 else ""))
+
     emit(args, {"ports": [p.to_json() for p in ports],
-                "candidates": [p.device for p in ports if p.bridge]}, lambda: _print(ports))
+                "candidates": [p.device for p in ports if p.bridge]}, show)
     return 0
-
-
-def _print(ports):
-    if not ports:
-        say("no serial ports found")
-        return
-    width = max(len(p.device) for p in ports)
-    for p in ports:
-        mark = "*" if p.bridge else " "
-        what = " ".join(x for x in (p.bridge and f"[{p.bridge}]", p.description) if x)
-        print(f"{mark} {p.device:<{width}}  {p.usb_id or '-':9}  {what}".rstrip(), flush=True)
-    n = sum(1 for p in ports if p.bridge)
-    say(f"{n} ESP32 candidate(s) marked *" + ("; `--port auto` picks it" if n == 1 else ""))
