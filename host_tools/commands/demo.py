@@ -4,6 +4,7 @@ from pathlib import Path
 from host_tools import CERTS_DIR
 from host_tools import demo as lib
 from host_tools.commands.sim import add_runtime_args
+from host_tools.output import say
 
 
 def register(sub):
@@ -33,5 +34,5 @@ def register(sub):
 def do_demo(args):
     return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
                    interval_s=args.interval, scenario=args.scenario, headless=args.headless,
-                   seconds=args.seconds, say=lambda m: print(m, flush=True),
+                   seconds=args.seconds, say=say,
                    runtime=args.runtime, heap=args.heap, ota_after=args.ota_after)
