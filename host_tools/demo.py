@@ -172,7 +172,7 @@ def ota_rollout(state_path, things, key, workdir, stop, say, after_s):
                 return
 
 
-def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="smartgrid",
+def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="demo",
         headless=False, seconds=None, say=print, runtime=None, heap=None, ota_after=None):
     if not 1 <= devices <= 50:
         raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")

@@ -16,7 +16,8 @@ def register(sub):
     p.add_argument("--devices", type=int, default=3, metavar="N", help="virtual boards (default 3)")
     p.add_argument("--interval", type=float, default=5, metavar="S",
                    help="sampling interval of the boards in seconds (default 5)")
-    p.add_argument("--scenario", default="smartgrid", help="simulation scenario (default smartgrid)")
+    p.add_argument("--scenario", default="demo", help="simulation scenario (default demo: the reference smart-grid "
+                   "draws with a voltage sag in the first minute; the files in host_tools/sim/scenarios/)")
     p.add_argument("--workdir", type=Path, default=lib.DEFAULT_WORKDIR, metavar="DIR",
                    help=f"boards, broker state and logs (default {lib.DEFAULT_WORKDIR})")
     p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
