@@ -15,7 +15,6 @@ and the control plane for `edgeshadow ota push/status` (admin CN only, by the AC
 import base64
 import json
 import logging
-import time
 from pathlib import Path
 
 from host_tools.cloud.jobs_store import JobsError, JobStore
@@ -34,12 +33,11 @@ class JobsService(ServiceClient):
     CLIENT_ID = "edgeshadow-jobs-service"
     WHAT = "the jobs service"
     REQUEST_FILTERS = REQUEST_FILTERS
+    STORE = JobStore
+    blocks_sent = 0  # stream blocks published
 
-    def __init__(self, broker_host, port, ca, cert, key, state_dir, clock=time.time):
-        super().__init__(broker_host, port, ca, cert, key)
-        self.store = JobStore(state_dir, clock)
-        self.clock = clock
-        self.blocks_sent = 0
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         self._client.max_queued_messages_set(0)
 
     def _notify(self, things):

@@ -10,6 +10,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 import uuid
 
 from host_tools.errors import EdgeshadowError
@@ -43,14 +44,17 @@ def _client(client_id, ca, cert, key, clean_session=True):
 
 
 class ServiceClient:
-    """Base of a service answering requests on `REQUEST_FILTERS`; subclasses define `CLIENT_ID`,
-    `WHAT` ("the shadow service"), `REQUEST_FILTERS` and `_on_message(client, userdata, msg)`."""
+    """Base of a service answering requests on `REQUEST_FILTERS` from its `STORE` (made from
+    state_dir and clock); subclasses define `CLIENT_ID`, `WHAT` ("the shadow service"),
+    `REQUEST_FILTERS`, `STORE` and `_on_message(client, userdata, msg)`."""
 
-    CLIENT_ID = WHAT = None
+    CLIENT_ID = WHAT = STORE = None
     REQUEST_FILTERS = ()
 
-    def __init__(self, broker_host, port, ca, cert, key):
+    def __init__(self, broker_host, port, ca, cert, key, state_dir, clock=time.time):
         self.host, self.port = broker_host, port
+        self.store = self.STORE(state_dir, clock)
+        self.clock = clock
         self._subscribed = threading.Event()
         self._problem = None
         c = _client(self.CLIENT_ID, ca, cert, key)

@@ -164,12 +164,7 @@ def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, se
                                int(time.time()) if seq is None else seq, mpy_arch, trial_s)
     if len(text) > 24000:
         raise EdgeshadowError(f"the manifest is {len(text)} bytes: a job document holds at most 32 KB")
-    b = Bundle(text, sign(key, text), blob)
-    if out_path:
-        tmp = Path(str(out_path) + ".tmp")
-        tmp.write_bytes(b.to_bytes())
-        tmp.replace(out_path)
-    return b
+    return _written(Bundle(text, sign(key, text), blob), out_path)
 
 
 def build_image(image_path, key_path, out_path=None, board=None, version=None, seq=None):
@@ -190,12 +185,16 @@ def build_image(image_path, key_path, out_path=None, board=None, version=None, s
          "seq": int(time.time()) if seq is None else seq, "chip": info.chip, "size": len(data),
          "sha256": hashlib.sha256(data).hexdigest()}
     text = json.dumps(m, sort_keys=True, separators=(",", ":"))
-    b = Bundle(text, sign(key, text), data)
+    return _written(Bundle(text, sign(key, text), data), out_path)
+
+
+def _written(bundle, out_path):
+    """The bundle, written to out_path whole (a temporary file renamed) when one is given."""
     if out_path:
         tmp = Path(str(out_path) + ".tmp")
-        tmp.write_bytes(b.to_bytes())
+        tmp.write_bytes(bundle.to_bytes())
         tmp.replace(out_path)
-    return b
+    return bundle
 
 
 def read_bundle(path):

@@ -35,11 +35,8 @@ class ShadowService(ServiceClient):
     CLIENT_ID = "edgeshadow-shadow-service"
     WHAT = "the shadow service"
     REQUEST_FILTERS = REQUEST_FILTERS
-
-    def __init__(self, broker_host, port, ca, cert, key, state_dir, clock=time.time):
-        super().__init__(broker_host, port, ca, cert, key)
-        self.store = ShadowStore(state_dir, clock)
-        self.handled = 0
+    STORE = ShadowStore
+    handled = 0  # requests answered
 
     def _on_message(self, client, userdata, msg):
         where = parse_topic(msg.topic)

@@ -242,41 +242,34 @@ class ShadowStore:
             raise Rejected(404, f"No shadow exists with name: '{thing if name is None else name}'")
         return rec
 
-    def get(self, thing, payload=b"", name=None):
+    def _on_existing(self, thing, payload, name, answer):
+        """A get or delete: the request checked, then answer(record) under the lock, or Rejected."""
         token = None
         try:
             self._check_thing(thing, name)
-            req = self._parse(payload, allow_empty=True)
-            token = self._token(req)
+            token = self._token(self._parse(payload, allow_empty=True))
             with self._lock:
-                rec = self._existing(thing, name)
-                state = dict(rec["state"])
-                delta = self._delta(rec)
-                if delta:
-                    state["delta"] = delta
-                doc = {"state": state, "metadata": rec["metadata"], "version": rec["version"],
-                       "timestamp": int(self.clock())}
-                if token is not None:
-                    doc["clientToken"] = token
-                return json.loads(json.dumps(doc))
+                doc = answer(self._existing(thing, name))
+            if token is not None:
+                doc["clientToken"] = token
+            return doc
         except Rejected as e:
             return self._rejected(e, token)
 
+    def get(self, thing, payload=b"", name=None):
+        def answer(rec):
+            state = dict(rec["state"])
+            delta = self._delta(rec)
+            if delta:
+                state["delta"] = delta
+            return json.loads(json.dumps({"state": state, "metadata": rec["metadata"], "version": rec["version"],
+                                          "timestamp": int(self.clock())}))
+        return self._on_existing(thing, payload, name, answer)
+
     def delete(self, thing, payload=b"", name=None):
-        token = None
-        try:
-            self._check_thing(thing, name)
-            req = self._parse(payload, allow_empty=True)
-            token = self._token(req)
-            with self._lock:
-                rec = self._existing(thing, name)
-                ts = int(self.clock())
-                gone = {"state": {}, "metadata": {}, "version": rec["version"] + 1, "timestamp": ts,
-                        "deleted": True}
-                self._save(thing, name, gone)
-                doc = {"version": gone["version"], "timestamp": ts}
-                if token is not None:
-                    doc["clientToken"] = token
-                return doc
-        except Rejected as e:
-            return self._rejected(e, token)
+        def answer(rec):
+            ts = int(self.clock())
+            gone = {"state": {}, "metadata": {}, "version": rec["version"] + 1, "timestamp": ts, "deleted": True}
+            self._save(thing, name, gone)
+            return {"version": gone["version"], "timestamp": ts}
+        return self._on_existing(thing, payload, name, answer)
