@@ -60,10 +60,9 @@ def register(sub):
 
 def do_ca_init(args):
     crt, made = lib.ensure_ca(args.certs_dir / "ca", days=args.days, force=args.force)
-    if made:
-        print(f"local CA written: {crt} (key {crt.with_name('ca.key')}, mode 0600)")
-    else:
-        print(f"local CA kept: {crt} exists (pass --force to replace it)")
+    emit(args, {"ca": str(crt), "made": made},
+         f"local CA written: {crt} (key {crt.with_name('ca.key')}, mode 0600)" if made else
+         f"local CA kept: {crt} exists (pass --force to replace it)")
     return EXIT_OK
 
 
@@ -74,18 +73,19 @@ def do_device(args):
     for thing in args.things:
         crt, made = lib.ensure_device(thing, args.certs_dir / thing, args.certs_dir / "ca",
                                       key_type="rsa" if args.rsa else "ec", days=args.days, force=args.force)
-        print(f"{thing}: {crt.parent}/ (device.crt, device.key, root-ca.crt)"
-              + ("" if made else ": kept, valid (pass --force to replace)"))
+        emit(args, {"thing": thing, "dir": str(crt.parent), "made": made},
+             f"{thing}: {crt.parent}/ (device.crt, device.key, root-ca.crt)"
+             + ("" if made else ": kept, valid (pass --force to replace)"))
     return EXIT_OK
 
 
 def do_import(args):
     report = lib.import_files(args.thing, args.certs_dir / args.thing, args.cert, args.key, args.root_ca)
-    print(f"{args.thing}: imported into {report.thing_dir}/ ({report.key_type}, "
-          f"{report.days_left} days left)")
-    for w in report.warnings + report.notes:
-        print(f"  {w}")
-    return 0
+    emit(args, {"thing": args.thing, "dir": str(report.thing_dir), "key": report.key_type,
+                "days_left": report.days_left, "warnings": report.warnings, "notes": report.notes},
+         "\n".join([f"{args.thing}: imported into {report.thing_dir}/ ({report.key_type}, "
+                    f"{report.days_left} days left)"] + [f"  {w}" for w in report.warnings + report.notes]))
+    return EXIT_OK
 
 
 def _check_doc(r):
@@ -97,16 +97,26 @@ def _check_doc(r):
 def do_check(args):
     reports = [lib.inspect(t, args.certs_dir / t, root_ca=args.root_ca) for t in args.things]
     failed = sum(1 for r in reports if r.problems)
-    emit(args, {"ok": not failed, "things": [_check_doc(r) for r in reports]}, lambda: _print_check(reports))
-    if failed:
-        (say if json_to_stdout(args) else print)(f"{failed} of {len(reports)} failed")
+
+    def show():
+        from rich.console import Console
+        Console().print(_check_table(reports))
+        for r in reports:
+            for line in r.problems:
+                print(f"{r.thing}: {line}")
+            for line in r.warnings:
+                print(f"{r.thing}: warning: {line}")
+        if failed:
+            print(f"{failed} of {len(reports)} failed")
+
+    emit(args, {"ok": not failed, "things": [_check_doc(r) for r in reports]}, show)
+    if failed and json_to_stdout(args):
+        say(f"{failed} of {len(reports)} failed")
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _print_check(reports):
-    from rich.console import Console
+def _check_table(reports):
     from rich.table import Table
-
     table = Table(title="certificate check")
     for col in ("thing", "result", "key", "days left", "issuer"):
         table.add_column(col)
@@ -114,9 +124,4 @@ def _print_check(reports):
         result = "[red]FAIL[/red]" if r.problems else "[yellow]warn[/yellow]" if r.warnings else "[green]ok[/green]"
         table.add_row(r.thing, result, r.key_type or "-", "-" if r.days_left is None else str(r.days_left),
                       r.issuer or "-")
-    Console().print(table)
-    for r in reports:
-        for line in r.problems:
-            print(f"{r.thing}: {line}")
-        for line in r.warnings:
-            print(f"{r.thing}: warning: {line}")
+    return table

@@ -58,15 +58,26 @@ def run_with_progress(things, fn, verb, args=None):
     failed = [r for r in results if r.status == "failed"]
     doc = {"ok": not failed, "things": [{"thing": r.thing, "result": r.status, "detail": r.detail}
                                         for r in results]}
-    emit(args, doc, lambda: _print_results(results, verb))
-    if failed:
-        (say if json_to_stdout(args) else print)(
-            f"{len(failed)} of {len(results)} failed; fix them and re-run (finished things are skipped)")
+
+    def show():
+        from rich.console import Console
+        Console().print(_results_table(results, verb))
+        for r in failed:
+            print(f"{r.thing}: {r.detail}")
+        if failed:
+            print(_failed_line(failed, results))
+
+    emit(args, doc, show)
+    if failed and json_to_stdout(args):
+        say(_failed_line(failed, results))
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _print_results(results, verb):
-    from rich.console import Console
+def _failed_line(failed, results):
+    return f"{len(failed)} of {len(results)} failed; fix them and re-run (finished things are skipped)"
+
+
+def _results_table(results, verb):
     from rich.table import Table
     table = Table(title=f"{verb}: {len(results)} thing(s)")
     for col in ("thing", "result", "detail"):
@@ -75,10 +86,7 @@ def _print_results(results, verb):
     for r in results:
         c = colour.get(r.status, "green")
         table.add_row(r.thing, f"[{c}]{r.status}[/{c}]", r.detail)
-    Console().print(table)
-    for r in results:
-        if r.status == "failed":
-            print(f"{r.thing}: {r.detail}")
+    return table
 
 
 def do_aws(args):
