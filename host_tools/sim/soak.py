@@ -298,7 +298,7 @@ class Soak:
                 cfg.write_text(json.dumps(device_config(relay.port, INTERVAL_S)))
                 [res] = inject_boards([(vb.port, vb.thing)], self.workdir / "certs", config=cfg)
                 if not res.ok:
-                    raise EdgeshadowError(f"inject {vb.thing}: {res.message}")
+                    raise EdgeshadowError(f"inject {vb.thing}: {res.detail}")
                 with BoardLink(vb.port) as link:
                     link.soft_reset()
             t0 = time.monotonic()

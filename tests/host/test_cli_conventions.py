@@ -216,7 +216,6 @@ def certs_dir(tmp_path):
     return d
 
 
-@lands_with("cloud")
 def test_json_certs_check(certs_dir):
     r = run("certs", "check", "grid-001", "--certs-dir", certs_dir, "--json")
     assert r.returncode == 0, r.stderr
@@ -239,7 +238,6 @@ def test_json_inject(virtual_board, certs_dir):
     assert "grid-001" in json.dumps(json_doc(r))
 
 
-@lands_with("flash")
 def test_json_flash(tmp_path):
     from host_tools.sim.rom import VirtualROM, build_image
     image = tmp_path / "fw.bin"
@@ -296,7 +294,6 @@ def test_json_monitor(local_broker):
     assert "json-mon-1" in json_doc(r)["devices"]
 
 
-@lands_with("cloud")
 def test_json_shadow_get(local_broker):
     state = local_broker.state_file()
     with local_broker.probe("json-sh-1") as dev:
@@ -308,7 +305,6 @@ def test_json_shadow_get(local_broker):
     assert json_doc(r)["state"]["reported"]["interval_s"] == 10
 
 
-@lands_with("cloud")
 def test_json_provision(aws, faithful_csr, tmp_path, capsys):
     """In-process: moto stands in for AWS only inside this process (tests/host/test_provision.py)."""
     code = cli.main(["provision", "aws", "grid-001", "--certs-dir", str(tmp_path / "certs"), "--json"])
@@ -373,9 +369,9 @@ def test_library_modules_never_print_to_stdout():
 
 
 JSON_COMMANDS = {  # command module -> the branch giving it --json through output.emit
-    "boards": "device", "certs": "cloud", "deploy": "device", "flash": "flash", "inject": "device",
-    "bench": None, "calibrate": None, "monitor": "cloud", "shadow": "cloud", "provision": "cloud",
-    "replay": None, "train": None, "soak": None,
+    "boards": "device", "certs": None, "deploy": "device", "flash": None, "inject": "device",
+    "bench": None, "calibrate": None, "monitor": None, "shadow": None, "provision": None,
+    "replay": None, "train": None, "soak": None, "ports": None,
 }
 
 
