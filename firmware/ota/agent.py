@@ -14,7 +14,7 @@ import asyncio
 
 import otaboot
 from ota import OtaError, manifest
-from ota.stream import BLOCK, describe, fetch, fetch_manifest
+from ota.stream import block_size, describe, fetch, fetch_manifest
 from store import write_atomic
 
 
@@ -80,17 +80,22 @@ def _read(p):
 
 
 class _Writer:
-    """Cuts the stream's bytes into the manifest's files, hashing as it writes."""
+    """Cuts the stream's bytes into the manifest's files (entries taken one at a time from an
+    iterable), hashing as it writes; i: entries already done (skipped)."""
 
     def __init__(self, files, i, progress):
-        self.files, self.i, self.progress = files, i, progress
-        self.f = self.h = None
+        self.it, self.i, self.progress = iter(files), i, progress
+        self.fd = self.f = self.h = None
         self.n = 0
+        for _ in range(i):
+            next(self.it, None)
         self._open()
 
     def _open(self):
-        while self.i < len(self.files):
-            fd = self.files[self.i]
+        while True:
+            self.fd = fd = next(self.it, None)
+            if fd is None:
+                return
             path = _stage() + "/" + fd["path"]
             _mkdirs(path.rsplit("/", 1)[0])
             self.f = open(path + ".part", "wb")
@@ -101,8 +106,9 @@ class _Writer:
             self._close()
 
     def _close(self):
-        fd = self.files[self.i]
+        fd = self.fd
         self.f.close()
+        self.f = None
         path = _stage() + "/" + fd["path"]
         got = binascii.hexlify(self.h.digest()).decode()
         if got != fd["sha256"]:
@@ -111,22 +117,20 @@ class _Writer:
         os.rename(path + ".part", path)
         self.i += 1
         self.progress(self.i)
-        self.f = None
 
     @property
     def done(self):
-        return self.i >= len(self.files)
+        return self.fd is None
 
     def feed(self, data):
         mv = memoryview(data)
         while len(mv) and not self.done:
-            fd = self.files[self.i]
-            take = min(len(mv), fd["size"] - self.n)
+            take = min(len(mv), self.fd["size"] - self.n)
             self.f.write(mv[:take])
             self.h.update(mv[:take])
             self.n += take
             mv = mv[take:]
-            if self.n == fd["size"]:
+            if self.n == self.fd["size"]:
                 self._close()
                 self._open()
 
@@ -144,22 +148,23 @@ async def _going_on(jobs, job, details):
     return True
 
 
-async def _to_slot(jobs, job, doc, m, text, st):
+def _incoming():
+    return otaboot.DIR + "/incoming.json"   # the manifest as fetched, until it is checked
+
+
+async def _to_slot(jobs, job, doc, m, digest, st):
     """The package's files into the inactive slot, then the switch to it: the slot's name, or None
     when the service ended the job on the way (nothing switched)."""
-    digest = binascii.hexlify(hashlib.sha256(text).digest()).decode()
     target = "b" if st.get("active") == "a" else "a"
     slot_dir = otaboot.DIR + "/" + target
-    if _read_bytes(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
+    if _digest_of(slot_dir + "/.manifest") != digest:   # else: staged and moved before a restart
         if not await _going_on(jobs, job, {"step": "download", "version": m["version"]}):
             return None
-        done = _stage_begin(job, digest, text, m)
-        text = None  # on flash now: the download gets its RAM
-        gc.collect()
+        done = _stage_begin(job, digest, m)
         await _download(jobs, doc, m, job, digest, done)
         rmtree(slot_dir)
         os.rename(_stage(), slot_dir)
-    text = None
+    rmtree(_incoming())
     # the last word before the switch: a job cancelled during the download is not applied
     if not await _going_on(jobs, job, {"step": "switch", "version": m["version"]}):
         rmtree(slot_dir)
@@ -169,16 +174,18 @@ async def _to_slot(jobs, job, doc, m, text, st):
 
 
 async def _checked_manifest(jobs, doc, st):
-    """(manifest, its bytes): signature, board, sequence and the stream's size checked."""
+    """(manifest's header, SHA-256 of its bytes in hex): fetched to flash, then signature, board,
+    sequence and the stream's size checked; its files are read from flash when they are needed."""
     manifest.check_document(doc)
     sizes = await describe(jobs, doc)
-    text = await fetch_manifest(jobs, doc, sizes)
-    m = manifest.check(doc, text, manifest.read_pubkey(), _board_arch(), st.get("seq", 0), _board("chip"))
-    gc.collect()
+    _mkdirs(otaboot.DIR)
+    digest = await fetch_manifest(jobs, doc, sizes, _incoming())
+    manifest.verify(doc, digest, manifest.read_pubkey())
+    m = manifest.parse_file(_incoming(), _board_arch(), st.get("seq", 0), _board("chip"))
     if sizes.get(doc.get("fileId", 0)) != m["size"]:  # a truncated or padded stream file
         raise OtaError("REJECTED", "stream %s file %s holds %s bytes, the manifest says %d"
                        % (doc["streamId"], doc.get("fileId", 0), sizes.get(doc.get("fileId", 0), "no"), m["size"]))
-    return m, text
+    return m, binascii.hexlify(digest).decode()
 
 
 async def run(jobs, ex, st):
@@ -186,13 +193,13 @@ async def run(jobs, ex, st):
     doc = ex.get("jobDocument")
     m = None
     try:
-        m, text = await _checked_manifest(jobs, doc, st)
+        m, digest = await _checked_manifest(jobs, doc, st)
         if m["kind"] == "image":
-            del text
+            rmtree(_incoming())
             from ota import image
             await image.run(jobs, job, doc, m)
             return
-        target = await _to_slot(jobs, job, doc, m, text, st)
+        target = await _to_slot(jobs, job, doc, m, digest, st)
         if target is None:
             return
     except asyncio.TimeoutError:  # no answer from the service (an OSError on CPython): try later
@@ -201,6 +208,7 @@ async def run(jobs, ex, st):
         if not isinstance(e, OtaError):
             e = OtaError("FAILED", "flash: %r" % (e,))
         jobs.log("ota: job %s %s: %s" % (job, e.status, e.reason))
+        rmtree(_incoming())
         if e.status == "FAILED" and (m is None or m["kind"] != "image"):
             rmtree(_stage())
         await jobs.update(job, e.status, {"reason": e.reason[:200]})
@@ -210,12 +218,20 @@ async def run(jobs, ex, st):
     machine.reset()
 
 
-def _read_bytes(p):
+def _digest_of(p):
+    """SHA-256 of the file at p, read in small pieces; None if there is none."""
+    h = hashlib.sha256()
+    buf = bytearray(256)
     try:
         with open(p, "rb") as f:
-            return f.read()
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(memoryview(buf)[:n])
     except OSError:
         return None
+    return binascii.hexlify(h.digest()).decode()
 
 
 def _free_bytes():
@@ -226,39 +242,36 @@ def _free_bytes():
         return None
 
 
-def _stage_begin(job, digest, text, m):
-    """The stage for this job: kept (returns the files already done) or made anew with the
-    manifest in it (the marker a finished slot carries); the free space is checked first."""
+def _stage_begin(job, digest, m):
+    """The stage for this job: kept (returns the files already done) or made anew with the checked
+    manifest moved into it (the marker a finished slot carries); the free space is checked first."""
     prog = _read(_stage() + "/.progress")
     if prog:
         p = prog.split()
-        if len(p) == 3 and p[0] == job and p[1] == digest and _read_bytes(_stage() + "/.manifest") == text:
+        if len(p) == 3 and p[0] == job and p[1] == digest and _digest_of(_stage() + "/.manifest") == digest:
             return int(p[2])
     rmtree(_stage())
     free = _free_bytes()
     if free is not None and free < m["size"] + 8192:
         raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, m["size"]))
     _mkdirs(_stage())
-    with open(_stage() + "/.manifest", "wb") as f:
-        f.write(text)
+    os.rename(_incoming(), _stage() + "/.manifest")
     return 0
 
 
 async def _download(jobs, doc, m, job, digest, done):
-    files = m["files"]
     if done:
-        jobs.log("ota: job %s: resuming the download at file %d of %d" % (job, done + 1, len(files)))
-    if done >= len(files):
-        return
+        jobs.log("ota: job %s: resuming the download at file %d" % (job, done + 1))
 
     def progress(i):
         write_atomic(_stage() + "/.progress", "%s %s %d" % (job, digest, i))
 
-    w = _Writer(files, done, progress)
+    w = _Writer(manifest.files(_stage() + "/.manifest", m), done, progress)
     if w.done:
         return
-    pos = files[w.i]["offset"]
+    pos = w.fd["offset"]
+    bs = block_size()
     try:
-        await fetch(jobs, doc, m["size"], pos // BLOCK, pos % BLOCK, w.feed, lambda: w.done)
+        await fetch(jobs, doc, m["size"], pos // bs, pos % bs, w.feed, lambda: w.done, None, bs)
     finally:
         w.abort()

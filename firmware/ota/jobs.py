@@ -143,8 +143,9 @@ class Jobs:
             await self.update(job, "FAILED", {"reason": ("agent error: %r" % (e,))[:200]})
         finally:
             self.sink = None
-            for m in ("ota.agent", "ota.manifest", "ota.ecdsa", "ota.image", "otaboot"):
-                sys.modules.pop(m, None)
+            # the package keeps its submodules as attributes: compat.unload drops those too
+            from compat import unload
+            unload("ota.agent", "ota.stream", "ota.manifest", "ota.ecdsa", "ota.image", "otaboot")
             import gc
             gc.collect()
         self.log("ota: job %s handled" % job)

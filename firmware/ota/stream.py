@@ -3,12 +3,15 @@
 # routed here by ota/jobs.py. Used by the job runner (ota/agent.py) and the image update
 # (ota/image.py), imported only while a job runs.
 import binascii
+import gc
+import hashlib
 
 import asyncio
 
 from ota import OtaError, manifest
 
 BLOCK = 1024          # bytes per stream block: one block is ~1.4 KB of JSON on the wire
+SMALL_BLOCK = 512     # ... when the heap is short (AWS's least is 256)
 WINDOW = 4            # blocks asked for per request
 TIMEOUT_S = 10        # a request unanswered this long is sent again
 RETRIES = 5
@@ -57,28 +60,38 @@ async def describe(jobs, doc):
         jobs.sink = None
 
 
-async def fetch_manifest(jobs, doc, sizes):
-    """The manifest's bytes from the stream (nothing written: it is checked before anything is)."""
+async def fetch_manifest(jobs, doc, sizes, path):
+    """The manifest from the stream into the file at path (a scratch file: nothing of the update is
+    written before it is checked), hashed as it is written: its SHA-256 digest. Never held whole."""
     fid = doc.get("manifestFileId", 1)
     n = sizes.get(fid)
     if not isinstance(n, int) or not 0 < n <= manifest.MAX_BYTES:
         raise OtaError("REJECTED", "stream %s: manifest file %s has %s bytes (at most %d)"
                        % (doc["streamId"], fid, n, manifest.MAX_BYTES))
-    buf = bytearray(n)
+    h = hashlib.sha256()
     pos = [0]
 
     def feed(data):
-        take = min(len(data), n - pos[0])
-        buf[pos[0]:pos[0] + take] = data[:take]
-        pos[0] += take
-    await fetch(jobs, doc, n, 0, 0, feed, lambda: pos[0] >= n, fid)
-    return buf
+        data = memoryview(data)[:n - pos[0]]
+        f.write(data)
+        h.update(data)
+        pos[0] += len(data)
+    with open(path, "wb") as f:
+        await fetch(jobs, doc, n, 0, 0, feed, lambda: pos[0] >= n, fid, block_size())
+    return h.digest()
 
 
-async def fetch(jobs, doc, size, block, skip, feed, done, file_id=None):
-    """GetStream blocks from `block` on, in order, each handed to feed(bytes) (the first one less
-    `skip` bytes) until done(); requests WINDOW blocks at a time, asks again after a silence."""
-    last = (size - 1) // BLOCK
+def block_size():
+    """Bytes per stream block for the heap there is: a block arrives as ~1.4x its size of JSON
+    and base64, WINDOW of them at a time, and each is a few allocations of that size."""
+    gc.collect()
+    return BLOCK if gc.mem_free() >= 32768 else SMALL_BLOCK
+
+
+async def fetch(jobs, doc, size, block, skip, feed, done, file_id=None, bs=BLOCK):
+    """GetStream blocks of bs bytes from `block` on, in order, each handed to feed(bytes) (the
+    first one less `skip` bytes) until done(); WINDOW blocks per request, asked again after a silence."""
+    last = (size - 1) // bs
     sid = doc.get("streamId")
     sink = _Sink(jobs, sid)
     fails = 0
@@ -92,7 +105,7 @@ async def fetch(jobs, doc, size, block, skip, feed, done, file_id=None):
             del sink.got[:]
             fid = doc.get("fileId", 0) if file_id is None else file_id
             await jobs._publish("streams/%s/get/json" % sid, {"c": jobs.token(), "f": fid,
-                                                             "l": BLOCK, "o": block, "n": n}, qos=0)
+                                                             "l": bs, "o": block, "n": n}, qos=0)
             want = block + n
             while block < want:
                 sub, d = await sink.get(TIMEOUT_S)

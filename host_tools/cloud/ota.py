@@ -151,7 +151,18 @@ def make_manifest(files, version, seq, mpy_arch=None, trial_s=None):
         if not 3 <= trial_s <= 3600:
             raise EdgeshadowError(f"--trial-s {trial_s}: give 3 to 3600 seconds")
         m["trial_s"] = trial_s
-    return json.dumps(m, sort_keys=True, separators=(",", ":")), bytes(blob)
+    return manifest_text(m), bytes(blob)
+
+
+def manifest_text(m):
+    """An app manifest's signed text, one file per line after a header line (JSON all the same):
+    the board checks and reads it from flash entry by entry instead of holding it whole."""
+    dump = lambda d: json.dumps(d, sort_keys=True, separators=(",", ":"))  # noqa: E731
+    head = dump({k: v for k, v in m.items() if k != "files"})[:-1] + ',"files":['
+    lines = [head] + [dump(f) + "," for f in m["files"]]
+    if len(lines) > 1:
+        lines[-1] = lines[-1][:-1]
+    return "\n".join(lines) + "]}"
 
 
 def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, seq=None, trial_s=None):

@@ -164,3 +164,29 @@ def test_stream_writer_cuts_files_checks_sha256_and_resumes():
         raises(OSError, os.stat, d + "/stage/app.py.part")
     finally:
         otaboot.DIR = "/update"
+
+
+def test_manifest_read_from_flash_one_entry_at_a_time():
+    # the host's layout: a header line, then one file per line (JSON all the same)
+    m, _ = _manifest()
+    head = json.dumps({k: v for k, v in m.items() if k != "files"})[:-1] + ',"files":['
+    text = head + "\n" + ",\n".join(json.dumps(f) for f in m["files"]) + "]}"
+    assert json.loads(text) == m
+    d = tmpdir()
+    with open(d + "/m.json", "w") as f:
+        f.write(text)
+    got = manifest.parse_file(d + "/m.json")
+    assert "files" not in got and got["version"] == "0.2.0" and got["size"] == m["size"]
+    assert list(manifest.files(d + "/m.json", got)) == m["files"]
+    # a manifest on one line is read whole: its files come from the dict
+    with open(d + "/m.json", "w") as f:
+        f.write(json.dumps(m))
+    got = manifest.parse_file(d + "/m.json")
+    assert list(manifest.files(d + "/m.json", got)) == m["files"]
+    # the same rules as parse(): an entry out of order is refused
+    with open(d + "/m.json", "w") as f:
+        f.write(text.replace('"offset": 9', '"offset": 8'))
+    assert "offset/size" in raises(OtaError, manifest.parse_file, d + "/m.json").reason
+    with open(d + "/m.json", "w") as f:
+        f.write(head + "\n{nope]}")
+    assert "not JSON" in raises(OtaError, manifest.parse_file, d + "/m.json").reason

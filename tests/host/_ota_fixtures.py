@@ -30,17 +30,21 @@ def wait_until(fn, timeout, what, every=0.1):
         time.sleep(every)
 
 
-def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, mpy_arch=None):
-    """A board folder as `deploy [--mpy]` + `inject --ota-key` leave it (written directly: quicker)."""
+def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, mpy_arch=None, firmware=True):
+    """A board folder as `deploy [--mpy]` + `inject --ota-key` leave it (written directly: quicker).
+    firmware="romfs": laid as the virtual board lays a fresh one on the ESP32-like runtime (its
+    modules in the ROMFS partition, boot.py, main.py and otaboot.py in the filesystem)."""
     from host_tools.device.deploy import local_files
     flash = workdir / "flash"
-    files, _ = local_files(FIRMWARE_DIR, mpy_arch)
+    files = local_files(FIRMWARE_DIR, mpy_arch)[0] if firmware is True else {}
+    if firmware == "romfs":
+        VirtualBoard(workdir, thing=thing, scenario=None, runtime="esp32like", romfs="firmware")._prepare()
     for path, data in files.items():
         dest = flash / path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
     crt, key = env.device_cert(thing)
-    (flash / "certs").mkdir()
+    (flash / "certs").mkdir(parents=True, exist_ok=True)
     (flash / "certs" / "device.der").write_bytes(certs.to_der(crt))
     (flash / "certs" / "device.key.der").write_bytes(certs.to_der(key))
     (flash / "certs" / "root-ca.der").write_bytes(certs.to_der(env.broker.ca_cert))
