@@ -11,7 +11,8 @@ import asyncio
 from ota import OtaError, manifest
 
 BLOCK = 1024          # bytes per stream block: one block is ~1.4 KB of JSON on the wire
-SMALL_BLOCK = 512     # ... when the heap is short (AWS's least is 256)
+SMALL_BLOCK = 512     # ... when less than ROOMY bytes are free (AWS's least is 256): measured on
+ROOMY = 49152         # the ESP32-like runtime, 1 KB blocks fail to arrive with ~35 KB free (fragmented)
 WINDOW = 4            # blocks asked for per request
 TIMEOUT_S = 10        # a request unanswered this long is sent again
 RETRIES = 5
@@ -85,7 +86,7 @@ def block_size():
     """Bytes per stream block for the heap there is: a block arrives as ~1.4x its size of JSON
     and base64, WINDOW of them at a time, and each is a few allocations of that size."""
     gc.collect()
-    return BLOCK if gc.mem_free() >= 32768 else SMALL_BLOCK
+    return BLOCK if gc.mem_free() >= ROOMY else SMALL_BLOCK
 
 
 async def fetch(jobs, doc, size, block, skip, feed, done, file_id=None, bs=BLOCK):
