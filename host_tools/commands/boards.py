@@ -69,16 +69,13 @@ def do_show(args):
 
 
 def do_check(args):
-    try:
-        cfg = json.loads(args.config.read_text())
-    except OSError as e:
-        raise EdgeshadowError(f"cannot read {args.config}: {e.strerror}")
-    except json.JSONDecodeError as e:
-        raise EdgeshadowError(f"{args.config}: not valid JSON (line {e.lineno}: {e.msg})")
-    name = args.board or cfg.get("board")
+    """The one config validator (board_check.config_problems: the firmware's checks and the
+    board's), every problem on its own line."""
+    cfg = board_check.read_config_file(args.config)
+    name = args.board or (cfg.get("board") if isinstance(cfg, dict) else None)
     if not name:
         raise EdgeshadowError(f"{args.config} names no board", hint="pass --board NAME")
-    problems = board_check.check_config(cfg, name)
+    problems, board = board_check.config_problems(cfg, name)
     for p in problems:
         print(f"{args.config}: {p}")
     if problems:

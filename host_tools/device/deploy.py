@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools import FIRMWARE_DIR
+from host_tools.device.board_check import load_config_file
 from host_tools.device.boards import load_board
 from host_tools.errors import EdgeshadowError
 
@@ -219,26 +220,10 @@ def plan(local, local_dirs, remote, remote_dirs, deployed_dirs=()):
 
 
 def load_device_config(path, board=None):
-    """Parse and validate a device config file (against `board` too, when given); returns its
-    bytes (compact JSON) and the dict."""
-    path = Path(path)
-    try:
-        cfg = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EdgeshadowError(f"config file {path} does not exist")
-    except json.JSONDecodeError as e:
-        raise EdgeshadowError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})")
-    if str(FIRMWARE_DIR) not in sys.path:
-        sys.path.insert(0, str(FIRMWARE_DIR))
-    from edge import config as edge_config
-    try:
-        edge_config.load(cfg)
-    except edge_config.ConfigError as e:
-        raise EdgeshadowError(f"{path}: {e}")
-    if board is not None:
-        from host_tools.device.board_check import validate
-        validate(cfg, board)
-    return (json.dumps(cfg, indent=1) + "\n").encode(), cfg
+    """(bytes as written to /config.json, dict, board dict or None) of a config file, checked by
+    the one validator (board_check.load_config_file): nothing is sent when it fails."""
+    cfg, board = load_config_file(path, board)
+    return (json.dumps(cfg, indent=1) + "\n").encode(), cfg, board
 
 
 def check_thing_against_certificate(link, cfg, config_path):
@@ -300,12 +285,8 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
     emit = on_event or (lambda *a: None)
     if isinstance(board, str):
         board = load_board(board)
-    config_bytes, cfg = load_device_config(config) if config else (None, None)
-    if board is None and cfg is not None and cfg.get("board"):
-        board = load_board(cfg["board"])
-    if cfg is not None and board is not None:
-        from host_tools.device.board_check import validate
-        validate(cfg, board)
+    config_bytes, cfg, named = load_device_config(config, board) if config else (None, None, None)
+    board = board or named
     if mpy and board is None:
         board = _board_on_device(link)
     local, local_dirs = local_files(firmware_dir, board["mpy_arch"] if mpy else None)
