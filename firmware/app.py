@@ -377,6 +377,20 @@ def read_json(path):
         return json.load(f)
 
 
+def config_id(path=CONFIG_PATH):
+    """First 12 hex digits of the file's SHA-256: which config the application runs with."""
+    import hashlib
+    from binascii import hexlify
+    h = hashlib.sha256()
+    b = bytearray(256)
+    with open(path, "rb") as f:
+        n = f.readinto(b)
+        while n:
+            h.update(memoryview(b)[:n])
+            n = f.readinto(b)
+    return hexlify(h.digest())[:12].decode()
+
+
 def main():
     try:
         board_def = read_json(BOARD_PATH)
@@ -390,8 +404,12 @@ def main():
         problems = e.problems if isinstance(e, ConfigError) else [repr(e)]
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
+        # The stable line the host tools read after a reset (host_tools/device/link.py).
+        print("edgeshadow: config-error %s: %s" % (CONFIG_PATH, "; ".join(problems)))
         return
     unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
     log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
     app = App(cfg, board_def)
+    # The application started with this config: the stable line deploy and inject wait for.
+    print("edgeshadow: running v%s thing=%s config=%s" % (VERSION, cfg["thing"], config_id()))
     asyncio.run(app.run())

@@ -1,7 +1,15 @@
 """BoardLink: one connection to a board (real on USB, or virtual) for a whole command.
 
-Built on mpremote's SerialTransport (raw REPL and raw-paste). Every host tool that touches a board
-goes through it, so a deploy of 40 files is one connection, not 40 mpremote runs.
+Built on mpremote's SerialTransport: the raw REPL, raw-paste and every file operation are
+mpremote's (fs_listdir, fs_stat, fs_readfile, fs_writefile, fs_mkdir, fs_rmdir, fs_rmfile,
+fs_hashfile). What is kept here, and why:
+- taking the board over (`interrupt`): a board still importing its firmware can miss a Ctrl-C;
+  mpremote presses once, we press until the raw REPL answers, and report silence ("no answer")
+  within NO_ANSWER_S instead of waiting out its 10 s per try;
+- `write_file_atomic`: mpremote writes in place; a board must never hold half a file, so we write
+  a temporary name, compare its SHA-256 (fs_hashfile), then rename (mpremote has no rename);
+- `soft_reset` into the friendly REPL and `wait_started`: mpremote's soft reset returns to the raw
+  REPL and does not run main.py; we need main.py to run and to read what the firmware announces.
 
     with BoardLink("/dev/ttyUSB0") as link:
         link.write_file_atomic("/config.json", data)
@@ -11,38 +19,47 @@ Errors reach callers as EdgeshadowError, one sentence naming the port or the boa
 """
 import ast
 import contextlib
+import errno
 import hashlib
 import io
 import os
-import re
 import time
 
-from host_tools.errors import EdgeshadowError
+from host_tools.device.console import BANNER_RE, banner_line_end, start_outcome
+from host_tools.errors import EXIT_UNTESTED, EdgeshadowError
 
-BANNER_RE = re.compile(r"edgeshadow firmware v(?P<version>\S+) thing=(?P<thing>\S+)")
-CHUNK = 3072          # bytes of file data per raw-paste exec (4 KB of base64)
+CHUNK = 1024          # bytes of file data per exec (mpremote sends them as a bytes literal)
 SERIAL_TIMEOUT_S = 2  # pyserial read timeout; mpremote's own per-read timeouts sit on top
+NO_ANSWER_S = 5       # a port from which not one byte comes back within this is "no answer"
+_FS_WORDS = {errno.ENOENT: "no such file or folder", errno.EEXIST: "already exists",
+             errno.ENOTDIR: "not a folder", errno.EISDIR: "is a folder",
+             errno.ENOTEMPTY: "folder not empty", errno.EACCES: "permission denied",
+             errno.EPERM: "not permitted", errno.ENOSPC: "the board's filesystem is full"}
 
 
-def _hint(port):
-    return f"check the cable, or run `edgeshadow sim` for a virtual board and use its port"
+_HINT = "check the cable, or run `edgeshadow sim` for a virtual board and use its port"
 
 
-def _q(s):
-    return repr(str(s))
+class NoAnswer(EdgeshadowError):
+    """Not one byte back from the port: no board there, or one that is off or wedged."""
 
 
 class _CountingSerial:
-    """The pyserial port, counting the bytes written to the board."""
+    """The pyserial port, counting the bytes written to the board and read from it."""
 
     def __init__(self, serial):
         self._serial = serial
-        self.tx = 0
+        self.tx = self.rx = 0
 
     def write(self, data):
         n = self._serial.write(data)
         self.tx += len(data)
         return n
+
+    def read(self, size=1):
+        data = self._serial.read(size)
+        self.rx += len(data)
+        return data
 
     def __getattr__(self, name):
         return getattr(self._serial, name)
@@ -50,22 +67,25 @@ class _CountingSerial:
 
 class BoardLink:
     def __init__(self, port, baud=115200, answer_timeout=10):
-        """answer_timeout: seconds to wait for the REPL when taking over the board."""
+        """answer_timeout: seconds to wait for the REPL when taking over a board that answers."""
         self.port = str(port)
         self.answer_timeout = answer_timeout
         self.banner = None  # {"version", "thing"} from the last soft_reset()
+        self._dirs = {"/"}  # folders known to exist on the board (mkdir asks once per link)
         if not os.path.exists(self.port):
-            raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_hint(port))
+            raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_HINT,
+                                  exit_code=EXIT_UNTESTED)
         try:
             from mpremote.transport_serial import SerialTransport
             self.transport = SerialTransport(self.port, baudrate=baud, timeout=SERIAL_TIMEOUT_S)
         except Exception as e:
-            raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_hint(port))
+            raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_HINT,
+                                  exit_code=EXIT_UNTESTED)
         self.transport.serial = self.counter = _CountingSerial(self.transport.serial)
 
     @property
     def bytes_out(self):
-        """Bytes written to the board on this link so far (code, base64 data, control bytes)."""
+        """Bytes written to the board on this link so far (code, file data, control bytes)."""
         return self.counter.tx
 
     def __enter__(self):
@@ -94,19 +114,29 @@ class BoardLink:
         t = self._transport()
         # Ctrl-C can land where the firmware cannot take it (inside an import, an `except
         # ImportError` fallback); press it again, as a user would, until the raw REPL answers.
-        deadline = time.monotonic() + self.answer_timeout
+        start = time.monotonic()
+        rx0 = self.counter.rx
         presses = 0
         while True:
-            left = deadline - time.monotonic()
+            elapsed = time.monotonic() - start
             try:
                 presses += 1
                 with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
-                    t.enter_raw_repl(soft_reset=False, timeout_overall=max(0.2, min(1.0, left)))
+                    t.enter_raw_repl(soft_reset=False,
+                                     timeout_overall=max(0.2, min(1.0, self.answer_timeout - elapsed)))
                 if presses > 1:
                     self._settle(t)
                 return
             except Exception as e:
-                if time.monotonic() >= deadline:
+                elapsed = time.monotonic() - start
+                silent, limit = self.counter.rx == rx0, min(NO_ANSWER_S, self.answer_timeout)
+                if silent and elapsed >= limit:
+                    raise NoAnswer(f"no answer from the board on {self.port} within {limit} s "
+                                   f"(nothing came back to Ctrl-C)",
+                                   hint="is it the board's port, powered and not held by another "
+                                        "program? a board busy in a TLS handshake answers within "
+                                        "8 s: retry", exit_code=EXIT_UNTESTED) from None
+                if elapsed >= self.answer_timeout:
                     raise EdgeshadowError(f"the board on {self.port} did not answer ({_reason(e)})",
                                           hint="press its reset button or power-cycle it, then retry")
 
@@ -131,11 +161,16 @@ class BoardLink:
             t.in_raw_repl = False
             raise EdgeshadowError(f"the board on {self.port} left the raw REPL")
 
-    def exec(self, code, timeout=10):
-        """Run code on the board; returns what it printed. A board exception -> EdgeshadowError."""
+    def _raw(self):
+        """The transport, with the board held in the raw REPL."""
         t = self._transport()
         if not t.in_raw_repl:
             self.interrupt()
+        return t
+
+    def exec(self, code, timeout=10):
+        """Run code on the board; returns what it printed. A board exception -> EdgeshadowError."""
+        t = self._raw()
         try:
             out, err = t.exec_raw(code, timeout=timeout)
         except Exception as e:
@@ -153,45 +188,71 @@ class BoardLink:
         except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             raise EdgeshadowError(f"the board's answer to {expr!r} is not a Python literal: {out[:80]!r}")
 
-    # -- files ----------------------------------------------------------------------------------
+    # -- files: mpremote's transport, its errors in words ---------------------------------------
+    def _fs(self, path, op, *args, **kw):
+        """Run mpremote's Transport.fs_<op>; OSError from the board -> "<path>: <words>"."""
+        from mpremote.transport import TransportError, TransportExecError
+        t = self._raw()
+        try:
+            return getattr(t, "fs_" + op)(*args, **kw)
+        except TransportExecError as e:
+            raise EdgeshadowError(f"{path}: the board on {self.port} raised "
+                                  f"{_last_line(e.error_output.encode())}") from None
+        except (TransportError, ValueError, SyntaxError) as e:  # timeouts, garbled answers
+            t.in_raw_repl = False
+            raise EdgeshadowError(f"{path}: the board on {self.port} did not answer as expected "
+                                  f"({_reason(e)})", hint="retry; if it persists, reset the board") from None
+        except OSError as e:
+            if e.errno in _FS_WORDS:
+                raise EdgeshadowError(f"{path}: {_FS_WORDS[e.errno]} on the board on {self.port}") from None
+            t.in_raw_repl = False  # the port itself failed (unplugged, busy)
+            raise EdgeshadowError(f"{path}: cannot use {self.port}: {_reason(e)}") from None
+
     def ls(self, path="/"):
         """[(name, size, is_dir)] of a board folder, sorted by name."""
-        code = ("import os\np=%s.rstrip('/') or '/'\nr=[]\n"
-                "for e in os.ilistdir(p):\n"
-                " d=e[1]&0x4000!=0\n s=0 if d else os.stat((p+'/' if p!='/' else p)+e[0])[6]\n"
-                " r.append((e[0],s,d))\nprint(repr(r))" % _q(path))
-        return self._fs(code, path, _listing)
+        rows = []
+        for e in self._fs(path, "listdir", path):
+            is_dir = bool(e.st_mode & 0x4000)
+            size = e.st_size
+            if not is_dir and not size:  # the unix port's ilistdir gives no size
+                size = self._fs(path, "stat", path.rstrip("/") + "/" + e.name).st_size
+            rows.append((e.name, 0 if is_dir else size, is_dir))
+        return sorted(rows)
 
     def read_file(self, path):
-        code = ("import binascii\nwith open(%s,'rb') as f:\n while 1:\n  b=f.read(%d)\n"
-                "  if not b:break\n  print(binascii.b2a_base64(b).decode(),end='')" % (_q(path), CHUNK))
-        import binascii
-        return self._fs(code, path, lambda out: binascii.a2b_base64("".join(out.split())))
+        return bytes(self._fs(path, "readfile", path, chunk_size=CHUNK))
 
     def sha256(self, path):
         """Hex SHA-256 of a board file, or None when it does not exist."""
-        code = ("import hashlib,binascii\nh=hashlib.sha256()\nb=bytearray(1024)\n"
-                "try:\n f=open(%s,'rb')\nexcept OSError:\n f=None\n print('None')\n"
-                "if f:\n while 1:\n  n=f.readinto(b)\n  if not n:break\n  h.update(b[:n])\n"
-                " f.close()\n print(binascii.hexlify(h.digest()).decode())" % _q(path))
-        out = self.exec(code).strip()
-        if out == "None":
-            return None
-        if len(out) != 64 or out.strip("0123456789abcdef"):
-            raise EdgeshadowError(f"{path}: the board on {self.port} answered {out[:80]!r}, not a SHA-256")
-        return out
+        try:
+            return self._fs(path, "hashfile", path, "sha256", chunk_size=CHUNK).hex()
+        except EdgeshadowError as e:
+            if "no such file" in str(e):
+                return None
+            raise
 
     def mkdir(self, path, parents=True):
-        code = ("import os\nparts=[x for x in %s.split('/') if x]\n"
-                "todo=['/'+'/'.join(parts[:i+1]) for i in range(len(parts))] if %r else ['/'+'/'.join(parts)]\n"
-                "for c in todo:\n try:\n  os.mkdir(c)\n except OSError as e:\n"
-                "  if e.errno!=17:raise\n  if os.stat(c)[0]&0x4000==0:raise OSError(20)" % (_q(path), parents))
-        self._fs(code, path)
+        parts = [p for p in str(path).split("/") if p]
+        todo = ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))] if parents \
+            else ["/" + "/".join(parts)]
+        for folder in todo:
+            if folder in self._dirs:
+                continue
+            try:
+                self._fs(folder, "mkdir", folder)
+            except EdgeshadowError as e:
+                if "already exists" not in str(e):
+                    raise
+                if not self._fs(folder, "stat", folder).st_mode & 0x4000:
+                    raise EdgeshadowError(f"{path}: {folder} is a file, not a folder, on the board "
+                                          f"on {self.port}") from None
+            self._dirs.add(folder)
 
     def remove(self, path):
         """Remove a file or an empty folder."""
-        code = ("import os\np=%s\nif os.stat(p)[0]&0x4000:os.rmdir(p)\nelse:os.remove(p)" % _q(path))
-        self._fs(code, path)
+        is_dir = self._fs(path, "stat", path).st_mode & 0x4000
+        self._fs(path, "rmdir" if is_dir else "rmfile", path)
+        self._dirs.discard(str(path))
 
     def write_file_atomic(self, path, data):
         """Write path+'.tmp', check its SHA-256 on the board, then rename it over path. On any
@@ -202,23 +263,18 @@ class BoardLink:
         if parent:
             self.mkdir(parent)
         tmp = path + ".tmp"
-        import binascii
         try:
-            self.exec("import binascii\n_f=open(%s,'wb')\n_w=_f.write\n_d=binascii.a2b_base64" % _q(tmp))
-            for i in range(0, len(data), CHUNK):
-                b64 = binascii.b2a_base64(data[i:i + CHUNK], newline=False).decode()
-                self.exec("_w(_d(%r))" % b64)
-            self.exec("_f.close()\ndel _f,_w,_d")
+            self._fs(tmp, "writefile", tmp, data, chunk_size=CHUNK)
             want = hashlib.sha256(data).hexdigest()
             got = self.sha256(tmp)
             if got != want:
                 raise EdgeshadowError(f"{path}: the copy on the board does not match "
                                       f"(SHA-256 {got} instead of {want}); the old file is unchanged")
-            self.exec("import os\nos.rename(%s,%s)" % (_q(tmp), _q(path)))
+            self.exec("import os\nos.rename(%r,%r)" % (tmp, path))
         except BaseException:
-            try:
-                self.exec("import os\ntry:\n _f.close()\nexcept Exception:\n pass\n"
-                          "try:\n os.remove(%s)\nexcept OSError:\n pass" % _q(tmp))
+            try:  # mpremote's fs_writefile leaves its file `f` open when a write fails
+                self.exec("import os\ntry:\n f.close()\nexcept Exception:\n pass\n"
+                          "try:\n os.remove(%r)\nexcept OSError:\n pass" % tmp)
             except EdgeshadowError:
                 pass
             raise
@@ -228,35 +284,57 @@ class BoardLink:
         """Soft-reset from the friendly REPL, so boot.py and main.py run as after power-on.
         Returns the boot output up to and including the firmware's banner line, which is also
         parsed into self.banner ({"version", "thing"})."""
-        t = self._transport()
-        s = t.serial
+        t = self._raw()
         try:
-            if not t.in_raw_repl:
-                self.interrupt()
             t.exit_raw_repl()
             t.read_until(1, b">>> ", timeout=5)
-            s.write(b"\x04")
-            deadline = time.monotonic() + timeout
-            out = b""
-            while time.monotonic() < deadline:
-                n = s.in_waiting
-                if n:
-                    out += s.read(n)
-                    m = BANNER_RE.search(out.decode("utf-8", "replace"))
-                    if m and b"\n" in out[out.find(b"edgeshadow firmware"):]:
-                        self.banner = m.groupdict()
-                        text = out.decode("utf-8", "replace")
-                        return text[:text.index("\n", m.end()) + 1]
-                else:
-                    time.sleep(0.01)
+            t.serial.write(b"\x04")
+            text = self._read_console(banner_line_end, timeout)
         except EdgeshadowError:
             raise
         except Exception as e:
             raise EdgeshadowError(f"the board on {self.port} did not answer ({_reason(e)})",
                                   hint="press its reset button or power-cycle it, then retry")
-        raise EdgeshadowError(f"no firmware banner from the board on {self.port} within {timeout} s "
-                              f"after a soft reset; it printed: {out[-200:]!r}",
-                              hint="deploy the firmware with `edgeshadow deploy`")
+        end = banner_line_end(text)
+        if end is None:
+            raise EdgeshadowError(f"no firmware banner from the board on {self.port} within {timeout} s "
+                                  f"after a soft reset; it printed: {text[-200:]!r}",
+                                  hint="deploy the firmware with `edgeshadow deploy`")
+        self.banner = BANNER_RE.search(text).groupdict()
+        self._after_banner = text[end:]
+        return text[:end]
+
+    def wait_started(self, timeout=30):
+        """After soft_reset(): read the console until the application announces itself. Returns
+        {"version", "thing", "config"} (config: the first 12 hex digits of the SHA-256 of the
+        /config.json it runs with); raises EdgeshadowError with the board's own reason when it
+        refuses its config, has no application, or stops with an error."""
+        text = self._read_console(start_outcome, timeout, getattr(self, "_after_banner", ""))
+        self._after_banner = ""
+        outcome = start_outcome(text)
+        if outcome is None:
+            tail = " | ".join(text.strip().splitlines()[-3:])
+            raise EdgeshadowError(f"the application on {self.port} did not announce itself within "
+                                  f"{timeout} s after booting (it printed: {tail or 'nothing'})")
+        kind, value = outcome
+        if kind == "running":
+            return value
+        raise EdgeshadowError(f"the board on {self.port} did not start its application: {value}")
+
+    def _read_console(self, done, timeout, text=""):
+        """What the board prints, until done(text) or timeout: text (decoded, as received)."""
+        s = self._transport().serial
+        raw = b""
+        deadline = time.monotonic() + timeout
+        while done(text) is None and time.monotonic() < deadline:
+            n = s.in_waiting
+            if n:
+                raw += s.read(n)
+                text_new = raw.decode("utf-8", "replace")
+                text, raw = text + text_new, b""
+            else:
+                time.sleep(0.01)
+        return text
 
     # -- internals ------------------------------------------------------------------------------
     def _transport(self):
@@ -264,38 +342,9 @@ class BoardLink:
             raise EdgeshadowError(f"the link to {self.port} is closed")
         return self.transport
 
-    def _fs(self, code, path, parse=None):
-        try:
-            out = self.exec(code)
-        except EdgeshadowError as e:
-            msg = str(e)
-            for errno_, text in ((2, "no such file or folder"), (17, "already exists"),
-                                 (20, "not a folder"), (21, "is a folder"), (39, "folder not empty"),
-                                 (13, "permission denied"), (28, "the board's filesystem is full")):
-                if f"[Errno {errno_}]" in msg or f"OSError: {errno_}" in msg:
-                    raise EdgeshadowError(f"{path}: {text} on the board on {self.port}") from None
-            raise
-        if parse is None:
-            return out
-        try:
-            return parse(out)
-        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
-            raise EdgeshadowError(f"{path}: the board on {self.port} gave an answer that is not the "
-                                  f"expected one: {out.strip()[:80]!r}") from None
-
-
-def _listing(out):
-    """ls's answer: a list of (name, size, is_dir), sorted; TypeError for anything else."""
-    rows = ast.literal_eval(out)
-    if not isinstance(rows, list) or not all(
-            isinstance(r, tuple) and len(r) == 3 and isinstance(r[0], str) and isinstance(r[1], int)
-            and isinstance(r[2], bool) for r in rows):
-        raise TypeError("not a listing")
-    return sorted(rows)
-
 
 def _last_line(err):
-    lines = [l.strip() for l in err.decode("utf-8", "replace").splitlines() if l.strip()]
+    lines = [ln.strip() for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1] if lines else "an error"
 
 
