@@ -178,12 +178,17 @@ def board_json(board):
     return (json.dumps(board, indent=1) + "\n").encode()   # the format VirtualBoard and inject use
 
 
-def _board_on_device(link, remote):
-    """The name in the board's own /board.json, or None (no file, or not one naming a board)."""
-    if "/board.json" not in remote:
+def board_on_device(link, remote=None):
+    """The name in the board's own /board.json, or None (no file, or not one naming a board).
+    remote: the board's hashes, when known (no round trip when it has no /board.json)."""
+    if remote is not None and "/board.json" not in remote:
         return None
     try:
         name = json.loads(link.read_file("/board.json")).get("name")
+    except EdgeshadowError as e:
+        if "no such file" in str(e):
+            return None
+        raise
     except (ValueError, AttributeError):
         return None
     return name if isinstance(name, str) and name else None
@@ -236,7 +241,7 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
     top_dirs = {p.name for p in Path(firmware_dir).iterdir() if p.is_dir()
                 and not p.name.startswith(".") and p.name != "__pycache__"}
     remote, remote_dirs, deployed_dirs = _first_contact(link, top_dirs)
-    board, write_board = choose_board(given, cfg, config, _board_on_device(link, remote), link.port)
+    board, write_board = choose_board(given, cfg, config, board_on_device(link, remote), link.port)
     if mpy and board is None:
         raise EdgeshadowError("--mpy needs the board's architecture: pass --board NAME (the board "
                               "has no /board.json naming a known board)")

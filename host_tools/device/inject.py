@@ -7,8 +7,11 @@ rename), the staged set is renamed over the live files in one board-side step, a
 is read back by SHA-256 once more. A failure before that step leaves the board's previous files as
 they were (the staged files are removed). Key bytes are never printed, only sizes.
 
+The config the board will run (the given one, or the board's own, with the thing and certificate
+paths merged in) passes the one validator (board_check.validate_config) before anything is written.
 `check_connect()` then has the board open a TLS connection to `mqtt.endpoint:mqtt.port` with the
-new files, and turns the outcome into one line.
+new files, and turns the outcome into one line. Last, the board is soft-reset and inject waits for
+the application to announce that it runs with the new config (or fails with the board's reason).
 """
 import hashlib
 import json
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools.cloud import certs
+from host_tools.device.board_check import read_config_file, validate_config
 from host_tools.errors import EdgeshadowError
 
 BOARD_CA, BOARD_CERT, BOARD_KEY = "/certs/root-ca.der", "/certs/device.der", "/certs/device.key.der"
@@ -43,15 +47,15 @@ class Result:
     ok: bool
     detail: str
     connect: str = ""          # the --check-connect line, if asked
+    app: dict = None           # what the application announced after the reset (version, thing, config)
+
+    def as_dict(self):
+        return {"thing": self.thing, "port": self.port, "ok": self.ok, "detail": self.detail,
+                "connect": self.connect or None, "running": self.app}
 
 
 def _read_json(path, what):
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise EdgeshadowError(f"{what} {path} does not exist") from None
-    except ValueError as e:
-        raise EdgeshadowError(f"{what} {path} is not valid JSON ({e})") from None
+    doc = read_config_file(path)
     if not isinstance(doc, dict):
         raise EdgeshadowError(f"{what} {path} must hold a JSON object")
     return doc
@@ -78,6 +82,8 @@ def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key
         files[ota.BOARD_PUBKEY] = ota.board_pubkey(ota_key)
     given = _read_json(config, "config") if config else None
     defaults = _read_json(thing_dir / "config.json", "config") if (thing_dir / "config.json").exists() else {}
+    if given is not None:  # what the board will run, checked now; the board's own is checked once read
+        validate_config(merge_config(given, thing, defaults), where=str(config))
     check_port(port)
     return Plan(thing, port, files, given, defaults, report)
 
@@ -131,14 +137,25 @@ for p in {paths!r}:
 
 
 def inject(link, plan, progress=None):
-    """Write the plan's files and config through an open BoardLink; return what was written."""
+    """Write the plan's files and config through an open BoardLink; return the config written.
+    The config is checked (with the board's own /board.json) before anything is written."""
+    from host_tools.device.deploy import board_on_device, choose_board
     say = progress or (lambda msg: None)
+    where = "the board's /config.json" if plan.config is None else "config"
     config = merge_config(plan.config if plan.config is not None else _board_config(link),
                           plan.thing, plan.defaults)
+    try:
+        validate_config(config, where=where)
+        choose_board(None, config, where, board_on_device(link), link.port)
+    except EdgeshadowError as e:
+        msg = e.args[0]
+        raise EdgeshadowError(msg if "nothing was written" in msg else f"{msg}; nothing was written",
+                              hint=e.hint or ("pass --config FILE with a whole device config"
+                                              if plan.config is None else None)) from None
     files = dict(plan.files)
     files[BOARD_CONFIG] = (json.dumps(config, indent=1) + "\n").encode()
     paths = list(files)
-    link.exec("import os\ntry:\n    os.mkdir('/certs')\nexcept OSError:\n    pass\n")
+    link.mkdir("/certs")
     try:
         for path in paths:
             link.write_file_atomic(path + STAGE, files[path])
@@ -157,6 +174,22 @@ def inject(link, plan, progress=None):
         raise EdgeshadowError(f"read-back check failed on the board for {', '.join(bad)}; run inject again")
     say(f"wrote {', '.join(paths)}; every file read back with a matching SHA-256")
     return config
+
+
+def start(link, config, progress=None, timeout=30):
+    """Soft-reset the board and wait until its application announces that it runs with `config`
+    (as inject wrote it). Returns what it announced, or None when the board has no firmware yet
+    (nothing to start: `edgeshadow deploy` will). Fails with the board's own reason."""
+    if link.sha256("/main.py") is None:
+        return None
+    (progress or (lambda msg: None))("soft reset, waiting for the application to announce that it runs ...")
+    link.soft_reset()
+    app = link.wait_started(timeout=timeout)
+    want = hashlib.sha256((json.dumps(config, indent=1) + "\n").encode()).hexdigest()
+    if app["thing"] != config["thing"] or not want.startswith(app["config"]):
+        raise EdgeshadowError(f"the board's application runs as thing={app['thing']} with config "
+                              f"{app['config']}, not the one just injected ({config['thing']}, {want[:12]})")
+    return app
 
 
 # -- --check-connect ------------------------------------------------------------------------------
@@ -285,9 +318,10 @@ def _default_link(port):
 
 
 def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, progress=None,
-                  link_factory=None, ota_key=None):
+                  link_factory=None, ota_key=None, on_board=None):
     """Inject (port, thing) pairs. Every pair is checked before any board is opened; then one
-    connection per board, and a board's failure does not stop the others."""
+    connection per board, and a board's failure does not stop the others. on_board(result) is
+    called as each board is done (a progress bar)."""
     problems, plans = [], []
     ports = [p for p, _ in pairs]
     dup = sorted({p for p in ports if ports.count(p) > 1})
@@ -300,21 +334,30 @@ def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, pr
             problems.append(f"{thing} ({port}): {e}")
     if problems:
         raise EdgeshadowError("nothing was written to any board: " + " | ".join(problems))
-    open_link = link_factory or _default_link
     results = []
     for plan in plans:
         say = (lambda msg, p=plan: progress(f"{p.thing} -> {p.port}: {msg}")) if progress else None
-        t0 = time.monotonic()
-        try:
-            with open_link(plan.port) as link:
-                cfg = inject(link, plan, progress=say)
-                r = Result(plan.thing, plan.port, True, f"injected in {time.monotonic() - t0:.1f} s")
-                if connect:
-                    ok, r.connect = check_connect(link, cfg)
-                    r.ok = ok
-        except EdgeshadowError as e:
-            r = Result(plan.thing, plan.port, False, str(e))
-        except OSError as e:  # a port that vanished or is busy, below BoardLink's own errors
-            r = Result(plan.thing, plan.port, False, f"cannot use {plan.port}: {e.strerror or e}")
-        results.append(r)
+        results.append(_one_board(plan, link_factory or _default_link, connect, say))
+        if on_board:
+            on_board(results[-1])
     return results
+
+
+def _one_board(plan, open_link, connect, say):
+    t0 = time.monotonic()
+    try:
+        with open_link(plan.port) as link:
+            cfg = inject(link, plan, progress=say)
+            r = Result(plan.thing, plan.port, True, f"injected in {time.monotonic() - t0:.1f} s")
+            if connect:
+                r.ok, r.connect = check_connect(link, cfg)
+            r.app = start(link, cfg, progress=say)
+            r.detail = (f"injected and running (v{r.app['version']}, config {r.app['config']}) in "
+                        f"{time.monotonic() - t0:.1f} s" if r.app else
+                        f"injected in {time.monotonic() - t0:.1f} s; not started: the board has no "
+                        f"firmware yet (`edgeshadow deploy` starts it)")
+            return r
+    except EdgeshadowError as e:
+        return Result(plan.thing, plan.port, False, str(e))
+    except OSError as e:  # a port that vanished or is busy, below BoardLink's own errors
+        return Result(plan.thing, plan.port, False, f"cannot use {plan.port}: {e.strerror or e}")
