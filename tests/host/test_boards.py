@@ -193,3 +193,26 @@ def test_config_files_that_cannot_be_read_are_one_line(tmp_path, make, needle):
     with pytest.raises(EdgeshadowError) as e:
         board_check.load_config_file(make(tmp_path))
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_boards_json_documents_for_list_show_and_check(tmp_path, capsys):
+    """Issue 12: `--json [FILE]` on boards list, show and check; stdout holds the document only."""
+    assert cli.main(["boards", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [b["name"] for b in doc["boards"]] == list_boards()
+    assert cli.main(["boards", "list", "--json", str(tmp_path / "boards.json")]) == 0
+    assert json.loads((tmp_path / "boards.json").read_text()) == doc
+    assert "IMAGE AT" in capsys.readouterr().out            # with --json FILE the table is printed too
+    assert cli.main(["boards", "show", "sim", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "sim"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(dict(_cfg(voltage={"driver": "ac_rms", "pin": 25}), interval_s="ten")))
+    assert cli.main(["boards", "check", str(bad), "--board", "esp32-devkitc", "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["board"] == "esp32-devkitc"
+    assert doc["problems"][0] == "interval_s: must be a number >= 1"   # the firmware's validator too
+    assert doc["problems"][1].startswith("metrics.voltage.sensor.pin: GPIO25 is an ADC2 pin")
+    assert "2 problem(s)" in err
+    assert cli.main(["boards", "check", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == f"edgeshadow: error: config {tmp_path} is a folder; give a JSON file"
