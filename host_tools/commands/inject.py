@@ -54,7 +54,8 @@ def do_inject(args):
         if failed and len(results) > 1:
             print(f"{failed} of {len(results)} boards failed")
     emit(args, doc, text)
-    return 1 if failed else 0
+    codes = {r.exit_code for r in results if not r.ok}
+    return 0 if not codes else 3 if codes == {3} else 1   # 3: no board answered at all
 
 
 class _NoBar:

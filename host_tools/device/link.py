@@ -10,11 +10,7 @@ fs_hashfile). What is kept here, and why:
   a temporary name, compare its SHA-256 (fs_hashfile), then rename (mpremote has no rename);
 - `soft_reset` into the friendly REPL and `wait_started`: mpremote's soft reset returns to the raw
   REPL and does not run main.py; we need main.py to run and to read what the firmware announces.
-
-    with BoardLink("/dev/ttyUSB0") as link:
-        link.write_file_atomic("/config.json", data)
-        print(link.soft_reset())
-
+`with BoardLink(port) as link: link.write_file_atomic("/config.json", data); link.soft_reset()`.
 Errors reach callers as EdgeshadowError, one sentence naming the port or the board's exception.
 """
 import ast
@@ -231,11 +227,10 @@ class BoardLink:
                 return None
             raise
 
-    def mkdir(self, path, parents=True):
+    def mkdir(self, path):
+        """Make a folder and its parents (each asked for once per link)."""
         parts = [p for p in str(path).split("/") if p]
-        todo = ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))] if parents \
-            else ["/" + "/".join(parts)]
-        for folder in todo:
+        for folder in ("/" + "/".join(parts[:i + 1]) for i in range(len(parts))):
             if folder in self._dirs:
                 continue
             try:
@@ -244,15 +239,15 @@ class BoardLink:
                 if "already exists" not in str(e):
                     raise
                 if not self._fs(folder, "stat", folder).st_mode & 0x4000:
-                    raise EdgeshadowError(f"{path}: {folder} is a file, not a folder, on the board "
-                                          f"on {self.port}") from None
+                    raise EdgeshadowError(f"{path}: {folder} is a file on the board on {self.port}") from None
             self._dirs.add(folder)
 
     def remove(self, path):
         """Remove a file or an empty folder."""
+        path = str(path)
         is_dir = self._fs(path, "stat", path).st_mode & 0x4000
         self._fs(path, "rmdir" if is_dir else "rmfile", path)
-        self._dirs.discard(str(path))
+        self._dirs = {d for d in self._dirs if d != path and not d.startswith(path + "/")}
 
     def write_file_atomic(self, path, data):
         """Write path+'.tmp', check its SHA-256 on the board, then rename it over path. On any
