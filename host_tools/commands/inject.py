@@ -2,7 +2,6 @@
 from pathlib import Path
 
 from host_tools import CERTS_DIR
-from host_tools.device import inject as lib
 from host_tools.errors import EdgeshadowError
 from host_tools.output import Progress, add_json_arg, emit, say
 
@@ -36,6 +35,7 @@ def register(sub):
 
 
 def do_inject(args):
+    from host_tools.device import inject as lib   # cryptography: imported by the command that needs it
     if len(args.port) != len(args.thing):
         raise EdgeshadowError(f"{len(args.port)} --port but {len(args.thing)} --thing; give them in pairs")
     pairs = list(zip(args.port, args.thing))

@@ -39,6 +39,7 @@ class Plan:
     config: dict = None        # the given config, or None: merge into the board's own
     defaults: dict = field(default_factory=dict)  # certs/<thing>/config.json (endpoint from provision)
     report: object = None      # certs.CheckReport
+    config_path: str = None    # where the given config came from (named in errors)
 
 
 @dataclass
@@ -87,7 +88,7 @@ def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key
     if given is not None:  # what the board will run, checked now; the board's own is checked once read
         validate_config(merge_config(given, thing, defaults), where=str(config))
     check_port(port)
-    return Plan(thing, port, files, given, defaults, report)
+    return Plan(thing, port, files, given, defaults, report, str(config) if config else None)
 
 
 def merge_config(base, thing, defaults=None):
@@ -143,7 +144,7 @@ def inject(link, plan, progress=None):
     The config is checked (with the board's own /board.json) before anything is written."""
     from host_tools.device.deploy import board_on_device, choose_board
     say = progress or (lambda msg: None)
-    where = "the board's /config.json" if plan.config is None else "config"
+    where = "the board's /config.json" if plan.config is None else plan.config_path or "config"
     config = merge_config(plan.config if plan.config is not None else _board_config(link),
                           plan.thing, plan.defaults)
     try:

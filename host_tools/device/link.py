@@ -118,8 +118,9 @@ class BoardLink:
             try:
                 presses += 1
                 with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
-                    t.enter_raw_repl(soft_reset=False,
-                                     timeout_overall=max(0.2, min(1.0, self.answer_timeout - elapsed)))
+                    left = (min(NO_ANSWER_S, self.answer_timeout) if self.counter.rx == rx0
+                            else self.answer_timeout) - elapsed
+                    t.enter_raw_repl(soft_reset=False, timeout_overall=max(0.2, min(1.0, left)))
                 if presses > 1:
                     self._settle(t)
                 return
