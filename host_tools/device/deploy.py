@@ -7,10 +7,13 @@ folder an earlier deploy wrote (listed in `/.edgeshadow-deploy.json`, which depl
 `/certs`, `/config.json`, `/spool` or anything else; `/config.json` and `/board.json` are written
 only when asked for (--config, --board) and only when their content changed, atomically.
 
-One round trip hashes every file deploy manages (a small script run with exec on the board),
-each changed file is written through BoardLink.write_file_atomic (temp name, SHA-256 read-back,
-rename), then the board soft-resets and the firmware's banner
-`edgeshadow firmware v<version> thing=<thing>` confirms it booted the version just sent.
+The config (--config) passes the one validator (board_check) and must be for the board the board
+says it is (its /board.json) before anything is written. One round trip hashes every file deploy
+manages (a small script run with exec on the board), each changed file is written through
+BoardLink.write_file_atomic (temp name, SHA-256 read-back, rename), then the board soft-resets:
+the banner `edgeshadow firmware v<version> thing=<thing>` must name the version just sent, and the
+application must announce `edgeshadow: running ... config=<sha>` with the config deploy checked
+(else deploy fails with the board's own reason, e.g. its config error).
 
 With mpy=True every module except main.py and boot.py is compiled by mpy-cross for the board's
 architecture (board definition `mpy_arch`) and sent as .mpy; the .py twins on the board are then

@@ -69,14 +69,12 @@ class BoardLink:
         self.banner = None  # {"version", "thing"} from the last soft_reset()
         self._dirs = {"/"}  # folders known to exist on the board (mkdir asks once per link)
         if not os.path.exists(self.port):
-            raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_HINT,
-                                  exit_code=EXIT_UNTESTED)
+            raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_HINT)
         try:
             from mpremote.transport_serial import SerialTransport
             self.transport = SerialTransport(self.port, baudrate=baud, timeout=SERIAL_TIMEOUT_S)
         except Exception as e:
-            raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_HINT,
-                                  exit_code=EXIT_UNTESTED)
+            raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_HINT)
         self.transport.serial = self.counter = _CountingSerial(self.transport.serial)
 
     @property
@@ -195,7 +193,8 @@ class BoardLink:
         except TransportExecError as e:
             raise EdgeshadowError(f"{path}: the board on {self.port} raised "
                                   f"{_last_line(e.error_output.encode())}") from None
-        except (TransportError, ValueError, SyntaxError) as e:  # timeouts, garbled answers
+        except (TransportError, ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as e:
+            # timeouts, and answers mpremote cannot parse (garbled on the line, or not a board's)
             t.in_raw_repl = False
             raise EdgeshadowError(f"{path}: the board on {self.port} did not answer as expected "
                                   f"({_reason(e)})", hint="retry; if it persists, reset the board") from None
@@ -209,12 +208,18 @@ class BoardLink:
         """[(name, size, is_dir)] of a board folder, sorted by name."""
         rows = []
         for e in self._fs(path, "listdir", path):
+            if not (isinstance(e.name, str) and _is_int(e.st_mode) and _is_int(e.st_size)):
+                raise EdgeshadowError(f"{path}: the board on {self.port} answered {e!r}, not a listing")
             is_dir = bool(e.st_mode & 0x4000)
-            size = e.st_size
-            if not is_dir and not size:  # the unix port's ilistdir gives no size
-                size = self._fs(path, "stat", path.rstrip("/") + "/" + e.name).st_size
-            rows.append((e.name, 0 if is_dir else size, is_dir))
+            size = 0 if is_dir else e.st_size or self._size(path.rstrip("/") + "/" + e.name)
+            rows.append((e.name, size, is_dir))
         return sorted(rows)
+
+    def _size(self, path):  # the unix port's ilistdir gives no size
+        size = self._fs(path, "stat", path).st_size
+        if not _is_int(size):
+            raise EdgeshadowError(f"{path}: the board on {self.port} answered a size of {size!r}")
+        return size
 
     def read_file(self, path):
         return bytes(self._fs(path, "readfile", path, chunk_size=CHUNK))
@@ -222,11 +227,15 @@ class BoardLink:
     def sha256(self, path):
         """Hex SHA-256 of a board file, or None when it does not exist."""
         try:
-            return self._fs(path, "hashfile", path, "sha256", chunk_size=CHUNK).hex()
+            digest = self._fs(path, "hashfile", path, "sha256", chunk_size=CHUNK)
         except EdgeshadowError as e:
             if "no such file" in str(e):
                 return None
             raise
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise EdgeshadowError(f"{path}: the board on {self.port} answered {str(digest)[:80]!r}, "
+                                  f"not a SHA-256")
+        return digest.hex()
 
     def mkdir(self, path):
         """Make a folder and its parents (each asked for once per link)."""
@@ -337,6 +346,10 @@ class BoardLink:
         if self.transport is None:
             raise EdgeshadowError(f"the link to {self.port} is closed")
         return self.transport
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _last_line(err):
