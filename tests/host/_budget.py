@@ -28,9 +28,10 @@ def _wait(fn, timeout):
 
 
 def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", thing="grid-mem-001",
-                 interval_s=1, scenario="smartgrid"):
+                 interval_s=1, scenario="smartgrid", romfs=0):
     """Run the firmware for `seconds` after it connected, with a delta applied on the way.
-    Returns what happened: connected, delta applied, failures in the log, boots, the shadow's heap."""
+    Returns what happened: connected, delta applied, failures in the log, boots, the shadow's heap.
+    romfs=0: the firmware on the filesystem; romfs="firmware": its modules in a ROMFS partition."""
     workdir = Path(workdir)
     certs.issue_device(thing, workdir / "certs" / thing, ca_dir)
     cfg = device_config(broker.port, interval_s)
@@ -38,7 +39,7 @@ def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", th
     out = {"heap": heap, "connected": False, "delta_applied": False}
     crt, key = broker.client_cert("edgeshadow-admin")
     with VirtualBoard(workdir / "board", thing=thing, scenario=scenario, runtime=runtime,
-                      heap=heap) as vb:
+                      heap=heap, romfs=romfs) as vb:
         boots = vb.boots
         [r] = inject_boards([(vb.port, thing)], workdir / "certs", config=workdir / "config.json")
         if not r.ok:
