@@ -24,7 +24,7 @@ import time
 from host_tools.device.console import BANNER_RE, banner_line_end, start_outcome
 from host_tools.errors import EXIT_UNTESTED, EdgeshadowError
 
-CHUNK = 1024          # bytes of file data per exec (mpremote sends them as a bytes literal)
+CHUNK = 2048          # bytes of file data per exec (mpremote sends them as a bytes literal)
 SERIAL_TIMEOUT_S = 2  # pyserial read timeout; mpremote's own per-read timeouts sit on top
 NO_ANSWER_S = 5       # a port from which not one byte comes back within this is "no answer"
 _FS_WORDS = {errno.ENOENT: "no such file or folder", errno.EEXIST: "already exists",
