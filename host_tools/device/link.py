@@ -10,7 +10,6 @@ fs_hashfile). What is kept here, and why:
   a temporary name, compare its SHA-256 (fs_hashfile), then rename (mpremote has no rename);
 - `soft_reset` into the friendly REPL and `wait_started`: mpremote's soft reset returns to the raw
   REPL and does not run main.py; we need main.py to run and to read what the firmware announces.
-`with BoardLink(port) as link: link.write_file_atomic("/config.json", data); link.soft_reset()`.
 Errors reach callers as EdgeshadowError, one sentence naming the port or the board's exception.
 """
 import ast
@@ -31,9 +30,9 @@ _FS_WORDS = {errno.ENOENT: "no such file or folder", errno.EEXIST: "already exis
              errno.ENOTDIR: "not a folder", errno.EISDIR: "is a folder",
              errno.ENOTEMPTY: "folder not empty", errno.EACCES: "permission denied",
              errno.EPERM: "not permitted", errno.ENOSPC: "the board's filesystem is full"}
-
-
 _HINT = "check the cable, or run `edgeshadow sim` for a virtual board and use its port"
+_QUIET = ("is it the board's port, powered, not held by another program? a board busy in a TLS "
+          "handshake answers within 8 s: retry")
 
 
 class NoAnswer(EdgeshadowError):
@@ -48,9 +47,8 @@ class _CountingSerial:
         self.tx = self.rx = 0
 
     def write(self, data):
-        n = self._serial.write(data)
         self.tx += len(data)
-        return n
+        return self._serial.write(data)
 
     def read(self, size=1):
         data = self._serial.read(size)
@@ -90,47 +88,45 @@ class BoardLink:
 
     def close(self):
         t, self.transport = getattr(self, "transport", None), None
-        if t is None:
-            return
-        try:
-            if t.in_raw_repl:
-                t.exit_raw_repl()
-        except Exception:
-            pass
-        try:
-            t.close()
-        except Exception:
-            pass
+        if t is not None:
+            with contextlib.suppress(Exception):
+                if t.in_raw_repl:
+                    t.exit_raw_repl()
+            with contextlib.suppress(Exception):
+                t.close()
 
     # -- running code ---------------------------------------------------------------------------
     def interrupt(self):
         """Stop whatever runs (main.py) with Ctrl-C and hold the board in the raw REPL."""
         t = self._transport()
+        port = self.counter._serial
+        port.timeout = 0.2  # mpremote reads a pty byte by byte: a read may block this long, not 2 s
+        try:
+            self._press_until_raw(t)
+        finally:
+            port.timeout = SERIAL_TIMEOUT_S
+
+    def _press_until_raw(self, t):
         # Ctrl-C can land where the firmware cannot take it (inside an import, an `except
         # ImportError` fallback); press it again, as a user would, until the raw REPL answers.
-        start = time.monotonic()
-        rx0 = self.counter.rx
-        presses = 0
+        start, rx0, presses = time.monotonic(), self.counter.rx, 0
+        quiet_limit = min(NO_ANSWER_S, self.answer_timeout)
         while True:
-            elapsed = time.monotonic() - start
+            limit = quiet_limit if self.counter.rx == rx0 else self.answer_timeout
             try:
                 presses += 1
                 with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got
-                    left = (min(NO_ANSWER_S, self.answer_timeout) if self.counter.rx == rx0
-                            else self.answer_timeout) - elapsed
+                    left = limit - (time.monotonic() - start)
                     t.enter_raw_repl(soft_reset=False, timeout_overall=max(0.2, min(1.0, left)))
                 if presses > 1:
                     self._settle(t)
                 return
             except Exception as e:
                 elapsed = time.monotonic() - start
-                silent, limit = self.counter.rx == rx0, min(NO_ANSWER_S, self.answer_timeout)
-                if silent and elapsed >= limit:
-                    raise NoAnswer(f"no answer from the board on {self.port} within {limit} s "
-                                   f"(nothing came back to Ctrl-C)",
-                                   hint="is it the board's port, powered and not held by another "
-                                        "program? a board busy in a TLS handshake answers within "
-                                        "8 s: retry", exit_code=EXIT_UNTESTED) from None
+                if self.counter.rx == rx0 and elapsed >= quiet_limit:
+                    raise NoAnswer(f"no answer from the board on {self.port} within {quiet_limit} s "
+                                   "(nothing came back to Ctrl-C)", hint=_QUIET,
+                                   exit_code=EXIT_UNTESTED) from None
                 if elapsed >= self.answer_timeout:
                     raise EdgeshadowError(f"the board on {self.port} did not answer ({_reason(e)})",
                                           hint="press its reset button or power-cycle it, then retry")
@@ -277,11 +273,9 @@ class BoardLink:
                                       f"(SHA-256 {got} instead of {want}); the old file is unchanged")
             self.exec("import os\nos.rename(%r,%r)" % (tmp, path))
         except BaseException:
-            try:  # mpremote's fs_writefile leaves its file `f` open when a write fails
+            with contextlib.suppress(EdgeshadowError):  # mpremote's fs_writefile leaves `f` open
                 self.exec("import os\ntry:\n f.close()\nexcept Exception:\n pass\n"
                           "try:\n os.remove(%r)\nexcept OSError:\n pass" % tmp)
-            except EdgeshadowError:
-                pass
             raise
 
     # -- resets ---------------------------------------------------------------------------------
@@ -321,27 +315,21 @@ class BoardLink:
             tail = " | ".join(text.strip().splitlines()[-3:])
             raise EdgeshadowError(f"the application on {self.port} did not announce itself within "
                                   f"{timeout} s after booting (it printed: {tail or 'nothing'})")
-        kind, value = outcome
-        if kind == "running":
-            return value
-        raise EdgeshadowError(f"the board on {self.port} did not start its application: {value}")
+        if outcome[0] == "running":
+            return outcome[1]
+        raise EdgeshadowError(f"the board on {self.port} did not start its application: {outcome[1]}")
 
     def _read_console(self, done, timeout, text=""):
-        """What the board prints, until done(text) or timeout: text (decoded, as received)."""
-        s = self._transport().serial
-        raw = b""
-        deadline = time.monotonic() + timeout
+        """What the board prints (decoded), until done(text) or timeout."""
+        s, deadline = self._transport().serial, time.monotonic() + timeout
         while done(text) is None and time.monotonic() < deadline:
             n = s.in_waiting
             if n:
-                raw += s.read(n)
-                text_new = raw.decode("utf-8", "replace")
-                text, raw = text + text_new, b""
+                text += s.read(n).decode("utf-8", "replace")
             else:
                 time.sleep(0.01)
         return text
 
-    # -- internals ------------------------------------------------------------------------------
     def _transport(self):
         if self.transport is None:
             raise EdgeshadowError(f"the link to {self.port} is closed")
