@@ -1,16 +1,12 @@
 """BoardLink: one connection to a board (real on USB, or virtual) for a whole command.
 
-Built on mpremote's SerialTransport: the raw REPL, raw-paste and every file operation are
-mpremote's (fs_listdir, fs_stat, fs_readfile, fs_writefile, fs_mkdir, fs_rmdir, fs_rmfile,
-fs_hashfile). What is kept here, and why:
-- taking the board over (`interrupt`): a board still importing its firmware can miss a Ctrl-C;
-  mpremote presses once, we press until the raw REPL answers, and report silence ("no answer")
-  within NO_ANSWER_S instead of waiting out its 10 s per try;
-- `write_file_atomic`: mpremote writes in place; a board must never hold half a file, so we write
-  a temporary name, compare its SHA-256 (fs_hashfile), then rename (mpremote has no rename);
-- `soft_reset` into the friendly REPL and `wait_started`: mpremote's soft reset returns to the raw
-  REPL and does not run main.py; we need main.py to run and to read what the firmware announces.
-Errors reach callers as EdgeshadowError, one sentence naming the port or the board's exception.
+On mpremote's SerialTransport: raw REPL, raw-paste and the file operations are mpremote's (fs_listdir,
+stat, readfile, writefile, mkdir, rmdir, rmfile, hashfile). By hand, because mpremote does not do it:
+taking a board over (Ctrl-C pressed until the raw REPL answers; "no answer" after NO_ANSWER_S of
+silence), write_file_atomic (temp name, SHA-256, rename: mpremote writes in place, has no rename),
+soft_reset through the friendly REPL so main.py runs, and wait_started (the application's
+announcement, device/console.py). Errors reach callers as EdgeshadowError, one sentence naming the
+port or the board's exception.
 """
 import ast
 import contextlib
@@ -22,6 +18,7 @@ import time
 
 from host_tools.device.console import BANNER_RE, banner_line_end, start_outcome
 from host_tools.errors import EXIT_UNTESTED, EdgeshadowError
+from host_tools.locks import port_lock
 
 CHUNK = 2048          # bytes of file data per exec (mpremote sends them as a bytes literal)
 SERIAL_TIMEOUT_S = 2  # pyserial read timeout; mpremote's own per-read timeouts sit on top
@@ -68,10 +65,12 @@ class BoardLink:
         self._dirs = {"/"}  # folders known to exist on the board (mkdir asks once per link)
         if not os.path.exists(self.port):
             raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_HINT)
+        self._port_lock = port_lock(self.port).acquire()  # one edgeshadow command per port
         try:
             from mpremote.transport_serial import SerialTransport
             self.transport = SerialTransport(self.port, baudrate=baud, timeout=SERIAL_TIMEOUT_S)
         except Exception as e:
+            self._port_lock.release()
             raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_HINT)
         self.transport.serial = self.counter = _CountingSerial(self.transport.serial)
 
@@ -87,6 +86,7 @@ class BoardLink:
         self.close()
 
     def close(self):
+        lock, self._port_lock = getattr(self, "_port_lock", None), None
         t, self.transport = getattr(self, "transport", None), None
         if t is not None:
             with contextlib.suppress(Exception):
@@ -94,6 +94,8 @@ class BoardLink:
                     t.exit_raw_repl()
             with contextlib.suppress(Exception):
                 t.close()
+        if lock:  # released once the port is closed: the next command finds it free
+            lock.release()
 
     # -- running code ---------------------------------------------------------------------------
     def interrupt(self):
@@ -204,7 +206,7 @@ class BoardLink:
         """[(name, size, is_dir)] of a board folder, sorted by name."""
         rows = []
         for e in self._fs(path, "listdir", path):
-            if not (isinstance(e.name, str) and _is_int(e.st_mode) and _is_int(e.st_size)):
+            if not (isinstance(e.name, str) and type(e.st_mode) is int and type(e.st_size) is int):
                 raise EdgeshadowError(f"{path}: the board on {self.port} answered {e!r}, not a listing")
             is_dir = bool(e.st_mode & 0x4000)
             size = 0 if is_dir else e.st_size or self._size(path.rstrip("/") + "/" + e.name)
@@ -213,7 +215,7 @@ class BoardLink:
 
     def _size(self, path):  # the unix port's ilistdir gives no size
         size = self._fs(path, "stat", path).st_size
-        if not _is_int(size):
+        if not type(size) is int:
             raise EdgeshadowError(f"{path}: the board on {self.port} answered a size of {size!r}")
         return size
 
@@ -334,10 +336,6 @@ class BoardLink:
         if self.transport is None:
             raise EdgeshadowError(f"the link to {self.port} is closed")
         return self.transport
-
-
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _last_line(err):
