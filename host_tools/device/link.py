@@ -215,7 +215,7 @@ class BoardLink:
 
     def _size(self, path):  # the unix port's ilistdir gives no size
         size = self._fs(path, "stat", path).st_size
-        if not type(size) is int:
+        if type(size) is not int:
             raise EdgeshadowError(f"{path}: the board on {self.port} answered a size of {size!r}")
         return size
 
