@@ -51,31 +51,31 @@ def do_list(args):
 
 def do_show(args):
     b = load_board(args.name)
-    emit(args, b, lambda: _show_text(b))
+
+    def text():
+        i2c = b.get("i2c", {})
+        rows = [("name", b["name"]), ("description", b.get("description", "")),
+                ("chip", b.get("chip", "?")), ("flash", f"{b.get('flash_size', 0) // 1048576} MB"),
+                ("image offset", hex(b.get("image_offset", 0))), ("baud", b.get("baud")),
+                ("mpy arch", b.get("mpy_arch")),
+                ("i2c", f"bus {i2c.get('id', 0)}: SDA GPIO{i2c.get('sda')}, SCL GPIO{i2c.get('scl')}, "
+                        f"{i2c.get('freq', 0) // 1000} kHz"),
+                ("adc pins", _adc_text(b) + (" (ADC1: usable with Wi-Fi on)" if b.get("chip") == "esp32" else "")),
+                ("adc2 pins", (board_check.pin_list(b.get("adc2_pins", [])) or "none") + " (not with Wi-Fi)"),
+                ("status led", f"GPIO{b.get('status_led')}"), ("mains", f"{b.get('mains_hz', 50)} Hz")]
+        for key, value in rows:
+            print(f"{key:<13} {value}")
+        print("sensors (default wiring):")
+        for metric, s in sorted(b.get("sensors", {}).items()):
+            where = f"GPIO{s['pin']}" if "pin" in s else (f"I2C 0x{s['address']:02X}" if "address" in s else "")
+            extra = ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("driver", "pin", "address"))
+            print(f"  {metric:<12} {s.get('driver', '?'):<8} {where:<10} {extra}")
+        for pin, cfg in sorted(b.get("sim_hardware", {}).get("adc", {}).items()):
+            print(f"  simulated: GPIO{pin} carries {cfg['signal']} at 1 V RMS per {cfg['ratio']:g} "
+                  f"(bias {cfg.get('bias_v', 0)} V)")
+
+    emit(args, b, text)
     return 0
-
-
-def _show_text(b):
-    i2c = b.get("i2c", {})
-    rows = [("name", b["name"]), ("description", b.get("description", "")),
-            ("chip", b.get("chip", "?")), ("flash", f"{b.get('flash_size', 0) // 1048576} MB"),
-            ("image offset", hex(b.get("image_offset", 0))), ("baud", b.get("baud")),
-            ("mpy arch", b.get("mpy_arch")),
-            ("i2c", f"bus {i2c.get('id', 0)}: SDA GPIO{i2c.get('sda')}, SCL GPIO{i2c.get('scl')}, "
-                    f"{i2c.get('freq', 0) // 1000} kHz"),
-            ("adc pins", _adc_text(b) + (" (ADC1: usable with Wi-Fi on)" if b.get("chip") == "esp32" else "")),
-            ("adc2 pins", (board_check.pin_list(b.get("adc2_pins", [])) or "none") + " (not with Wi-Fi)"),
-            ("status led", f"GPIO{b.get('status_led')}"), ("mains", f"{b.get('mains_hz', 50)} Hz")]
-    for key, value in rows:
-        print(f"{key:<13} {value}")
-    print("sensors (default wiring):")
-    for metric, s in sorted(b.get("sensors", {}).items()):
-        where = f"GPIO{s['pin']}" if "pin" in s else (f"I2C 0x{s['address']:02X}" if "address" in s else "")
-        extra = ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("driver", "pin", "address"))
-        print(f"  {metric:<12} {s.get('driver', '?'):<8} {where:<10} {extra}")
-    for pin, cfg in sorted(b.get("sim_hardware", {}).get("adc", {}).items()):
-        print(f"  simulated: GPIO{pin} carries {cfg['signal']} at 1 V RMS per {cfg['ratio']:g} "
-              f"(bias {cfg.get('bias_v', 0)} V)")
 
 
 def do_check(args):

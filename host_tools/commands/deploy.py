@@ -58,10 +58,11 @@ def do_deploy(args):
     if args.config:  # on the host, before the port is opened (deploy checks it again, with the board's)
         from host_tools.device.board_check import load_config_file
         load_config_file(args.config, args.board)
-    say(f"deploying {args.firmware_dir} to {args.port}: waiting for the board to answer (Ctrl-C, raw REPL) ...")
     events = _Events(args.port)
     try:
-        with BoardLink(args.port) as link:
+        with BoardLink(args.port) as link:  # the port is ours (locks.py), then we wait for the board
+            say(f"deploying {args.firmware_dir} to {args.port}: waiting for the board to answer "
+                f"(Ctrl-C, raw REPL) ...")
             r = deploy(link, args.firmware_dir, config=args.config, mpy=args.mpy,
                        board=args.board, on_event=events)
     finally:

@@ -64,14 +64,16 @@ class BoardLink:
         self.banner = None  # {"version", "thing"} from the last soft_reset()
         self._dirs = {"/"}  # folders known to exist on the board (mkdir asks once per link)
         if not os.path.exists(self.port):
-            raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_HINT)
+            raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_HINT,
+                                  exit_code=EXIT_UNTESTED)
         self._port_lock = port_lock(self.port).acquire()  # one edgeshadow command per port
         try:
             from mpremote.transport_serial import SerialTransport
             self.transport = SerialTransport(self.port, baudrate=baud, timeout=SERIAL_TIMEOUT_S)
         except Exception as e:
             self._port_lock.release()
-            raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_HINT)
+            raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_HINT,
+                                  exit_code=EXIT_UNTESTED)
         self.transport.serial = self.counter = _CountingSerial(self.transport.serial)
 
     @property
