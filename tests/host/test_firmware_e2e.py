@@ -36,6 +36,7 @@ def board(local_broker, tmp_path_factory):
     config = root / "config.json"
     config.write_text(json.dumps(device_config(local_broker.port, INTERVAL_S)))
     vb = VirtualBoard(root / "board", thing=THING, scenario="nominal")
+    vb.started_at = int(time.time())  # every reading's timestamp (unix seconds) comes after it
     vb.start()
     try:
         [result] = inject_boards([(vb.port, THING)], root / "certs", config=config)
@@ -66,7 +67,8 @@ def test_readings_and_shadow_reports_arrive_on_their_topics(board, local_broker,
         tel = mon.wait_for(lambda m: m.topic == f"dt/{THING}/telemetry", timeout=30).json()
         assert isinstance(tel, list) and tel
         r = tel[0]
-        assert isinstance(r["seq"], int) and isinstance(r["ts"], (int, float))
+        assert type(r["seq"]) is int and type(r["ts"]) is int  # whole unix seconds, on every port
+        assert board.started_at <= r["ts"] <= time.time()
         assert set(r["v"]) == {"voltage", "current", "temperature", "humidity"}
         acc = mon.wait_for(lambda m: m.topic.endswith("/update/accepted"), timeout=30).json()
         rep = acc["state"]["reported"]
