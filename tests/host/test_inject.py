@@ -4,11 +4,9 @@
   factory is never called (nothing can have been written).
 - The board-side TLS check (`--check-connect`) runs in the real MicroPython unix port with a flash
   folder mounted as `/` (as the virtual board mounts it) against a real Mosquitto with mutual TLS.
-- The whole flow against a virtual board (host_tools/sim/board.py + host_tools/device/link.py) runs when
-  those modules are present, and is skipped with a reason until then.
+- The whole flow against a virtual board (host_tools/sim/board.py + host_tools/device/link.py).
 """
 import datetime
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,10 +20,6 @@ from host_tools.cli import main as cli
 from host_tools.errors import EdgeshadowError
 
 MICROPYTHON = str(VENV_BIN / "micropython")
-HAVE_BOARD = (importlib.util.find_spec("host_tools.device.link") is not None
-              and importlib.util.find_spec("host_tools.sim.board") is not None)
-needs_board = pytest.mark.skipif(not HAVE_BOARD, reason="host_tools/device/link.py or host_tools/sim/board.py "
-                                                        "not in the tree yet")
 
 
 @pytest.fixture
@@ -231,7 +225,6 @@ def snapshot(flash):
             if p.is_file() and not str(p.relative_to(flash)).startswith(FIRMWARE_RUNTIME)}
 
 
-@needs_board
 def test_inject_into_a_virtual_board(cd, vboard, capsys):
     flash = vboard.flash_dir
     (flash / "config.json").write_text(json.dumps({"thing": "old", "interval_s": 7,
@@ -247,7 +240,6 @@ def test_inject_into_a_virtual_board(cd, vboard, capsys):
     assert not [p for p in flash.rglob("*.new")]
 
 
-@needs_board
 @pytest.mark.parametrize("spoil,needle", BAD, ids=[f.__name__.strip("_") for f, _ in BAD])
 def test_bad_inputs_leave_the_virtual_board_intact(cd, vboard, spoil, needle, capsys):
     flash = vboard.flash_dir
@@ -262,7 +254,6 @@ def test_bad_inputs_leave_the_virtual_board_intact(cd, vboard, spoil, needle, ca
     assert snapshot(flash) == before
 
 
-@needs_board
 def test_check_connect_from_a_virtual_board(tmp_path, cd, vboard, broker, capsys):
     cfg = tmp_path / "dev.json"
     cfg.write_text(json.dumps({"mqtt": {"endpoint": "localhost", "port": broker.port}}))
@@ -271,7 +262,6 @@ def test_check_connect_from_a_virtual_board(tmp_path, cd, vboard, broker, capsys
     assert f"TLS to localhost:{broker.port}: ok" in capsys.readouterr().out
 
 
-@needs_board
 def test_whole_local_flow_board_connects_and_publishes(tmp_path, capsys):
     """certs ca init -> certs device -> inject into a virtual board -> the firmware boots, connects
     to the local broker with the injected certificate and publishes on its own topics."""
