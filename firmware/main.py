@@ -21,7 +21,7 @@ def _thing():
 
 def _has_app():
     import os
-    for name in ("/app.py", "/app.mpy"):  # `edgeshadow deploy --mpy` sends compiled modules
+    for name in ("/app.py", "/app.mpy", "/rom/app.mpy"):  # --mpy: compiled; --romfs: in ROMFS
         try:
             os.stat(name)
             return True

@@ -27,11 +27,12 @@ from host_tools.errors import EdgeshadowError
 BUNDLED_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"  # the grid sensor with the sim wiring's ratios
 START_TIMEOUT_S = 30.0  # generous: CI runs this on 2 busy cores
 ESPRESSIF_OUI = "240ac4"
+ROMFS_DEFAULT = 256 * 1024  # a ROMFS partition's size when the board definition states none
 
 
 class VirtualBoard:
     def __init__(self, workdir, thing="sim-001", board="sim", scenario="smartgrid", seed=0,
-                 firmware=True, runtime=None, heap=None, mpy=True, ota_partitions=None):
+                 firmware=True, runtime=None, heap=None, mpy=True, ota_partitions=None, romfs=None):
         self.workdir = Path(workdir).resolve()
         self.flash_dir = self.workdir / "flash"
         self.sim_dir = self.workdir / "sim"
@@ -46,6 +47,10 @@ class VirtualBoard:
         self.heap = heap
         self.mpy = mpy  # the firmware as `edgeshadow deploy` sends it: .mpy (or .py with mpy=False)
         self.ota_partitions = ota_partitions  # bytes per app partition (ota_0, ota_1), or None
+        # A ROMFS partition (ESP32-like runtime only: vfs.rom_ioctl over sim/romfs.bin): its size in
+        # bytes, default the board definition's romfs_size (0: none, as in the stock ESP32 image).
+        # romfs="firmware" also lays the firmware's modules into it, as `deploy --romfs` would.
+        self.romfs = romfs
         self.proc = None
         self._port = None
 
@@ -78,6 +83,10 @@ class VirtualBoard:
                 str(self.sim_dir), "--link", str(self.workdir / "tty"), "--micropython", str(micropython)]
         if heap:  # the firmware gets `heap`; the stand-ins for the ESP32's C modules get their own
             args += ["--heapsize", str(heap + runtimes.STANDIN_HEAP), "--board-heap", str(heap)]
+        romfs_size = self._romfs_size()
+        if romfs_size and self.runtime == "esp32like":
+            env["EDGESHADOW_ROMFS"] = str(self.sim_dir / "romfs.bin")
+            env["EDGESHADOW_ROMFS_SIZE"] = str(romfs_size)
         self._stderr = open(self.sim_dir / "supervisor.err", "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, env=env, cwd=str(ROOT))
@@ -175,6 +184,24 @@ class VirtualBoard:
         (self.sim_dir / "flags").write_text("".join(f + "\n" for f in flags))
 
     # -- the folder -------------------------------------------------------------------------
+    def _romfs_size(self):
+        if self.romfs in (None, "firmware"):
+            size = load_board(self.board).get("romfs_size", 0)
+            return size or (ROMFS_DEFAULT if self.romfs == "firmware" else 0)
+        return int(self.romfs)
+
+    def _lay_romfs(self, files):
+        """Put the firmware's modules in the ROMFS partition, as a factory (or `deploy --romfs`)
+        would: the image at the start of an erased partition; boot.py, main.py stay in flash."""
+        from host_tools.device import romfs
+        rom, on_fs = romfs.split(files)
+        image = romfs.build_image(rom)
+        size = self._romfs_size()
+        if len(image) > size:
+            raise EdgeshadowError(f"the firmware's ROMFS image ({len(image)} B) exceeds the partition ({size} B)")
+        (self.sim_dir / "romfs.bin").write_bytes(image + b"\xff" * (size - len(image)))
+        return on_fs
+
     def _prepare(self):
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self.sim_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +210,9 @@ class VirtualBoard:
             from host_tools.device.deploy import local_files
             board = load_board(self.board)
             files, _ = local_files(FIRMWARE_DIR, board["mpy_arch"] if self.mpy else None)
+            if self.romfs == "firmware":
+                self.sim_dir.mkdir(parents=True, exist_ok=True)
+                files = self._lay_romfs(files)
             for path, data in files.items():
                 dest = self.flash_dir / path.lstrip("/")
                 dest.parent.mkdir(parents=True, exist_ok=True)

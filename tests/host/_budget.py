@@ -29,9 +29,10 @@ def _wait(fn, timeout):
 
 
 def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", thing="grid-mem-001",
-                 interval_s=1, scenario="smartgrid"):
+                 interval_s=1, scenario="smartgrid", romfs=None):
     """Run the firmware for `seconds` after it connected, with a delta applied on the way.
-    Returns what happened: connected, delta applied, failures in the log, boots, the shadow's heap."""
+    Returns what happened: connected, delta applied, failures in the log, boots, the shadow's heap.
+    romfs="firmware": the firmware's modules in the board's ROMFS partition (deploy --romfs)."""
     workdir = Path(workdir)
     certs.issue_device(thing, workdir / "certs" / thing, ca_dir)
     cfg = device_config(broker.port, interval_s)
@@ -39,7 +40,7 @@ def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", th
     out = {"heap": heap, "connected": False, "delta_applied": False}
     crt, key = broker.client_cert("edgeshadow-admin")
     with VirtualBoard(workdir / "board", thing=thing, scenario=scenario, runtime=runtime,
-                      heap=heap) as vb:
+                      heap=heap, romfs=romfs) as vb:
         [r] = inject_boards([(vb.port, thing)], workdir / "certs", config=workdir / "config.json")
         if not r.ok:
             raise RuntimeError(f"inject failed: {r.detail}")

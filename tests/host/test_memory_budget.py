@@ -27,6 +27,17 @@ def test_the_whole_firmware_runs_in_the_heap_it_states(local_broker, tmp_path):
     assert isinstance(r["timestamp"], int) and started <= r["timestamp"] <= time.time(), r["timestamp"]
 
 
+def test_from_a_romfs_partition_the_whole_firmware_runs_in_the_80_kb_budget(local_broker, tmp_path):
+    """Its modules in ROMFS (a MicroPython build with a "romfs" partition; `deploy --romfs`) are
+    used in place from flash: the same run as above fits the budget, with room to spare."""
+    r = run_firmware(tmp_path, local_broker.broker, local_broker.ca_dir, runtimes.BUDGET, seconds=20,
+                     romfs="firmware")
+    assert r["ok"], r
+    heap = r["shadow_heap"]
+    assert heap["size"] == pytest.approx(runtimes.BUDGET, abs=512)
+    assert heap["min_free"] > 8 * 1024, heap  # not just scraping through
+
+
 def test_in_less_heap_than_it_needs_the_firmware_fails(local_broker, tmp_path):
     try:
         r = run_firmware(tmp_path, local_broker.broker, local_broker.ca_dir, 96 * 1024, seconds=10)

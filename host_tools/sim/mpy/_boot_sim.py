@@ -68,6 +68,11 @@ vfs.umount("/")
 vfs.mount(_Flash(os.getenv("EDGESHADOW_FLASH_DIR")), "/")
 os.chdir("/")
 sys.path[:] = ["", "/lib", ".frozen"]
+try:  # a ROMFS partition (vfs.rom_ioctl), mounted at /rom by the runtime as by the ESP32 port
+    os.stat("/rom")
+    sys.path += ["/rom", "/rom/lib"]
+except OSError:
+    pass
 for _m in ("_boot_sim", "_simenv"):
     sys.modules.pop(_m, None)
 

@@ -1,0 +1,87 @@
+"""The firmware in a ROMFS partition: imported in place from flash, not copied into the GC heap.
+
+MicroPython 1.25+ runs .mpy bytecode and its constants in place from a ROMFS partition (read-only,
+memory-mapped flash), where a module imported from the filesystem is loaded into the heap. On the
+ESP32-like runtime this takes the firmware's imported code from 53 KB of heap to 24 KB. It needs a
+MicroPython build with a "romfs" partition (not the stock ESP32_GENERIC image; see
+docs.micropython.org, "Working with ROMFS"); `vfs.rom_ioctl` is how the board exposes it, and how
+mpremote's `romfs deploy` and this module write it.
+
+The image is built by mpremote's own ROMFS writer (mpremote.romfs.make_romfs) from the .mpy files
+deploy would send; /boot.py, /main.py and /otaboot.py stay on the filesystem (the board runs
+/boot.py and /main.py from there, and otaboot decides which app version runs: an OTA update in
+/update/ still takes precedence over the ROMFS). On the board, sys.path puts "" (the filesystem)
+before "/rom", so the filesystem's copies of the modules in the image are removed.
+"""
+import base64
+import contextlib
+import hashlib
+import io
+import tempfile
+from pathlib import Path
+
+from host_tools.errors import EdgeshadowError
+
+ON_FILESYSTEM = ("/boot", "/main", "/otaboot")  # .py or .mpy
+CHUNK = 2048  # bytes of image per command (base64 in the raw REPL: about 2.7 KB on the line)
+
+
+def split(files):
+    """({path: bytes} for the image, {path: bytes} for the filesystem) of deploy's local files."""
+    stays = {p for p in files if p.rsplit(".", 1)[0] in ON_FILESYSTEM}
+    return ({p: d for p, d in files.items() if p not in stays},
+            {p: d for p, d in files.items() if p in stays})
+
+
+def build_image(rom_files):
+    """A ROMFS image of {board path: bytes} (already .mpy where compiled), by mpremote's writer."""
+    from mpremote.romfs import make_romfs
+    with tempfile.TemporaryDirectory(prefix="edgeshadow-romfs-") as tmp:
+        for path, data in rom_files.items():
+            dest = Path(tmp) / path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints the tree it packs
+            return bytes(make_romfs(tmp, mpy_cross=False))
+
+
+def partition_size(link):
+    """Bytes of the board's first ROMFS partition; a clear error when its MicroPython has none."""
+    size = link.eval("(lambda v: len(v.rom_ioctl(2, 0)) if hasattr(v, 'rom_ioctl') and v.rom_ioctl(1) > 0 "
+                     "else -1)(__import__('vfs'))")
+    if not isinstance(size, int) or size < 0:
+        raise EdgeshadowError(f"the board on {link.port} has no ROMFS partition",
+                              hint="ROMFS needs a MicroPython build with a 'romfs' partition; "
+                                   "deploy without --romfs puts the firmware on the filesystem")
+    return size
+
+
+def write_image(link, image, on_progress=None):
+    """Erase, write and verify the board's ROMFS partition 0 (SHA-256 of what the board holds)."""
+    size = partition_size(link)
+    if len(image) > size:
+        raise EdgeshadowError(f"the firmware's ROMFS image is {len(image)} bytes; the board's "
+                              f"partition holds {size}")
+    link.exec("import vfs\ntry:\n vfs.umount('/rom')\nexcept OSError:\n pass")
+    rc = link.eval(f"vfs.rom_ioctl(3, 0, {len(image)})")
+    if not isinstance(rc, int) or rc < 0:
+        raise EdgeshadowError(f"the board on {link.port} could not erase its ROMFS partition (error {rc})")
+    for offset in range(0, len(image), CHUNK):
+        chunk = image[offset:offset + CHUNK]
+        b64 = base64.b64encode(chunk).decode()
+        rc = link.eval(f"__import__('vfs').rom_ioctl(4, 0, {offset}, __import__('binascii').a2b_base64('{b64}'))")
+        if rc != 0:
+            raise EdgeshadowError(f"the board on {link.port} refused a ROMFS write at offset {offset} (error {rc})")
+        if on_progress:
+            on_progress(min(offset + CHUNK, len(image)), len(image))
+    link.eval("__import__('vfs').rom_ioctl(5, 0)")
+    held = link.exec("import vfs, hashlib, binascii\n"
+                     f"print(binascii.hexlify(hashlib.sha256(memoryview(vfs.rom_ioctl(2, 0))[:{len(image)}])"
+                     ".digest()).decode())").strip()
+    if held != hashlib.sha256(image).hexdigest():
+        raise EdgeshadowError(f"the board on {link.port} holds another ROMFS image than the one written "
+                              f"(SHA-256 {held[:16]}...): its partition may be damaged")
+    # mounted again as at start-up (a partition that held no image then is not on sys.path yet)
+    link.exec("import vfs, sys\nvfs.mount(vfs.VfsRom(vfs.rom_ioctl(2, 0)), '/rom')\n"
+              "if '/rom' not in sys.path:\n sys.path.extend(('/rom', '/rom/lib'))")
+    return len(image)
