@@ -80,14 +80,15 @@ demo-ota: setup
 
 # `make test` runs every tier in about 3 minutes on 2 cores: pytest-xdist workers (TEST_WORKERS,
 # default one per core), each test file on one worker (--dist loadfile: a module's broker and boards
-# are started once). The short versions run here; the long ones have their own targets:
-# FUZZ_SCALE=0.2 here (make fuzz: 5), a 15 s soak of 3 boards here (make soak: 600 s of 5 boards),
-# the broker outage on a compressed clock here (make soak: the real 60 s one). The last line says how
-# long it took, wall clock and CPU.
+# start once), files in the order tests/conftest.py gives them, the longest first (xdist would
+# otherwise start the files with the most tests first: --no-loadscope-reorder). The short versions
+# run here, the long ones have their own targets: FUZZ_SCALE=0.2 here (make fuzz: 5), a 15 s soak of
+# 3 boards here (make soak: 600 s of 5 boards), the broker outage on a compressed clock here (make
+# soak: the real 60 s one). The last line says how long it took, wall clock and CPU.
 TEST_WORKERS ?= auto
 test: setup
 	@TIMEFORMAT='make test: %0R s (CPU %0U s user + %0S s sys)'; \
-	time FUZZ_SCALE=$(or $(FUZZ_SCALE),0.2) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	time FUZZ_SCALE=$(or $(FUZZ_SCALE),0.2) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 test-hw: setup
 	@test -n "$(PORT)" || { echo "make test-hw needs PORT=/dev/ttyUSB0 (or a virtual board's port)"; exit 2; }
