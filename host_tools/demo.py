@@ -8,6 +8,7 @@ live. Ctrl-C (or SIGTERM) stops everything it started: boards, historian, dashbo
 Mosquitto.
 """
 import json
+import re
 import shutil
 import signal
 import threading
@@ -66,16 +67,76 @@ def ensure_device_certs(things, certs_dir, ca_dir, say):
             say(f"certificate for {thing}: issued ({thing_dir})")
 
 
+class _Stop(threading.Event):
+    """Set by Ctrl-C or SIGTERM. While the demo starts (broker, certificates, injection, boot),
+    the first one also raises KeyboardInterrupt where the main thread is, so it stops at once
+    (exit 130); once `running`, it ends the demo the normal way (exit 0)."""
+    running = False
+
+    def __init__(self):
+        super().__init__()
+        self.links = []  # boards being injected or booted: not waited for long once stopping
+
+    def open_link(self, port):
+        link = BoardLink(port)
+        self.links.append(link)
+        return link
+
+    def on_signal(self, *_):
+        first = not self.is_set()
+        self.set()
+        for link in self.links:  # the terminal's Ctrl-C stopped the virtual boards too: a cleanup
+            link.answer_timeout = 0.5  # on a board that no longer answers is not worth 10 s
+        if first and not self.running:
+            raise KeyboardInterrupt
+
+
 @contextmanager
 def stop_on_signals():
-    """An Event set by Ctrl-C or SIGTERM, so every shutdown takes the same clean path."""
-    stop = threading.Event()
-    old = {sig: signal.signal(sig, lambda *a: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """A _Stop event for Ctrl-C and SIGTERM, so every shutdown takes the same clean path."""
+    stop = _Stop()
+    old = {sig: signal.signal(sig, stop.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+def check_device_config(cfg, things):
+    """The boards' config through the firmware's own validator before anything starts: a config
+    every board would refuse at boot (`--interval 0`) is an error naming the option."""
+    from host_tools.cloud.desired import firmware_modules
+    config, _ = firmware_modules()
+    try:
+        config.load(dict(cfg, thing=things[0]))
+    except config.ConfigError as e:
+        hint = "; ".join(p.replace("interval_s:", "--interval:") for p in e.problems)
+        raise EdgeshadowError(f"the boards would refuse this config: {hint}") from None
+
+
+def boot_boards(boards, say, open_link=BoardLink, timeout=60.0):
+    """Restart each board into the firmware and wait until its application runs with its config:
+    the board's own refusal ("config: ... is not usable: ...") is an error naming it."""
+    marks = {}
+    for b in boards:
+        marks[b.thing] = len(b.log())
+        with open_link(b.port) as link:
+            link.soft_reset()  # boot the firmware with its certificates and config
+    for b in boards:
+        deadline = time.monotonic() + timeout
+        while True:
+            out = b.log()[marks[b.thing]:]
+            refused = re.search(r"config: \S+ is not usable: ([^\r\n]*)", out)
+            if refused:
+                raise EdgeshadowError(f"{b.thing} refused its config at boot: {refused.group(1)}")
+            if f"thing {b.thing}, interval" in out:
+                break
+            if time.monotonic() > deadline:
+                raise EdgeshadowError(f"{b.thing} did not start its application within {timeout:.0f} s; "
+                                      f"its console ended with: {out[-200:]!r}")
+            time.sleep(0.1)
+        say(f"{b.thing}: running on {b.port} (log: edgeshadow logs --port {b.port})")
 
 
 def ota_rollout(state_path, things, key, workdir, stop, say, after_s):
@@ -111,10 +172,12 @@ def ota_rollout(state_path, things, key, workdir, stop, say, after_s):
                 return
 
 
-def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="smartgrid",
+def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="demo",
         headless=False, seconds=None, say=print, runtime=None, heap=None, ota_after=None):
     if not 1 <= devices <= 50:
         raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")
+    things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]
+    check_device_config(device_config(8883, interval_s), things)
     workdir, certs_dir = Path(workdir), Path(certs_dir)
     boards_dir = workdir / "boards"
     shutil.rmtree(boards_dir, ignore_errors=True)  # fresh boards: the current firmware, no old spool
@@ -122,7 +185,6 @@ def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, s
         say("starting the local broker (Mosquitto, mutual TLS), the shadow and jobs services...")
         with local_stack(workdir / "broker", certs_dir / "ca") as (broker, _service, state_path):
             say(f"broker on {broker.host}:{broker.port}; state in {state_path}")
-            things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]
             ensure_device_certs(things, certs_dir, certs_dir / "ca", say)
             config_path = workdir / "device-config.json"
             config_path.write_text(json.dumps(device_config(broker.port, interval_s), indent=1))
@@ -170,17 +232,17 @@ def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_
                 path = config_path.parent / f"device-config-{b.thing}.json"
                 path.write_text(json.dumps(model_config(cfg, b.thing, b.seed), indent=1))
                 results += inject_boards([(b.port, b.thing)], certs_dir, config=path, progress=say,
-                                         ota_key=ota_pub)
+                                         ota_key=ota_pub, link_factory=stop.open_link)
         else:
             results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
-                                    config=config_path, progress=say, ota_key=ota_pub)
+                                    config=config_path, progress=say, ota_key=ota_pub, link_factory=stop.open_link)
         failed = [r for r in results if not r.ok]
         if failed:
             raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.detail}" for r in failed))
-        for b in boards:
-            with BoardLink(b.port) as link:
-                link.soft_reset()  # boot the firmware with its certificates and config
-            say(f"{b.thing}: running on {b.port} (log: edgeshadow logs --port {b.port})")
+        boot_boards(boards, say, stop.open_link)
+        stop.running = True  # from here Ctrl-C ends the demo the normal way
+        if stop.is_set():
+            return
         if ota_after is not None:
             threading.Thread(target=ota_rollout, daemon=True,
                              args=(state_path, [b.thing for b in boards], ota_key, config_path.parent, stop,

@@ -11,10 +11,12 @@ EXIT_OK = 0           # done, and verified
 EXIT_FAILED = 1       # failed (the error line says what and where)
 EXIT_USAGE = 2        # bad arguments (argparse)
 EXIT_UNTESTED = 3     # could not test: no board, no broker, port busy (nothing was judged)
-EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_PIPE = 141       # stdout closed by its reader (`| head`): stopped quietly (128 + SIGPIPE, as `yes | head`)
 
 EXIT_CODES_HELP = ("exit codes: 0 ok, 1 failed, 2 usage error, 3 cannot test (no board, broker or port), "
-                   "130 interrupted (Ctrl-C)")
+                   "130 interrupted (Ctrl-C cut work short; a command that runs until Ctrl-C, such as "
+                   "broker, sim, logs or a live monitor, ends with 0), 141 output closed early (| head)")
 
 
 class EdgeshadowError(Exception):

@@ -6,10 +6,10 @@
   on stdout, nothing else is printed there (`emit`).
 - Exit codes (errors.py): 0 ok, 1 failed, 2 usage, 3 cannot test, 130 interrupted.
 """
+import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,9 +21,23 @@ def say(*parts, end="\n"):
     print(*parts, end=end, file=sys.stderr, flush=True)
 
 
+def json_target(value):
+    """argparse type of --json: `-` (stdout) or a FILE whose folder exists, checked before any work
+    is done (a usage error, exit code 2, not a traceback after a long run)."""
+    if value == "-":
+        return value
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: folder {parent} does not exist")
+    return value
+
+
 def add_json_arg(parser, what="the result"):
     """`--json` prints one JSON document on stdout; `--json FILE` writes it to FILE (`-`: stdout)."""
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE", type=json_target,
                         help=f"{what} as one JSON document: on stdout (`--json` or `--json -`) or in FILE")
 
 
@@ -62,9 +76,9 @@ def write_json_file(path, doc):
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise EdgeshadowError(f"--json {path}: folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = parent / f".{path.name}.{os.getpid()}.tmp"  # not mkstemp: its 0600 would outlive the rename
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             json.dump(doc, f, indent=2, default=str)
             f.write("\n")
         os.replace(tmp, path)

@@ -1,10 +1,12 @@
 """Bench test: read every configured metric N times through the firmware's own drivers and
 calibration, then judge each against the board's and the SKU's limits (host_tools/data/bench_limits.json).
 
-The board side is a few lines of MicroPython exec'd over one BoardLink: it builds the firmware's
-Board and Device from /board.json and /config.json and returns raw values, statuses, calibrated
-values and read times as JSON, a chunk at a time (so the host can show progress). The firmware's
-main loop is stopped first (Ctrl-C) and the board is soft-reset afterwards, whatever happens.
+The board side is the firmware's bench module (firmware/benchside.py, called through
+host_tools.bench.session): it builds the firmware's Board and calibration chains from /board.json
+and /config.json and returns raw values, statuses, calibrated values and read times, a chunk at a
+time (so the host can show progress). The firmware's main loop is stopped first (Ctrl-C) and the
+board is soft-reset afterwards, whatever happens. On the virtual board the simulation's anomaly
+generator is paused meanwhile (a board on the bench sees a quiet line; its faults stay).
 """
 import datetime
 import json
@@ -13,62 +15,13 @@ import statistics
 import time
 
 from host_tools import DATA_DIR
-from host_tools.errors import EdgeshadowError
+from host_tools.bench.session import BenchBoard
+from host_tools.errors import EXIT_FAILED, EXIT_OK, EdgeshadowError
 
 LIMITS_FILE = DATA_DIR / "bench_limits.json"
-EXIT_PASS, EXIT_FAIL, EXIT_UNTESTED = 0, 1, 3
+EXIT_PASS, EXIT_FAIL = EXIT_OK, EXIT_FAILED
 LIMIT_KEYS = {"min", "max", "noise_max", "noise_max_pct", "raw_noise_max", "stuck_stdev_max",
-              "max_failed", "max_failed_pct", "note"}
-
-# Exec'd once on the board: firmware objects in the REPL's globals, prefixed to stay out of the way.
-BOARD_SETUP = """
-import json as _bj, time as _bt, gc as _bg
-import board as _bb
-from edge import pipeline as _bp
-_bcfg = _bj.load(open('/config.json'))
-_bdef = _bj.load(open('/board.json'))
-_bdev = _bp.Device(_bcfg)
-_bboard = _bb.Board(_bdef, _bdev.cfg)
-_bms = _bdev.metrics
-_bwdt = None
-if _bdev.cfg.get('watchdog_s') and 'app' in __import__('sys').modules:
-    # the firmware ran, so its watchdog runs and cannot be stopped: keep feeding it
-    try:
-        import machine as _bmach
-        _bwdt = _bmach.WDT(timeout=int(_bdev.cfg['watchdog_s'] * 1000))
-    except Exception:
-        _bwdt = None
-def _bfeed():
-    if _bwdt is not None:
-        _bwdt.feed()
-def _bench(n, interval_ms):
-    out = []
-    for i in range(n):
-        _bfeed()
-        if interval_ms and i:
-            _bt.sleep_ms(interval_ms)
-        t0 = _bt.ticks_us()
-        raw, st = _bboard.read_all()
-        dt = _bt.ticks_diff(_bt.ticks_us(), t0)
-        out.append([dt, [raw.get(m) for m in _bms], [st.get(m, 'ok' if raw.get(m) is not None else 'no_data') for m in _bms],
-                    [_bdev.calibrate(m, raw.get(m)) for m in _bms]])
-    print(_bj.dumps(out))
-_bg.collect()
-print(_bj.dumps({'metrics': list(_bms), 'thing': _bdev.thing, 'board': _bdef.get('name'),
-                 'sku': _bdev.cfg.get('sku'), 'units': dict((m, _bdev.cfg['metrics'][m].get('unit', '')) for m in _bms)}))
-"""
-
-
-def last_json_line(out, what):
-    for line in reversed(out.strip().splitlines()):
-        line = line.strip()
-        if line.startswith(("{", "[")):
-            try:
-                return json.loads(line)
-            except ValueError:
-                break
-    raise EdgeshadowError(f"the board's answer to {what} is not JSON: {out.strip()[-300:]!r}",
-                          exit_code=EXIT_UNTESTED)
+              "max_failed", "max_failed_pct", "residual_max", "residual_max_pct", "note"}
 
 
 # ---------------------------------------------------------------- limits (data)
@@ -195,11 +148,11 @@ def judge(metric, raw, status, cal, limits, unit=""):
             "samples": n, "failed": failed, "raw": rs, "calibrated": cs, "limits": limits}
 
 
-def analyse(info, rows, limits_data=None, sensors=None):
+def analyse(info, rows, limits_data=None):
     """The report from the board's info and rows ([read_us, raws, statuses, calibrated] each)."""
     metrics = info["metrics"]
     units = info.get("units") or {}
-    sensors = sensors or {}
+    drivers = info.get("drivers") or {}
     read_us = [r[0] for r in rows]
     report = {"thing": info.get("thing"), "board": info.get("board"), "sku": info.get("sku"),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -212,7 +165,7 @@ def analyse(info, rows, limits_data=None, sensors=None):
         status = [r[2][i] for r in rows]
         cal = [r[3][i] for r in rows]
         lim = limits_for(m, board=info.get("board"), sku=info.get("sku"),
-                         driver=(sensors.get(m) or {}).get("driver"), data=limits_data)
+                         driver=drivers.get(m), data=limits_data)
         report["metrics"][m] = judge(m, raw, status, cal, lim, unit=units.get(m, ""))
         report["series"][m] = {"raw": raw, "calibrated": cal, "status": status}
     report["result"] = "PASS" if report["metrics"] and all(
@@ -222,76 +175,51 @@ def analyse(info, rows, limits_data=None, sensors=None):
 
 # ---------------------------------------------------------------- running on a board
 
-def run_bench(link, samples=20, interval_s=0.0, chunk_s=4.0, progress=None, limits_data=None):
+def run_bench(link, samples=20, interval_s=0.0, chunk_s=4.0, say=None, on_reads=None, limits_data=None):
     """Stop the firmware, sample on the board, restart the firmware (always); return the report.
 
-    `link` is a host_tools.device.link.BoardLink (exec, interrupt, soft_reset). Problems reaching or
-    reading the board raise EdgeshadowError with exit code 3 (could not test)."""
+    `link` is a host_tools.device.link.BoardLink. `say(msg)` gets progress sentences, `on_reads(k)`
+    each chunk's count. Problems reaching or reading the board raise EdgeshadowError with exit
+    code 3 (could not test); a failed restart is in report["restart"]."""
     if samples < 1:
         raise EdgeshadowError("--samples must be at least 1")
     if interval_s < 0:
         raise EdgeshadowError("--interval must be >= 0")
-    progress = progress or (lambda msg: None)
+    say = say or (lambda msg: None)
     rows = []
-    per_read_s = 1.0
-    restarted = None
-    done = False
-    try:
-        progress("stopping the firmware's main loop")
-        link.interrupt()
-        out = _exec(link, BOARD_SETUP, "the bench set-up")
-        info = last_json_line(out, "the bench set-up")
-        sensors = _exec_json(link, "print(_bj.dumps(dict((m, _bcfg['metrics'][m].get('sensor') or "
-                                   "_bdef.get('sensors', {}).get(m) or {}) for m in _bms)))", "the sensor list")
-        progress(f"{info.get('thing')}: {len(info['metrics'])} metric(s): {', '.join(info['metrics'])}")
-        t0 = time.monotonic()
-        k = min(3, samples)  # a first short chunk measures the read time; then ~chunk_s per chunk
-        while len(rows) < samples:
-            k = min(k, samples - len(rows))
-            if rows and interval_s:
-                link.exec("_bfeed()")
-                time.sleep(interval_s)  # the pause between chunks (inside a chunk the board sleeps)
-            c0 = time.monotonic()
-            got = _exec_json(link, f"_bench({k}, {int(interval_s * 1000)})", "a bench read",
-                             timeout=10 + 3 * k * (per_read_s + interval_s))
-            per_read_s = max(0.01, (time.monotonic() - c0) / k - interval_s)
-            rows.extend(got)
-            progress(f"read {len(rows)}/{samples} ({time.monotonic() - t0:.1f} s)")
-            k = max(1, int(chunk_s / (per_read_s + interval_s)))
-        done = True
-    finally:
-        progress("restarting the firmware")
-        try:
-            restarted = link.soft_reset()
-        except EdgeshadowError as e:
-            if not done:
-                pass  # the error that stopped the bench is the one to report
-            restarted = e
-    report = analyse(info, rows, limits_data=limits_data, sensors=sensors)
-    if isinstance(restarted, Exception):
-        report["restart"] = f"failed: {restarted}"
+    with BenchBoard(link, say) as board:
+        info = board.start()
+        say(f"{info.get('thing')}: {len(info['metrics'])} metric(s): {', '.join(info['metrics'])}")
+        if info.get("problems"):
+            say("the board layer reports: " + "; ".join(info["problems"]))
+        _sample(board, rows, samples, interval_s, chunk_s, on_reads or (lambda k: None))
+    report = analyse(info, rows, limits_data=limits_data)
+    if board.restart_error is not None:
+        report["restart"] = f"failed: {board.restart_error}"
     else:
         report["restart"] = "ok"
-        report["boot_banner"] = (restarted or "").strip().splitlines()[-1:] or None
+        report["boot_banner"] = board.banner.strip().splitlines()[-1:] or None
     return report
 
 
-def _exec(link, code, what, timeout=10):
-    try:
-        return link.exec(code, timeout=timeout)
-    except EdgeshadowError as e:
-        raise EdgeshadowError(f"could not run {what} on the board: {e}", exit_code=EXIT_UNTESTED)
-
-
-def _exec_json(link, code, what, timeout=10):
-    return last_json_line(_exec(link, code, what, timeout), what)
+def _sample(board, rows, samples, interval_s, chunk_s, on_reads):
+    """Read in chunks of about chunk_s (a first short one measures the read time)."""
+    per_read_s = 1.0
+    k = min(3, samples)
+    while len(rows) < samples:
+        k = min(k, samples - len(rows))
+        if rows and interval_s:
+            board.feed()
+            time.sleep(interval_s)  # the pause between chunks (inside a chunk the board sleeps)
+        c0 = time.monotonic()
+        got = board.read(k, interval_s * 1000, timeout=10 + 3 * k * (per_read_s + interval_s))
+        per_read_s = max(0.01, (time.monotonic() - c0) / k - interval_s)
+        rows.extend(got)
+        on_reads(len(got))
+        k = max(1, int(chunk_s / (per_read_s + interval_s)))
 
 
 # ---------------------------------------------------------------- output
-
-def write_json(report, path):
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-
 
 def summary_lines(report):
     lines = [f"bench {report.get('thing')} (board {report.get('board')}, "
@@ -309,55 +237,3 @@ def summary_lines(report):
         lines.extend(f"        - {why}" for why in r["reasons"])
     lines.append(f"overall: {report['result']}")
     return lines
-
-
-def plot(report, path):
-    """One panel per metric: calibrated series (and raw on a second axis), failed reads marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    metrics = list(report["metrics"])
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 2.4 * len(metrics) + 0.6), squeeze=False,
-                             sharex=True)
-    for ax, m in zip(axes[:, 0], metrics):
-        r, s = report["metrics"][m], report["series"][m]
-        xs = list(range(len(s["status"])))
-        cal = [math.nan if v is None else v for v in s["calibrated"]]
-        raw = [math.nan if v is None else v for v in s["raw"]]
-        color = "tab:green" if r["result"] == "PASS" else "tab:red"
-        ax.plot(xs, cal, marker=".", color=color, label="calibrated")
-        ax2 = ax.twinx()
-        ax2.plot(xs, raw, color="tab:gray", alpha=0.5, linewidth=0.8, label="raw")
-        ax2.set_ylabel("raw", color="tab:gray", fontsize=8)
-        bad = [x for x, st in zip(xs, s["status"]) if st != "ok"]
-        for i, x in enumerate(bad):
-            ax.axvline(x, color="tab:red", alpha=0.3, label=None if i else f"failed read ({len(bad)})")
-        lim = r["limits"]
-        good = [v for v in cal if not math.isnan(v)]
-        c = r["calibrated"]
-        if good:
-            # scaled to the data (the noise shows), with the noise limit as a band around the mean
-            # and the expected range's edges where they fall in view
-            noise = _noise_limit(lim, c["mean"])
-            lo, hi = min(good), max(good)
-            pad = max((hi - lo) * 0.2, noise or 0.0, abs(c["mean"]) * 1e-3, 1e-6)
-            ax.set_ylim(lo - pad, hi + pad)
-            if noise:
-                ax.axhspan(c["mean"] - noise, c["mean"] + noise, color="tab:blue", alpha=0.08,
-                           label="mean \u00b1 noise limit")
-            for key in ("min", "max"):
-                if lim.get(key) is not None and lo - pad <= lim[key] <= hi + pad:
-                    ax.axhline(lim[key], color="tab:orange", linestyle="--", linewidth=0.8,
-                               label=f"expected {key}")
-            ax.legend(loc="upper right", fontsize=7)
-        title = f"{m} [{r['unit']}] {r['result']}"
-        if r["reasons"]:
-            title += ": " + "; ".join(r["reasons"])[:110]
-        ax.set_title(title, fontsize=9, color=color, loc="left")
-        ax.set_ylabel(r["unit"] or m)
-        ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("sample")
-    fig.suptitle(f"bench {report.get('thing')} ({report.get('board')}): {report['result']}", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -3,11 +3,14 @@ coefficients (edge.calibration's linear and polynomial stages).
 
     fit = fit_polynomial([(raw, reference), ...], degree=2)
     fit.coefficients   # ascending: c0 + c1*x + c2*x^2, as the "polynomial" stage takes them
-    fit.residuals      # reference - fitted, per point; fit.rms, fit.max_abs_residual
+    fit.residuals      # reference - fitted, per point; fit.rms, fit.max_abs_residual, fit.r2
     fit.stage()        # {"type": "polynomial", "coefficients": [...]}
 """
 import math
+import warnings
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from host_tools.errors import EdgeshadowError
 
@@ -17,6 +20,7 @@ class Fit:
     kind: str                      # "linear" or "polynomial"
     coefficients: list             # ascending powers of the raw value
     residuals: list = field(default_factory=list)
+    references: list = field(default_factory=list)  # the fitted points' reference values
 
     @property
     def rms(self):
@@ -25,6 +29,17 @@ class Fit:
     @property
     def max_abs_residual(self):
         return max((abs(r) for r in self.residuals), default=0.0)
+
+    @property
+    def r2(self):
+        """Coefficient of determination over the references (1.0: the fit explains them all)."""
+        if not self.references:
+            return None
+        mean = sum(self.references) / len(self.references)
+        total = sum((y - mean) ** 2 for y in self.references)
+        if total == 0:
+            return None
+        return 1.0 - sum(r * r for r in self.residuals) / total
 
     @property
     def gain(self):
@@ -64,47 +79,25 @@ def _points(points, need):
     return pts
 
 
-def _solve(a, b):
-    """Gaussian elimination with partial pivoting (a is square, small)."""
-    n = len(a)
-    m = [row[:] + [bv] for row, bv in zip(a, b)]
-    for col in range(n):
-        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[piv][col]) < 1e-300:
-            raise EdgeshadowError("calibration points do not determine the fit (singular system)")
-        m[col], m[piv] = m[piv], m[col]
-        for r in range(col + 1, n):
-            f = m[r][col] / m[col][col]
-            for c in range(col, n + 1):
-                m[r][c] -= f * m[col][c]
-    x = [0.0] * n
-    for r in range(n - 1, -1, -1):
-        x[r] = (m[r][n] - sum(m[r][c] * x[c] for c in range(r + 1, n))) / m[r][r]
-    return x
-
-
 def fit_polynomial(points, degree=2):
-    """Least-squares polynomial through (raw, reference) points. The raw values are centred and
-    scaled to [-1, 1] before solving the normal equations (well conditioned for ADC-sized
-    numbers), then the coefficients are expanded back to powers of the raw value."""
-    if not isinstance(degree, int) or degree < 1:
+    """Least-squares polynomial through (raw, reference) points, by numpy (Polynomial.fit scales the
+    raw values to [-1, 1] before solving, well conditioned for ADC-sized numbers; convert() expands
+    the coefficients back to powers of the raw value)."""
+    if not isinstance(degree, int) or isinstance(degree, bool) or degree < 1:
         raise EdgeshadowError(f"degree must be an integer >= 1, got {degree!r}")
     pts = _points(points, degree + 1)
-    xs = [x for x, _ in pts]
-    mid = (max(xs) + min(xs)) / 2
-    half = (max(xs) - min(xs)) / 2
-    us = [(x - mid) / half for x in xs]
-    n = degree + 1
-    ata = [[sum(u ** (i + j) for u in us) for j in range(n)] for i in range(n)]
-    atb = [sum((u ** i) * y for u, (_, y) in zip(us, pts)) for i in range(n)]
-    d = _solve(ata, atb)  # y = sum d_k ((x - mid)/half)^k
-    coeffs = [0.0] * n
-    for k, dk in enumerate(d):  # expand ((x - mid)/half)^k by the binomial theorem
-        for j in range(k + 1):
-            coeffs[j] += dk * math.comb(k, j) * (-mid) ** (k - j) / half ** k
-    kind = "linear" if degree == 1 else "polynomial"
-    f = Fit(kind, coeffs)
-    f.residuals = [y - f(x) for x, y in pts]
+    xs = np.array([x for x, _ in pts])
+    ys = np.array([y for _, y in pts])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.RankWarning)
+        try:
+            poly = np.polynomial.Polynomial.fit(xs, ys, degree).convert()
+        except (np.linalg.LinAlgError, np.exceptions.RankWarning):
+            raise EdgeshadowError("calibration points do not determine the fit (singular system)")
+    coeffs = [float(c) for c in poly.coef] + [0.0] * (degree + 1 - len(poly.coef))
+    f = Fit("linear" if degree == 1 else "polynomial", coeffs)
+    f.residuals = [float(y - f(x)) for x, y in pts]
+    f.references = [y for _, y in pts]
     return f
 
 

@@ -13,6 +13,9 @@ messages are at most 128 KB (AWS IoT's limit); the host services have named ACL 
   edgeshadow-admin           readwrite $aws/things/+/shadow/#   (`edgeshadow shadow get/set`),
                              edgeshadow/jobs/#   (`edgeshadow ota push/status`: the jobs control plane)
   edgeshadow-monitor         read      $aws/things/+/shadow/#, dt/+/#
+  edgeshadow-historian       read      the same (its own CN: the CN is the client id, so the
+                             historian and a running `edgeshadow monitor` would take each
+                             other's session, again and again)
 
 Privileges: Mosquitto started as root switches to the `mosquitto` user, which cannot read key files
 in a 0700 workdir or pytest tmp dir (certs.py writes keys 0600). Handing the server key to another
@@ -42,6 +45,7 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 SERVICE_CN = "edgeshadow-shadow-service"
 JOBS_CN = "edgeshadow-jobs-service"
 MONITOR_CN = "edgeshadow-monitor"
+HISTORIAN_CN = "edgeshadow-historian"
 ADMIN_CN = "edgeshadow-admin"
 RUN_DIR = ROOT / "run"
 DEFAULT_WORKDIR = RUN_DIR / "broker"
@@ -83,6 +87,10 @@ topic readwrite $aws/things/+/shadow/#
 topic readwrite edgeshadow/jobs/#
 
 user {MONITOR_CN}
+topic read $aws/things/+/shadow/#
+topic read dt/+/#
+
+user {HISTORIAN_CN}
 topic read $aws/things/+/shadow/#
 topic read dt/+/#
 """
@@ -256,9 +264,11 @@ def write_state(broker, path=None):
     path = Path(path or broker.workdir / STATE_FILE)
     admin_crt, admin_key = broker.client_cert(ADMIN_CN)
     monitor_crt, monitor_key = broker.client_cert(MONITOR_CN)
+    historian_crt, historian_key = broker.client_cert(HISTORIAN_CN)
     state = {"host": broker.host, "port": broker.port, "ca": str(broker.ca_cert),
              "admin_cert": str(admin_crt), "admin_key": str(admin_key),
              "monitor_cert": str(monitor_crt), "monitor_key": str(monitor_key),
+             "historian_cert": str(historian_crt), "historian_key": str(historian_key),
              "pid": broker.proc.pid if broker.proc else None, "owner_pid": os.getpid(),
              "log": str(broker.log_path)}
     tmp = path.with_name(path.name + ".tmp")

@@ -168,10 +168,16 @@ class Fleet:
         if isinstance(ts, (int, float)):
             d.reported_ts = ts
         if "alerts" in reported:
-            d.alerts = {}
+            # the shadow lists metric, rule, severity, since; the alert event said the value and
+            # the limit (its "reason"): keep those for an alert that is still the same one
+            old, d.alerts = d.alerts, {}
             for a in reported["alerts"] or ():
                 a = a if isinstance(a, dict) else {"id": str(a)}
-                d.alerts[_alert_key(a)] = a
+                key = _alert_key(a)
+                seen = old.get(key, {})
+                if seen.get("since", a.get("since")) == a.get("since"):
+                    a = dict({k: seen[k] for k in ("value", "reason") if k in seen}, **a)
+                d.alerts[key] = a
         if "status" in reported or whole:  # null entries (or a null status): read fine again
             status = reported.get("status")
             d.status = {m: v for m, v in status.items() if v is not None} if isinstance(status, dict) else {}

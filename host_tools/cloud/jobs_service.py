@@ -15,14 +15,10 @@ and the control plane for `edgeshadow ota push/status` (admin CN only, by the AC
 import base64
 import json
 import logging
-import ssl
-import threading
-import time
 from pathlib import Path
 
-from host_tools.errors import EdgeshadowError
 from host_tools.cloud.jobs_store import JobsError, JobStore
-from host_tools.cloud.shadow_service import no_delay, tls_context
+from host_tools.cloud.mqtt_clients import ServiceClient
 
 log = logging.getLogger("edgeshadow.jobs")
 
@@ -33,43 +29,16 @@ REQUEST_FILTERS = ["$aws/things/+/jobs/$next/get", "$aws/things/+/jobs/start-nex
                    CONTROL + "+"]
 
 
-class JobsService:
+class JobsService(ServiceClient):
     CLIENT_ID = "edgeshadow-jobs-service"
+    WHAT = "the jobs service"
+    REQUEST_FILTERS = REQUEST_FILTERS
+    STORE = JobStore
+    blocks_sent = 0  # stream blocks published
 
-    def __init__(self, broker_host, port, ca, cert, key, state_dir, clock=time.time):
-        import paho.mqtt.client as mqtt
-        self.host, self.port = broker_host, port
-        self.store = JobStore(state_dir, clock)
-        self.clock = clock
-        self._subscribed = threading.Event()
-        self._problem = None
-        self.blocks_sent = 0
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.CLIENT_ID,
-                        protocol=mqtt.MQTTv311, clean_session=True)
-        c.tls_set_context(tls_context(ca, cert, key))
-        c.reconnect_delay_set(min_delay=0.2, max_delay=2)
-        c.max_queued_messages_set(0)
-        c.on_connect = self._on_connect
-        c.on_subscribe = self._on_subscribe
-        c.on_message = self._on_message
-        self._client = c
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        if reason_code.is_failure:
-            self._problem = f"the broker refused the jobs service: {reason_code}"
-            self._subscribed.set()
-            return
-        no_delay(client)
-        client.subscribe([(f, 1) for f in REQUEST_FILTERS])
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        refused = [f for f, rc in zip(REQUEST_FILTERS, reason_codes) if rc.is_failure]
-        if refused:
-            self._problem = f"the broker refused the jobs service's subscriptions {refused} (check the ACL)"
-        self._subscribed.set()
-
-    def _pub(self, topic, doc):
-        self._client.publish(topic, json.dumps(doc, separators=(",", ":")), qos=1)
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._client.max_queued_messages_set(0)
 
     def _notify(self, things):
         for t in things:
@@ -77,7 +46,7 @@ class JobsService:
             doc = {"timestamp": int(self.clock())}
             if ex is not None:
                 doc["execution"] = ex
-            self._pub(f"$aws/things/{t}/jobs/notify-next", doc)
+            self._publish(f"$aws/things/{t}/jobs/notify-next", doc)
 
     def _on_message(self, client, userdata, msg):
         try:
@@ -126,10 +95,10 @@ class JobsService:
                 out = {**tok, **now, "executionState": state}
             else:
                 return
-            self._pub(reply + "/accepted", out)
+            self._publish(reply + "/accepted", out)
             self._notify(changed)
         except JobsError as e:
-            self._pub(reply + "/rejected", {**tok, **now, "code": e.code, "message": e.message})
+            self._publish(reply + "/rejected", {**tok, **now, "code": e.code, "message": e.message})
 
     def _streams(self, thing, stream_id, op, req, bad):
         base = f"$aws/things/{thing}/streams/{stream_id}/"
@@ -137,13 +106,13 @@ class JobsService:
             if bad:
                 raise JobsError("InvalidRequest", bad)
             if op == "describe":
-                self._pub(base + "description/json", self.store.describe_stream(stream_id, req))
+                self._publish(base + "description/json", self.store.describe_stream(stream_id, req))
             elif op == "get":
                 for block in self.store.get_stream(stream_id, req):
-                    self._pub(base + "data/json", block)
+                    self._publish(base + "data/json", block)
                     self.blocks_sent += 1
         except JobsError as e:
-            self._pub(base + "rejected/json", {"o": e.code, "m": e.message, "c": req.get("c")})
+            self._publish(base + "rejected/json", {"o": e.code, "m": e.message, "c": req.get("c")})
 
     def _control(self, op, req, bad):
         reply = CONTROL + op
@@ -168,30 +137,6 @@ class JobsService:
                 out = {"jobs": self.store.list_jobs()}
             else:
                 raise JobsError("InvalidRequest", f"unknown operation {op}")
-            self._pub(reply + "/accepted", {**tok, **out})
+            self._publish(reply + "/accepted", {**tok, **out})
         except JobsError as e:
-            self._pub(reply + "/rejected", {**tok, "code": e.code, "message": e.message})
-
-    def start(self, timeout=10.0):
-        try:
-            self._client.connect(self.host, self.port, keepalive=30)
-        except (OSError, ssl.SSLError) as e:
-            raise EdgeshadowError(f"the jobs service could not connect to {self.host}:{self.port}: {e}")
-        self._client.loop_start()
-        if not self._subscribed.wait(timeout) or self._problem:
-            self.stop()
-            raise EdgeshadowError(self._problem or f"the jobs service got no answer from "
-                                  f"{self.host}:{self.port} within {timeout:.0f} s")
-        return self
-
-    def stop(self):
-        try:
-            self._client.disconnect()
-        finally:
-            self._client.loop_stop()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+            self._publish(reply + "/rejected", {**tok, "code": e.code, "message": e.message})

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
 from host_tools.cloud.fleet import Fleet, topics
+from host_tools.cloud.monitor_view import CompactView, render_wide
 
 # ---------------------------------------------------------------- connection settings
 
@@ -182,66 +183,30 @@ def watch_once(settings, seconds=30.0, expect=None, settle_s=2.0, aws=False, fle
     return fleet.snapshot(), complete
 
 
-# ---------------------------------------------------------------- rich view
+# ---------------------------------------------------------------- views (monitor_view.py)
 
-def _fmt_value(v, unit):
-    if v is None:
-        return "[dim]no value[/]"
-    text = f"{v:.6g}" if isinstance(v, float) else str(v)
-    return f"{text} {unit}" if unit else text
-
-
-_SEV_STYLE = {"critical": "bold red", "major": "red", "warning": "yellow", "minor": "yellow"}
-
-
-def render(snapshot, source=""):
-    """A rich Table of the snapshot (one row per device)."""
-    from rich.table import Table
-    from rich.text import Text
-    devices = snapshot["devices"]
-    table = Table(title=f"edgeshadow fleet — {len(devices)} device(s) {source}".rstrip(),
-                  expand=True, show_lines=True)
-    for col in ("device", "state", "values", "alerts", "diagnoses", "spool / heap", "last seen"):
-        table.add_column(col, overflow="fold")
-    for thing, d in devices.items():
-        state = "[green]connected[/]" if d["connected"] else "[red]offline[/]"
-        # a failed read has no value in the shadow (null deletes it): show it by its status
-        values = "\n".join(f"{m}: {_fmt_value(d['values'].get(m), d['units'].get(m))}"
-                           + (f" [red]({d['status'][m]})[/]" if d["status"].get(m) else "")
-                           for m in sorted(set(d["values"]) | set(d["status"])))
-        alerts = Text()
-        for a in d["alerts"]:
-            sev = a.get("severity", "?")
-            what = a.get("id") or a.get("rule") or a.get("type") or "alert"
-            metric = f"{a['metric']} " if a.get("metric") else ""
-            alerts.append(f"{sev}: {metric}{what}\n", style=_SEV_STYLE.get(sev, ""))
-        diags = "\n".join(str(x.get("name", x.get("id", x)) if isinstance(x, dict) else x)
-                          + (f" ({x['confidence']:.2f})" if isinstance(x, dict)
-                             and isinstance(x.get("confidence"), (int, float)) else "")
-                          for x in d["diagnoses"])
-        spool = d["spool"]
-        spool_text = f"backlog {spool.get('backlog', '?')}\ndropped {spool.get('dropped', '?')}" if spool else "-"
-        heap = d.get("heap") or {}
-        if isinstance(heap.get("free"), int) and isinstance(heap.get("min_free"), int):
-            spool_text += f"\nheap {heap['free'] // 1024}K free\n(low {heap['min_free'] // 1024}K)"
-        seen = "-" if d["last_seen_s"] is None else f"{d['last_seen_s']:.0f} s ago"
-        table.add_row(thing, state, values or "-", alerts if alerts.plain else "-", diags or "-",
-                      spool_text, seen)
-    if not devices:
-        table.add_row("[dim]waiting for devices...[/]", "", "", "", "", "", "")
-    return table
+def render(snapshot, source="", wide=True, view=None):
+    """The snapshot drawn: the detailed table (wide), or `view`'s compact lines (CompactView)."""
+    if wide:
+        return render_wide(snapshot, source)
+    return (view or CompactView()).render(snapshot, source)
 
 
 def watch_live(settings, seconds=None, aws=False, console=None, fleet=None, until=None,
-               min_redraw_s=0.5):
+               min_redraw_s=0.5, wide=False):
     """Redraw the table as messages arrive (at most every `min_redraw_s`, and every second for
     the last-seen ages) until Ctrl-C, `seconds` pass or `until(fleet)` holds. A table of 100
-    devices takes about 0.2 s to draw, so redraws follow messages, not a fixed rate."""
+    devices takes about 0.2 s to draw, so redraws follow messages, not a fixed rate. By default
+    one line per device in the terminal's size (80x24 at least), columns kept between redraws;
+    `wide`: the detailed table."""
+    from rich.console import Console
     from rich.live import Live
     fleet = fleet or Fleet()
+    console = console or Console()
+    view = CompactView(max(40, console.width), max(10, console.height))
     deadline = None if seconds is None else time.monotonic() + seconds
     with Subscriber(settings, fleet, aws=aws):
-        with Live(render(fleet.snapshot(), settings.describe()), console=console,
+        with Live(render(fleet.snapshot(), settings.describe(), wide, view), console=console,
                   auto_refresh=False, transient=False) as live:
             drawn = time.monotonic()
             while deadline is None or time.monotonic() < deadline:
@@ -251,7 +216,7 @@ def watch_live(settings, seconds=None, aws=False, console=None, fleet=None, unti
                     time.sleep(min(pause, left))
                 fleet.changed.wait(min(1.0, left))
                 fleet.changed.clear()
-                live.update(render(fleet.snapshot(), settings.describe()), refresh=True)
+                live.update(render(fleet.snapshot(), settings.describe(), wide, view), refresh=True)
                 drawn = time.monotonic()
                 if until is not None and until(fleet):
                     break

@@ -19,7 +19,6 @@ import base64
 import hashlib
 import json
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 from host_tools import CERTS_DIR
 
 from host_tools.cloud import certs
+from host_tools.cloud.mqtt_clients import AdminClient
 from host_tools.errors import EdgeshadowError
 
 FORMAT = "edgeshadow-ota/1"
@@ -164,12 +164,7 @@ def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, se
                                int(time.time()) if seq is None else seq, mpy_arch, trial_s)
     if len(text) > 24000:
         raise EdgeshadowError(f"the manifest is {len(text)} bytes: a job document holds at most 32 KB")
-    b = Bundle(text, sign(key, text), blob)
-    if out_path:
-        tmp = Path(str(out_path) + ".tmp")
-        tmp.write_bytes(b.to_bytes())
-        tmp.replace(out_path)
-    return b
+    return _written(Bundle(text, sign(key, text), blob), out_path)
 
 
 def build_image(image_path, key_path, out_path=None, board=None, version=None, seq=None):
@@ -190,12 +185,16 @@ def build_image(image_path, key_path, out_path=None, board=None, version=None, s
          "seq": int(time.time()) if seq is None else seq, "chip": info.chip, "size": len(data),
          "sha256": hashlib.sha256(data).hexdigest()}
     text = json.dumps(m, sort_keys=True, separators=(",", ":"))
-    b = Bundle(text, sign(key, text), data)
+    return _written(Bundle(text, sign(key, text), data), out_path)
+
+
+def _written(bundle, out_path):
+    """The bundle, written to out_path whole (a temporary file renamed) when one is given."""
     if out_path:
         tmp = Path(str(out_path) + ".tmp")
-        tmp.write_bytes(b.to_bytes())
+        tmp.write_bytes(bundle.to_bytes())
         tmp.replace(out_path)
-    return b
+    return bundle
 
 
 def read_bundle(path):
@@ -230,66 +229,22 @@ def read_bundle(path):
 INLINE_MAX = 64 * 1024  # file bytes sent inside the create-stream message (base64: 4/3 of it)
 
 
-class LocalJobs:
+class LocalJobs(AdminClient):
+    """The jobs service's control plane (edgeshadow/jobs/<op>) with the admin certificate."""
+
     def __init__(self, host, port, ca, cert, key, timeout=30.0):
-        import paho.mqtt.client as mqtt
-        from host_tools.cloud.shadow_service import tls_context
-        self.timeout = timeout
-        self._replies = {}
-        self._cond = threading.Condition()
-        self._ready = threading.Event()
-        self._refused = None
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgeshadow-admin-{uuid.uuid4().hex[:8]}",
-                        protocol=mqtt.MQTTv311)
-        c.tls_set_context(tls_context(ca, cert, key))
-        c.on_connect = self._on_connect
-        c.on_subscribe = lambda *a: self._ready.set()
-        c.on_message = self._on_message
-        self._client = c
-        try:
-            c.connect(host, port, keepalive=30)
-        except OSError as e:
-            raise EdgeshadowError(f"cannot reach the local broker at {host}:{port}: {e}",
-                                  hint="is `edgeshadow broker` running?")
-        c.loop_start()
-        if not self._ready.wait(timeout) or self._refused:
-            self.close()
-            raise EdgeshadowError(f"the local broker at {host}:{port} did not accept the admin client: "
-                                  f"{self._refused or 'no answer'}")
+        super().__init__(host, port, ca, cert, key, timeout,
+                         subscriptions=["edgeshadow/jobs/+/accepted", "edgeshadow/jobs/+/rejected"])
 
     @classmethod
     def from_state(cls, workdir=None, timeout=30.0):
-        from host_tools.cloud.broker import read_state
-        s = read_state(workdir)
-        return cls(s["host"], s["port"], s["ca"], s["admin_cert"], s["admin_key"], timeout)
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        if reason_code.is_failure:
-            self._refused = str(reason_code)
-            self._ready.set()
-            return
-        client.subscribe([("edgeshadow/jobs/+/accepted", 1), ("edgeshadow/jobs/+/rejected", 1)])
-
-    def _on_message(self, client, userdata, msg):
-        try:
-            doc = json.loads(msg.payload)
-        except ValueError:
-            return
-        with self._cond:
-            self._replies[doc.get("clientToken")] = (msg.topic, doc)
-            self._cond.notify_all()
+        return super().from_state(workdir, timeout)
 
     def request(self, op, body):
-        token = uuid.uuid4().hex
-        self._client.publish(f"edgeshadow/jobs/{op}", json.dumps(dict(body, clientToken=token)), qos=1)
-        with self._cond:
-            if not self._cond.wait_for(lambda: token in self._replies, self.timeout):
-                raise EdgeshadowError(f"the jobs service did not answer {op} within {self.timeout:.0f} s",
-                                      hint="is `edgeshadow broker` running?")
-            topic, doc = self._replies.pop(token)
-        if topic.endswith("/rejected"):
+        ok, doc = super().request(f"edgeshadow/jobs/{op}", body, "the jobs service",
+                                  hint="is `edgeshadow broker` running?")
+        if not ok:
             raise EdgeshadowError(f"the jobs service rejected {op}: {doc.get('code')}: {doc.get('message')}")
-        doc.pop("clientToken", None)
         return doc
 
     def create_stream(self, stream_id, files, description=""):
@@ -319,18 +274,6 @@ class LocalJobs:
 
     def list_jobs(self):
         return self.request("list-jobs", {})["jobs"]
-
-    def close(self):
-        try:
-            self._client.disconnect()
-        finally:
-            self._client.loop_stop()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def rollout_count(targets, rollout):

@@ -19,12 +19,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from host_tools import DATA_DIR
 from host_tools.cloud import certs
+from host_tools.cloud.aws_policy import POLICY_TEMPLATE, policy_document, policy_problems  # noqa: F401 (API)
 from host_tools.errors import EdgeshadowError
 
 DEFAULT_POLICY = "edgeshadow-device"
-POLICY_TEMPLATE = DATA_DIR / "policies" / "device.json"
 STATE = "aws.json"
 MQTT_PORT = 8883  # the ESP32 build has no ALPN, so not 443
 
@@ -124,34 +123,6 @@ class AwsIot:
 
 
 # -- the policy ---------------------------------------------------------------------------------
-
-def policy_document(partition, region, account):
-    text = POLICY_TEMPLATE.read_text()
-    for k, v in (("<PARTITION>", partition), ("<REGION>", region), ("<ACCOUNT>", account)):
-        text = text.replace(k, v)
-    doc = json.loads(text)
-    problems = policy_problems(doc)
-    if problems:  # guards edits of the template
-        raise EdgeshadowError(f"{POLICY_TEMPLATE} is too broad: " + "; ".join(problems))
-    return doc
-
-
-def policy_problems(doc):
-    """Statements that would let a device be more than itself."""
-    out = []
-    for i, st in enumerate(doc.get("Statement", [])):
-        actions = st.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        resources = st.get("Resource", [])
-        resources = [resources] if isinstance(resources, str) else resources
-        if any(a in ("*", "iot:*") for a in actions):
-            out.append(f"Statement[{i}] allows {actions}")
-        if any(r == "*" or r.endswith(":*") for r in resources):
-            out.append(f"Statement[{i}] applies to every resource ({resources})")
-        if "iot:Connect" in actions and any("${iot:Connection.Thing.ThingName}" not in r for r in resources):
-            out.append(f"Statement[{i}] allows connecting with other client ids")
-    return out
-
 
 def ensure_policy(aws, name):
     doc = policy_document(aws.partition, aws.region, aws.account)

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from host_tools.cloud.shadow_doc import delta_of, depth, merge, meta_of, meta_subset, restrict  # JSON algebra
 from host_tools.errors import EdgeshadowError
 
 MAX_STATE_BYTES = 8 * 1024   # desired + reported, metadata excluded
@@ -48,101 +49,47 @@ def is_rejected(doc):
     return doc is not None and "code" in doc and "message" in doc
 
 
-# -- JSON helpers -------------------------------------------------------------------------------
-
-def _same(a, b):
-    # JSON equality: true is not 1 (Python's == says it is).
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
-        return False
-    return a == b
-
-
-def _depth(value):
-    """Levels of nesting (a scalar 0, {} 1), without recursion: a hostile document may be deep."""
-    deepest, todo = 0, [(value, 0)]
-    while todo:
-        v, d = todo.pop()
-        if isinstance(v, (dict, list)):
-            d += 1
-            deepest = max(deepest, d)
-            todo.extend((x, d) for x in (v.values() if isinstance(v, dict) else v))
-    return deepest
+def _checked_state(req):
+    """The request's state node, or Rejected with AWS's code and message."""
+    if "state" not in req:
+        raise Rejected(400, "Missing required node: state")
+    state = req["state"]
+    if state is not None and not isinstance(state, dict):
+        raise Rejected(400, "State node must be an object")
+    for key in state or {}:
+        if key not in SECTIONS:
+            raise Rejected(400, f"State contains an invalid node: '{key}'")
+    for key in SECTIONS:
+        value = (state or {}).get(key)
+        if value is not None and not isinstance(value, dict):
+            raise Rejected(400, f"{key.capitalize()} node must be an object")
+        if value is not None and depth(value) > MAX_DEPTH:
+            raise Rejected(400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}")
+    version = req.get("version")
+    if "version" in req and (isinstance(version, bool) or not isinstance(version, int)):
+        raise Rejected(400, "Invalid version")
+    return state
 
 
-def _strip_nulls(value):
-    if isinstance(value, dict):
-        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
-    return value
-
-
-def _meta_of(value, ts):
-    """Metadata mirrors the state: a timestamp per leaf, lists element by element."""
-    if isinstance(value, dict):
-        return {k: _meta_of(v, ts) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_meta_of(v, ts) for v in value]
-    return {"timestamp": ts}
-
-
-def _merge(state, meta, patch, ts):
-    """Apply an update section in place: null removes a key, objects merge, the rest replaces."""
-    for key, value in patch.items():
-        if value is None:
-            state.pop(key, None)
-            meta.pop(key, None)
-        elif isinstance(value, dict) and isinstance(state.get(key), dict):
-            if not isinstance(meta.get(key), dict):
-                meta[key] = {}
-            _merge(state[key], meta[key], value, ts)
-        else:
-            state[key] = _strip_nulls(value)
-            meta[key] = _meta_of(state[key], ts)
-
-
-def delta_of(desired, reported):
-    """Fields of desired that reported lacks or holds differently; objects compared field by field."""
-    out = {}
-    for key, want in desired.items():
-        if key not in reported:
-            out[key] = want
+def _updated(live, state, ts):
+    """(state, metadata) after applying the update's `state` to the live record (or None)."""
+    new_state = json.loads(json.dumps(live["state"])) if live else {}
+    new_meta = json.loads(json.dumps(live["metadata"])) if live else {}
+    if state is None:  # as moto: a null state clears both sections
+        return {}, {}
+    for key in SECTIONS:
+        if key not in state:
             continue
-        have = reported[key]
-        if _same(want, have):
+        if state[key] is None:  # AWS: "desired": null removes the whole section (moto ignores it)
+            new_state.pop(key, None)
+            new_meta.pop(key, None)
             continue
-        if isinstance(want, dict) and isinstance(have, dict):
-            sub = delta_of(want, have)
-            if sub:  # moto keeps an empty {} here; AWS lists only fields that differ
-                out[key] = sub
-        else:
-            out[key] = want
-    return out
-
-
-def _restrict(delta, touched):
-    """The part of `delta` under the keys an update touched."""
-    out = {}
-    for key, value in touched.items():
-        if key not in delta:
-            continue
-        if isinstance(value, dict) and isinstance(delta[key], dict):
-            sub = _restrict(delta[key], value)
-            if sub:
-                out[key] = sub
-        else:
-            out[key] = delta[key]
-    return out
-
-
-def _meta_subset(meta, shape):
-    if not isinstance(shape, dict) or not isinstance(meta, dict):
-        return meta
-    return {k: _meta_subset(meta.get(k, {}), v) for k, v in shape.items()}
+        sec, meta = new_state.setdefault(key, {}), new_meta.setdefault(key, {})
+        merge(sec, meta, state[key], ts)
+        if not sec:
+            new_state.pop(key)
+            new_meta.pop(key)
+    return new_state, new_meta
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -249,64 +196,30 @@ class ShadowStore:
             return self._rejected(e, token), None, None
 
     def _update(self, thing, name, req, token):
-        if "state" not in req:
-            raise Rejected(400, "Missing required node: state")
-        state = req["state"]
-        if state is not None and not isinstance(state, dict):
-            raise Rejected(400, "State node must be an object")
-        for key in state or {}:
-            if key not in SECTIONS:
-                raise Rejected(400, f"State contains an invalid node: '{key}'")
-        for key in SECTIONS:
-            value = (state or {}).get(key)
-            if value is not None and not isinstance(value, dict):
-                raise Rejected(400, f"{key.capitalize()} node must be an object")
-            if value is not None and _depth(value) > MAX_DEPTH:
-                raise Rejected(400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}")
-        version = req.get("version")
-        if "version" in req and (isinstance(version, bool) or not isinstance(version, int)):
-            raise Rejected(400, "Invalid version")
+        state = _checked_state(req)
         old = self._record(thing, name)
         current_version = old["version"] if old else 0
-        if "version" in req and version != current_version:
+        if "version" in req and req["version"] != current_version:
             raise Rejected(409, "Version conflict")
-
         ts = int(self.clock())
         live = old is not None and not old.get("deleted")
         previous = json.loads(json.dumps(old)) if live else None
-        new_state = json.loads(json.dumps(old["state"])) if live else {}
-        new_meta = json.loads(json.dumps(old["metadata"])) if live else {}
-        if state is None:  # as moto: a null state clears both sections
-            new_state, new_meta = {}, {}
-        for key in SECTIONS:
-            if state is None or key not in state:
-                continue
-            if state[key] is None:  # AWS: "desired": null removes the whole section (moto ignores it)
-                new_state.pop(key, None)
-                new_meta.pop(key, None)
-                continue
-            sec, meta = new_state.setdefault(key, {}), new_meta.setdefault(key, {})
-            _merge(sec, meta, state[key], ts)
-            if not sec:
-                new_state.pop(key)
-                new_meta.pop(key)
+        new_state, new_meta = _updated(old if live else None, state, ts)
         size = len(json.dumps(new_state, separators=(",", ":")).encode())
         if size > MAX_STATE_BYTES:
             raise Rejected(413, "The payload exceeds the maximum size allowed")
-
         rec = {"state": new_state, "metadata": new_meta, "version": current_version + 1, "timestamp": ts}
         self._save(thing, name, rec)
-
         accepted = {"state": state, "metadata": {}, "version": rec["version"], "timestamp": ts}
         for key in SECTIONS:
             if state is not None and key in state:
-                accepted["metadata"][key] = _meta_of(state[key], ts)
+                accepted["metadata"][key] = meta_of(state[key], ts)
         delta_doc = None
         if state is not None and isinstance(state.get("desired"), dict):
-            delta = _restrict(self._delta(rec), state["desired"])
+            delta = restrict(self._delta(rec), state["desired"])
             if delta:
                 delta_doc = {"version": rec["version"], "timestamp": ts, "state": delta,
-                             "metadata": _meta_subset(new_meta.get("desired", {}), delta)}
+                             "metadata": meta_subset(new_meta.get("desired", {}), delta)}
         documents = {"previous": self._public(previous), "current": self._public(rec), "timestamp": ts}
         for doc in (accepted, delta_doc, documents):
             if doc is not None and token is not None:
@@ -329,41 +242,34 @@ class ShadowStore:
             raise Rejected(404, f"No shadow exists with name: '{thing if name is None else name}'")
         return rec
 
-    def get(self, thing, payload=b"", name=None):
+    def _on_existing(self, thing, payload, name, answer):
+        """A get or delete: the request checked, then answer(record) under the lock, or Rejected."""
         token = None
         try:
             self._check_thing(thing, name)
-            req = self._parse(payload, allow_empty=True)
-            token = self._token(req)
+            token = self._token(self._parse(payload, allow_empty=True))
             with self._lock:
-                rec = self._existing(thing, name)
-                state = dict(rec["state"])
-                delta = self._delta(rec)
-                if delta:
-                    state["delta"] = delta
-                doc = {"state": state, "metadata": rec["metadata"], "version": rec["version"],
-                       "timestamp": int(self.clock())}
-                if token is not None:
-                    doc["clientToken"] = token
-                return json.loads(json.dumps(doc))
+                doc = answer(self._existing(thing, name))
+            if token is not None:
+                doc["clientToken"] = token
+            return doc
         except Rejected as e:
             return self._rejected(e, token)
 
+    def get(self, thing, payload=b"", name=None):
+        def answer(rec):
+            state = dict(rec["state"])
+            delta = self._delta(rec)
+            if delta:
+                state["delta"] = delta
+            return json.loads(json.dumps({"state": state, "metadata": rec["metadata"], "version": rec["version"],
+                                          "timestamp": int(self.clock())}))
+        return self._on_existing(thing, payload, name, answer)
+
     def delete(self, thing, payload=b"", name=None):
-        token = None
-        try:
-            self._check_thing(thing, name)
-            req = self._parse(payload, allow_empty=True)
-            token = self._token(req)
-            with self._lock:
-                rec = self._existing(thing, name)
-                ts = int(self.clock())
-                gone = {"state": {}, "metadata": {}, "version": rec["version"] + 1, "timestamp": ts,
-                        "deleted": True}
-                self._save(thing, name, gone)
-                doc = {"version": gone["version"], "timestamp": ts}
-                if token is not None:
-                    doc["clientToken"] = token
-                return doc
-        except Rejected as e:
-            return self._rejected(e, token)
+        def answer(rec):
+            ts = int(self.clock())
+            gone = {"state": {}, "metadata": {}, "version": rec["version"] + 1, "timestamp": ts, "deleted": True}
+            self._save(thing, name, gone)
+            return {"version": gone["version"], "timestamp": ts}
+        return self._on_existing(thing, payload, name, answer)

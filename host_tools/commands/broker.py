@@ -7,6 +7,7 @@ from pathlib import Path
 from host_tools.cloud import broker as lib
 from host_tools.commands.historian import DB_NAME, add_retention_args, retention
 from host_tools.errors import EdgeshadowError
+from host_tools.output import say
 
 
 def register(sub):
@@ -35,7 +36,7 @@ def do_broker(args):
     # Ctrl-C and SIGTERM both end the run cleanly (a background job may start with SIGINT ignored)
     old = {sig: signal.signal(sig, lambda *a: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print("starting Mosquitto, the shadow service and the jobs/streams service...", flush=True)
+        say("starting Mosquitto, the shadow service and the jobs/streams service...")
         keep = retention(args)
         db = args.db or args.workdir / DB_NAME
         with lib.local_stack(args.workdir, args.ca_dir, port=args.port) as (broker, service, state):
@@ -46,13 +47,14 @@ def do_broker(args):
                     hist = extra.enter_context(running(state, db, retention_s=keep))
                 print(f"host   {broker.host}\nport   {broker.port}\nCA     {broker.ca_cert}\n"
                       f"state  {state}\nlog    {broker.log_path}\n"
-                      f"history {'off' if hist is None else db}\nrunning; Ctrl-C stops", flush=True)
+                      f"history {'off' if hist is None else db}", flush=True)
+                say("running; Ctrl-C stops")
                 while not stop.wait(0.5):
                     if not broker.running:
                         raise EdgeshadowError(f"Mosquitto stopped on its own: {broker.log_tail()}")
                     if hist is not None:
                         hist.check()
-        print("stopped", flush=True)
+        say("stopped")
         return 0
     finally:
         for sig, handler in old.items():

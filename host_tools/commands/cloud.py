@@ -1,12 +1,12 @@
 """`edgeshadow cloud plan|deploy|destroy`: the historian and alerts on AWS (IoT rules, Timestream, SNS)."""
 import json
-import sys
 from pathlib import Path
 
 from host_tools import ROOT
 from host_tools.history import aws as lib
 from host_tools.history.dashboard import DEFAULT_CONFIG, load_limits
 from host_tools.errors import EdgeshadowError
+from host_tools.output import add_json_arg, emit, say
 
 DEFAULT_GRAFANA = ROOT / "run" / "cloud" / "grafana-dashboard.json"
 
@@ -25,7 +25,7 @@ def register(sub):
                    help="device config: its metrics and limits shape the rules and the Grafana panels")
     p.add_argument("--grafana-out", type=Path, default=DEFAULT_GRAFANA, metavar="FILE",
                    help=f"where deploy (and plan) write the Grafana dashboard (default {DEFAULT_GRAFANA})")
-    p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
+    add_json_arg(p, "the plan or the results")
     p.set_defaults(func=do_cloud)
 
 
@@ -40,11 +40,10 @@ def do_cloud(args):
     metrics = _metrics(args.config)
     if args.action == "plan":
         resources = lib.plan(args.name, metrics, region=args.region or "<region>", account="<account>")
-        print(json.dumps(resources, indent=1) if args.json else "\n".join(lib.describe(resources)))
+        emit(args, resources, "\n".join(lib.describe(resources)))
         return 0
     aws = lib.Aws(args.region)
     resources = lib.plan(args.name, metrics, region=aws.region, account=aws.account())
-    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.action == "deploy":
         done = lib.deploy(aws, resources, progress=say)
         args.grafana_out.parent.mkdir(parents=True, exist_ok=True)
@@ -53,9 +52,6 @@ def do_cloud(args):
         say(f"Grafana dashboard: {args.grafana_out} (import it with a Timestream data source)")
     else:
         done = lib.destroy(aws, resources, progress=say)
-    if args.json:
-        print(json.dumps([{"kind": k, "name": n, "state": s} for k, n, s in done], indent=1))
-    else:
-        for k, n, s in done:
-            print(f"{s:8} {k} {n}")
+    emit(args, [{"kind": k, "name": n, "state": s} for k, n, s in done],
+         "\n".join(f"{s:8} {k} {n}" for k, n, s in done))
     return 0

@@ -4,6 +4,7 @@ from pathlib import Path
 from host_tools import CERTS_DIR
 from host_tools import demo as lib
 from host_tools.commands.sim import add_runtime_args
+from host_tools.output import say
 
 
 def register(sub):
@@ -15,7 +16,8 @@ def register(sub):
     p.add_argument("--devices", type=int, default=3, metavar="N", help="virtual boards (default 3)")
     p.add_argument("--interval", type=float, default=5, metavar="S",
                    help="sampling interval of the boards in seconds (default 5)")
-    p.add_argument("--scenario", default="smartgrid", help="simulation scenario (default smartgrid)")
+    p.add_argument("--scenario", default="demo", help="simulation scenario (default demo: the reference smart-grid "
+                   "draws with a voltage sag in the first minute; the files in host_tools/sim/scenarios/)")
     p.add_argument("--workdir", type=Path, default=lib.DEFAULT_WORKDIR, metavar="DIR",
                    help=f"boards, broker state and logs (default {lib.DEFAULT_WORKDIR})")
     p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
@@ -33,5 +35,5 @@ def register(sub):
 def do_demo(args):
     return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
                    interval_s=args.interval, scenario=args.scenario, headless=args.headless,
-                   seconds=args.seconds, say=lambda m: print(m, flush=True),
+                   seconds=args.seconds, say=say,
                    runtime=args.runtime, heap=args.heap, ota_after=args.ota_after)

@@ -21,4 +21,4 @@ def do_aws(args):
     things = collect_things(args)
     aws = lib.AwsIot(region=args.region)
     return run_with_progress(things, lambda t: lib.deprovision_thing(
-        aws, t, args.certs_dir / t, delete_policy=not args.keep_policy), "deprovision")
+        aws, t, args.certs_dir / t, delete_policy=not args.keep_policy), "deprovision", args)

@@ -3,7 +3,6 @@ import sys
 import threading
 
 from host_tools.device.boards import load_board
-from host_tools.device.flash import flash_boards
 
 
 def register(sub):
@@ -43,6 +42,7 @@ class _Printer:
 
 def do_flash(args):
     board = load_board(args.board)
+    from host_tools.device.flash import flash_boards  # esptool: imported for a flash, not for --help
     results = flash_boards(board, args.ports, args.firmware, erase=args.erase, baud=args.baud,
                            on_event=_Printer(sys.stdout))
     print()

@@ -10,7 +10,6 @@ from host_tools.history import historian as lib
 from host_tools.commands.monitor import newest_state_file
 from host_tools.errors import EdgeshadowError
 from host_tools.history.query import parse_span
-from host_tools.cloud.monitor import local_settings
 
 RUN_DIR = ROOT / "run"
 DB_NAME = "historian.sqlite"   # kept beside the broker's broker.json
@@ -66,7 +65,7 @@ def do_historian(args):
     if state is None:
         raise EdgeshadowError("no running local broker found (no broker.json under run/)",
                               hint="start one with `edgeshadow broker`, or pass --broker-state FILE")
-    settings = local_settings(state_file=state)
+    settings = lib.historian_settings(state)
     db = args.db or state.parent / DB_NAME
     stop = threading.Event()
     old = {sig: signal.signal(sig, lambda *a: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

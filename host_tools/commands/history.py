@@ -1,6 +1,5 @@
 """`edgeshadow history THING`: export what the historian stored for one device."""
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 from host_tools.history import query as lib
 from host_tools.commands.historian import DB_HELP, find_db
 from host_tools.errors import EdgeshadowError
+from host_tools.output import emit, say
 from host_tools.history.store import HistoryStore
 
 
@@ -26,7 +26,8 @@ def register(sub):
                    help="raw readings (default) or a rollup")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV with a header row")
-    fmt.add_argument("--json", action="store_true", help="a JSON array of objects")
+    fmt.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                     help="a JSON array of objects: on stdout (`--json` or `--json -`) or in FILE")
     p.add_argument("--db", type=Path, metavar="FILE", help=DB_HELP)
     p.set_defaults(func=do_history)
 
@@ -53,8 +54,7 @@ def do_history(args):
     with HistoryStore(find_db(args.db), readonly=True) as store:
         cols, rows = rows_of(store, args, time.time())
     if args.json:
-        json.dump([dict(zip(cols, r)) for r in rows], sys.stdout, indent=1)
-        print()
+        emit(args, [dict(zip(cols, r)) for r in rows])
     elif args.csv:
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(cols)
@@ -62,5 +62,5 @@ def do_history(args):
     else:
         for r in rows:
             print("  ".join("" if x is None else str(x) for x in r))
-    print(f"{len(rows)} row(s) for {args.thing}", file=sys.stderr)
+    say(f"{len(rows)} row(s) for {args.thing}")
     return 0

@@ -1,13 +1,12 @@
 """`edgeshadow monitor`: live view of every device on the local broker or AWS IoT."""
-import json
-import sys
 from pathlib import Path
 
 from host_tools import ROOT
 
 from host_tools.cloud import broker
 from host_tools.cloud import monitor as lib
-from host_tools.errors import EdgeshadowError
+from host_tools.errors import EXIT_FAILED, EXIT_OK, EdgeshadowError
+from host_tools.output import add_json_arg, emit, say, wants_json
 
 RUN_DIR = ROOT / "run"
 
@@ -37,7 +36,10 @@ def register(sub):
     p.add_argument("--prefix", default="dt", help="telemetry topic prefix (default: dt)")
     p.add_argument("--once", action="store_true",
                    help="wait until devices are heard, print one snapshot and exit")
-    p.add_argument("--json", action="store_true", help="with --once: print the snapshot as JSON")
+    add_json_arg(p, "with --once: the snapshot")
+    p.add_argument("--wide", action="store_true",
+                   help="the detailed table (every metric, alerts, diagnoses, spool, heap) instead of one "
+                        "line per device")
     p.add_argument("--seconds", type=float, metavar="N",
                    help="stop after N seconds (with --once: the longest wait, default 30)")
     p.add_argument("--expect", type=int, metavar="N",
@@ -81,7 +83,7 @@ def _settings(args):
 
 
 def do_monitor(args):
-    if args.json and not args.once:
+    if wants_json(args) and not args.once:
         raise EdgeshadowError("--json prints one snapshot: use it with --once")
     if args.expect is not None and args.expect < 1:
         raise EdgeshadowError("--expect must be at least 1")
@@ -89,26 +91,26 @@ def do_monitor(args):
         raise EdgeshadowError("--seconds must be > 0")
     settings = _settings(args)
     fleet = lib.Fleet(stale_after_s=args.stale_after, prefix=args.prefix)
-    if args.once:
-        if not args.json:
-            print(f"listening on {settings.describe()}...", file=sys.stderr)
-        snap, complete = lib.watch_once(settings, seconds=args.seconds or 30.0, expect=args.expect,
-                                        settle_s=args.settle, aws=args.aws, fleet=fleet)
-        if args.json:
-            print(json.dumps(snap, indent=2, sort_keys=True))
-        else:
-            from rich.console import Console
-            Console().print(lib.render(snap, settings.describe()))
-        if not snap["devices"]:
-            print("edgeshadow: no device heard within the wait", file=sys.stderr)
-            return 1
-        if not complete:
-            print(f"edgeshadow: warning: heard {len(snap['devices'])} device(s), fewer than expected",
-                  file=sys.stderr)
-            return 1
-        return 0
-    try:
-        lib.watch_live(settings, seconds=args.seconds, aws=args.aws, fleet=fleet)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a person leaves the live view
-    return 0
+    if not args.once:
+        say(f"listening on {settings.describe()}... (Ctrl-C leaves)")
+        try:
+            lib.watch_live(settings, seconds=args.seconds, aws=args.aws, fleet=fleet, wide=args.wide)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a person leaves the live view
+        return EXIT_OK
+    say(f"listening on {settings.describe()} for up to {args.seconds or 30.0:g} s...")
+    snap, complete = lib.watch_once(settings, seconds=args.seconds or 30.0, expect=args.expect,
+                                    settle_s=args.settle, aws=args.aws, fleet=fleet)
+
+    def show():
+        from rich.console import Console
+        Console().print(lib.render(snap, settings.describe(), wide=args.wide))
+
+    emit(args, snap, show)
+    if not snap["devices"]:
+        say("edgeshadow: no device heard within the wait")
+        return EXIT_FAILED
+    if not complete:
+        say(f"edgeshadow: warning: heard {len(snap['devices'])} device(s), fewer than expected")
+        return EXIT_FAILED
+    return EXIT_OK

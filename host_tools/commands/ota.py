@@ -1,13 +1,12 @@
 """`edgeshadow ota keygen|build|push|status`: signed over-the-air app updates through AWS IoT Jobs
 (the local jobs/streams service of `edgeshadow broker`)."""
-import json
-import sys
 import time
 from pathlib import Path
 
 from host_tools import FIRMWARE_DIR
 from host_tools.cloud import ota as lib
 from host_tools.errors import EdgeshadowError
+from host_tools.output import add_json_arg, emit, say
 
 TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED")
 
@@ -45,7 +44,7 @@ def register(sub):
                    help="seconds the new app gets to connect and report before the board rolls it "
                         "back (default 300)")
     b.add_argument("-o", "--out", type=Path, required=True, metavar="FILE")
-    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_arg(b)
     b.set_defaults(func=do_build)
     u = verbs.add_parser("push", help="create a job (and its stream) for things")
     u.add_argument("bundle", type=Path, metavar="BUNDLE")
@@ -61,12 +60,12 @@ def register(sub):
     u.add_argument("--role-arn", help="with --aws: IAM role AWS IoT assumes to read the bucket (streams)")
     u.add_argument("--wait", action="store_true", help="wait until every execution ended; exit 1 unless all SUCCEEDED")
     u.add_argument("--wait-timeout", type=float, default=900, metavar="S")
-    u.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_arg(u)
     _where(u)
     u.set_defaults(func=do_push)
     s = verbs.add_parser("status", help="jobs and each device's execution state")
     s.add_argument("job", nargs="?", metavar="JOB", help="one job (default: all)")
-    s.add_argument("--json", action="store_true", help="print as JSON")
+    add_json_arg(s, "the jobs")
     _where(s)
     s.set_defaults(func=do_status)
 
@@ -89,16 +88,15 @@ def do_build(args):
         m = b.manifest
         out = {"bundle": str(args.out), "kind": "image", "version": m["version"], "seq": m["seq"],
                "chip": m["chip"], "bytes": m["size"]}
-        print(json.dumps(out) if args.json else
-              f"{args.out}: {m['chip']} image {m['version']} (seq {m['seq']}), {m['size']} bytes, signed")
+        emit(args, out, f"{args.out}: {m['chip']} image {m['version']} (seq {m['seq']}), {m['size']} bytes, signed")
         return 0
     b = lib.build(args.firmware_dir, args.key, args.out, mpy_arch=args.mpy, version=args.version,
                   trial_s=args.trial_s)
     m = b.manifest
     out = {"bundle": str(args.out), "version": m["version"], "seq": m["seq"], "files": len(m["files"]),
            "bytes": m["size"], "mpy_arch": m["mpy_arch"]}
-    print(json.dumps(out) if args.json else
-          f"{args.out}: app {m['version']} (seq {m['seq']}), {len(m['files'])} files, {m['size']} bytes, signed")
+    emit(args, out, f"{args.out}: app {m['version']} (seq {m['seq']}), {len(m['files'])} files, {m['size']} bytes, "
+                    "signed")
     return 0
 
 
@@ -125,16 +123,16 @@ def do_push(args):
         job_id = args.job_id or f"ota-{bundle.version.replace('.', '_')}-{uuid.uuid4().hex[:8]}"
         out = ota_aws.push_aws(bundle, args.things, args.bucket, args.role_arn, job_id, s3, iot,
                                rollout=args.rollout, abort_after=args.abort_after)
-        print(json.dumps(out) if args.json else out["jobId"])
+        emit(args, out, out["jobId"])
         return 0
     things = args.things or _all_things(args)
     if not things:
         raise EdgeshadowError("--all found no thing with a shadow on the local service")
     with _jobs(args) as jobs:
         job = lib.push_local(jobs, bundle, things, args.job_id, args.rollout, args.abort_after)
-        print(f"job {job}: app {bundle.version} to {len(things)} thing(s)", file=sys.stderr, flush=True)
+        say(f"job {job}: app {bundle.version} to {len(things)} thing(s)")
         if not args.wait:
-            print(json.dumps({"job": job, "things": things}) if args.json else job)
+            emit(args, {"job": job, "things": things}, job)
             return 0
         deadline = time.monotonic() + args.wait_timeout
         seen = {}
@@ -143,16 +141,15 @@ def do_push(args):
             for t, e in j["executions"].items():
                 if seen.get(t) != e["status"]:
                     seen[t] = e["status"]
-                    print(f"{t}: {e['status']} {e['statusDetails'].get('reason', '')}".rstrip(),
-                          file=sys.stderr, flush=True)
+                    say(f"{t}: {e['status']} {e['statusDetails'].get('reason', '')}".rstrip())
             if all(s in TERMINAL for s in seen.values()):
                 break
             if time.monotonic() > deadline:
                 raise EdgeshadowError(f"job {job} had not ended after {args.wait_timeout:.0f} s: {j['counts']}")
             time.sleep(0.5)
     ok = all(s == "SUCCEEDED" for s in seen.values())
-    print(json.dumps({"job": job, "status": j["status"], "executions": seen}) if args.json else
-          f"job {job}: {j['status']}, " + ", ".join(f"{n} {s}" for s, n in sorted(j["counts"].items())))
+    emit(args, {"job": job, "status": j["status"], "executions": seen},
+         f"job {job}: {j['status']}, " + ", ".join(f"{n} {s}" for s, n in sorted(j["counts"].items())))
     return 0 if ok else 1
 
 
@@ -169,13 +166,14 @@ def do_status(args):
         listed = [j for j in listed if j["jobId"] == args.job]
         if not listed:
             raise EdgeshadowError(f"no job {args.job} on the local jobs service")
-    if args.json:
-        print(json.dumps(listed, indent=2, sort_keys=True))
-        return 0
+    emit(args, listed, lambda: _print_jobs(listed))
+    return 0
+
+
+def _print_jobs(listed):
     for j in listed:
         print(f"{j['jobId']}  {j['status']}{'  ' + j['reasonCode'] if j['reasonCode'] else ''}  " +
               ", ".join(f"{n} {s}" for s, n in sorted(j["counts"].items())))
         for t, e in sorted(j["executions"].items()):
             d = e["statusDetails"]
             print(f"  {t:<24} {e['status']:<12} {d.get('version', '')} {d.get('step', '')} {d.get('reason', '')}".rstrip())
-    return 0

@@ -4,7 +4,8 @@ from pathlib import Path
 from host_tools import CERTS_DIR
 from host_tools.cloud import certs
 from host_tools.cloud import provision as lib
-from host_tools.errors import EdgeshadowError
+from host_tools.errors import EXIT_FAILED, EXIT_OK, EdgeshadowError
+from host_tools.output import Progress, add_json_arg, emit, json_to_stdout, say
 
 
 def add_fleet_args(p):
@@ -14,6 +15,7 @@ def add_fleet_args(p):
     p.add_argument("--region", help="AWS region (default: AWS_REGION / ~/.aws/config)")
     p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
                    help=f"certificate folder (default: {CERTS_DIR})")
+    add_json_arg(p, "each thing's result")
 
 
 def register(sub):
@@ -49,20 +51,34 @@ def collect_things(args):
     return things
 
 
-def run_with_progress(things, fn, verb):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def run_with_progress(things, fn, verb, args=None):
+    """fn(thing) for each thing with a progress bar on stderr; the results as a table (or --json)."""
+    with Progress(verb, total=len(things), unit="things") as bar:
+        results = lib.run_fleet(fn, things, progress=lambda r: bar.advance(1, f"{r.thing}: {r.status}"))
+    failed = [r for r in results if r.status == "failed"]
+    doc = {"ok": not failed, "things": [{"thing": r.thing, "result": r.status, "detail": r.detail}
+                                        for r in results]}
+
+    def show():
+        from rich.console import Console
+        Console().print(_results_table(results, verb))
+        for r in failed:
+            print(f"{r.thing}: {r.detail}")
+        if failed:
+            print(_failed_line(failed, results))
+
+    emit(args, doc, show)
+    if failed and json_to_stdout(args):
+        say(_failed_line(failed, results))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _failed_line(failed, results):
+    return f"{len(failed)} of {len(results)} failed; fix them and re-run (finished things are skipped)"
+
+
+def _results_table(results, verb):
     from rich.table import Table
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(verb, total=len(things))
-
-        def step(r):
-            bar.update(task, advance=1, description=f"{verb} {r.thing}: {r.status}")
-
-        results = lib.run_fleet(fn, things, progress=step)
     table = Table(title=f"{verb}: {len(results)} thing(s)")
     for col in ("thing", "result", "detail"):
         table.add_column(col, overflow="fold")
@@ -70,13 +86,7 @@ def run_with_progress(things, fn, verb):
     for r in results:
         c = colour.get(r.status, "green")
         table.add_row(r.thing, f"[{c}]{r.status}[/{c}]", r.detail)
-    Console().print(table)
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        print(f"{r.thing}: {r.detail}")
-    if failed:
-        print(f"{len(failed)} of {len(results)} failed; fix them and re-run (finished things are skipped)")
-    return 1 if failed else 0
+    return table
 
 
 def do_aws(args):
@@ -93,4 +103,4 @@ def do_aws(args):
     aws = lib.AwsIot(region=args.region)
     return run_with_progress(things, lambda t: lib.provision_thing(
         aws, t, args.certs_dir / t, root_pem, policy=args.policy, config=args.config,
-        replace=args.replace), "provision")
+        replace=args.replace), "provision", args)

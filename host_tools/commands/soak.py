@@ -1,10 +1,11 @@
 """`edgeshadow soak`: virtual boards against the local stack under a chaos schedule, with a report."""
-import json
-import sys
 from pathlib import Path
 
-from host_tools.sim import soak as lib
-from host_tools.cloud.broker import RUN_DIR
+from host_tools import ROOT
+from host_tools.errors import EXIT_USAGE, EdgeshadowError
+from host_tools.output import add_json_arg, emit, say
+
+RUN_DIR = ROOT / "run"  # host_tools.cloud.broker.RUN_DIR, without importing the broker (and its TLS)
 
 
 def register(sub):
@@ -14,9 +15,9 @@ def register(sub):
                                    "shadow service and boards, drops Wi-Fi, corrupts spool metadata between "
                                    "boots and sends valid and hostile deltas. Prints a report (readings lost, "
                                    "duplicated, out of order; reconnect times; reboots, crashes) and exits 1 "
-                                   "on any loss, crash or hostile delta applied.")
-    p.add_argument("--seconds", type=int, default=600, metavar="S", help="chaos duration (default 600)")
-    p.add_argument("--boards", type=int, default=5, metavar="N", help="virtual boards (default 5)")
+                                   "on any loss, crash or hostile delta applied. Progress goes to stderr.")
+    p.add_argument("--seconds", type=int, default=600, metavar="S", help="chaos duration, 10 to 86400 (default 600)")
+    p.add_argument("--boards", type=int, default=5, metavar="N", help="virtual boards, 1 to 20 (default 5)")
     p.add_argument("--seed", type=int, help="schedule seed (default: random, printed in the report)")
     p.add_argument("--heap", metavar="SIZE", help="the boards' GC heap, e.g. 112000 (default with the "
                    "ESP32-like runtime: 136k, see host_tools/sim/soak.py SOAK_HEAP)")
@@ -24,17 +25,25 @@ def register(sub):
                    help="auto: the ESP32-like runtime when it is built (make esp32like), else unix")
     p.add_argument("--workdir", type=Path, default=RUN_DIR / "soak", metavar="DIR",
                    help=f"boards, broker, logs (default {RUN_DIR / 'soak'}; emptied first)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE ('-': stdout only JSON)")
+    add_json_arg(p, "the report")
     p.set_defaults(func=do_soak)
 
 
 def do_soak(args):
-    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # progress on stderr
+    if not 10 <= args.seconds <= 86400:
+        raise EdgeshadowError(f"--seconds {args.seconds}: a soak runs 10 to 86400 s", exit_code=EXIT_USAGE)
+    if not 1 <= args.boards <= 20:
+        raise EdgeshadowError(f"--boards {args.boards}: 1 to 20 virtual boards", exit_code=EXIT_USAGE)
+    from host_tools.sim import runtimes, soak as lib
+    try:
+        lib.check_workdir(args.workdir)
+    except EdgeshadowError as e:
+        raise EdgeshadowError(f"--workdir: {e}", exit_code=EXIT_USAGE)
+    if args.heap is not None:
+        try:
+            runtimes.parse_size(args.heap)
+        except (EdgeshadowError, ValueError) as e:
+            raise EdgeshadowError(f"--heap: {e}", exit_code=EXIT_USAGE)
     report = lib.run(args.workdir, args.seconds, args.boards, args.seed, args.heap, args.runtime, say)
-    if args.json == "-":
-        print(json.dumps(report, indent=1))
-    else:
-        print(lib.format_report(report))
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    emit(args, report, lambda: print(lib.format_report(report)))
     return 0 if report["ok"] else 1

@@ -1,8 +1,5 @@
 """`edgeshadow train`: learn each device's normal behaviour into `model` rules of its config."""
-import json
-import sys
-
-from host_tools.model import train as lib
+from host_tools.output import add_json_arg, emit, say
 
 
 def register(sub):
@@ -20,21 +17,22 @@ def register(sub):
     p.add_argument("--output", required=True, metavar="TRAINED.json",
                    help="the trained config (a folder when the input holds several things)")
     p.add_argument("--thing", help="train only this thing of the input")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_arg(p, "the summary (per thing: output file, model sizes, fit per metric)")
     p.set_defaults(func=do_train)
 
 
 def do_train(args):
-    results = lib.train(args.config, args.input, args.output, thing=args.thing, progress=sys.stderr)
-    if args.json:
-        print(json.dumps(results, indent=1))
-        return 0
-    for r in results:
-        print(f"{r['thing']}: {r['output']} (model {r['model_bytes']} bytes; rules as a shadow delta "
-              f"{r['delta_bytes']} bytes of AWS's 8192)")
-        for m in r["models"]:
-            lag = f", thermal lag {m['tau_s']} s" if m["tau_s"] else ""
-            print(f"  {m['metric']}: rms residual {m['rms']:.3g} over {m['samples']} samples{lag}; "
-                  f"alerts at a mean shift of {m['shift_sd']:.2f} sd, roughness {m['rough']}, "
-                  f"{m['frozen']} unchanged samples")
+    from host_tools.model import train as lib
+    results = lib.train(args.config, args.input, args.output, thing=args.thing, progress=say)
+
+    def text():
+        for r in results:
+            print(f"{r['thing']}: {r['output']} (model {r['model_bytes']} bytes; rules as a shadow delta "
+                  f"{r['delta_bytes']} bytes of AWS's 8192)")
+            for m in r["models"]:
+                lag = f", thermal lag {m['tau_s']} s" if m["tau_s"] else ""
+                print(f"  {m['metric']}: rms residual {m['rms']:.3g} over {m['samples']} samples{lag}; "
+                      f"alerts at a mean shift of {m['shift_sd']:.2f} sd, roughness {m['rough']}, "
+                      f"{m['frozen']} unchanged samples")
+    emit(args, results, text)
     return 0

@@ -47,34 +47,49 @@ def plan(name="edgeshadow", metrics=("voltage", "current", "temperature", "humid
     rules_role = f"arn:aws:iam::{account}:role/{name}-iot-rules"
     fn_role = f"arn:aws:iam::{account}:role/{name}-unbatch"
     fn_arn = f"arn:aws:lambda:{region}:{account}:function:{name}-unbatch"
-    log_arn = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}-unbatch:*"
-    describe = {"Effect": "Allow", "Action": "timestream:DescribeEndpoints", "Resource": "*"}
     shadow_cols = ", ".join([f"current.state.reported.{m} AS {m}" for m in metrics] +
                             ["current.state.reported.spool.backlog AS spool_backlog",
                              "current.state.reported.spool.dropped AS spool_dropped"])
     out = [{"kind": "timestream-database", "name": db}]
     out += [{"kind": "timestream-table", "name": t, "database": db, "retention": RETENTION} for t in TABLES]
     out.append({"kind": "sns-topic", "name": f"{name}-critical-alerts", "arn": topic_arn})
+    out += _iam_roles(name, region, account, table_arn, topic_arn, rules_role, fn_role)
+    out.append({"kind": "lambda-function", "name": f"{name}-unbatch", "arn": fn_arn, "role": fn_role,
+                "runtime": "python3.12", "handler": "cloud_unbatch.handler",
+                "environment": {"TIMESTREAM_DATABASE": db, "TIMESTREAM_TABLE": "telemetry"},
+                "invoked_by": f"arn:aws:iot:{region}:{account}:rule/{name}_telemetry"})
+    out += _rules(name, prefix, db, fn_arn, rules_role, topic_arn, shadow_cols)
+    return out
+
+
+def _iam_roles(name, region, account, table_arn, topic_arn, rules_role, fn_role):
+    """The IoT rules' role (Timestream alerts/shadow tables, SNS) and the unbatch function's role."""
+    log_arn = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}-unbatch:*"
+    endpoints = {"Effect": "Allow", "Action": "timestream:DescribeEndpoints", "Resource": "*"}
+    out = []
     out.append({"kind": "iam-role", "name": f"{name}-iot-rules", "arn": rules_role,
                 "trust": _trust("iot.amazonaws.com"),
                 "policy": {"Version": "2012-10-17", "Statement": [
                     {"Effect": "Allow", "Action": "timestream:WriteRecords",
                      "Resource": [table_arn("alerts"), table_arn("shadow")]},
-                    describe,
+                    endpoints,
                     {"Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn}]}})
     out.append({"kind": "iam-role", "name": f"{name}-unbatch", "arn": fn_role,
                 "trust": _trust("lambda.amazonaws.com"),
                 "policy": {"Version": "2012-10-17", "Statement": [
                     {"Effect": "Allow", "Action": "timestream:WriteRecords", "Resource": table_arn("telemetry")},
-                    describe,
+                    endpoints,
                     {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                      "Resource": log_arn},
                     {"Effect": "Allow", "Action": "logs:CreateLogGroup",
                      "Resource": f"arn:aws:logs:{region}:{account}:*"}]}})
-    out.append({"kind": "lambda-function", "name": f"{name}-unbatch", "arn": fn_arn, "role": fn_role,
-                "runtime": "python3.12", "handler": "cloud_unbatch.handler",
-                "environment": {"TIMESTREAM_DATABASE": db, "TIMESTREAM_TABLE": "telemetry"},
-                "invoked_by": f"arn:aws:iot:{region}:{account}:rule/{name}_telemetry"})
+    return out
+
+
+def _rules(name, prefix, db, fn_arn, rules_role, topic_arn, shadow_cols):
+    """The IoT rules: telemetry to the unbatch function, alerts and shadows to Timestream, critical
+    alerts to SNS."""
+    out = []
     thing_dim = {"name": "thing", "value": "${topic(2)}"}
     out.append(_rule(f"{name}_telemetry", f"SELECT topic(2) AS thing, encode(*, 'base64') AS batch "
                                           f"FROM '{prefix}/+/telemetry'",

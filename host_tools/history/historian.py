@@ -15,6 +15,7 @@ import ssl
 import sys
 import threading
 import time
+from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
 from host_tools.history.store import HistoryStore  # noqa: F401 (API: historian.HistoryStore)
@@ -159,11 +160,25 @@ class Historian:
         self.stop()
 
 
+def historian_settings(state_file):
+    """The local broker's settings with the historian's own certificate (CN edgeshadow-historian),
+    if the broker made one: the CN is the client id, and the monitor's would be taken over by
+    every `edgeshadow monitor` (and take it back, in turn)."""
+    import json
+    from host_tools.cloud.monitor import local_settings
+    try:
+        info = json.loads(Path(state_file).read_text())
+    except (OSError, ValueError):
+        info = {}
+    if isinstance(info, dict) and info.get("historian_cert") and info.get("historian_key"):
+        return local_settings(state_file=state_file, cert=info["historian_cert"], key=info["historian_key"])
+    return local_settings(state_file=state_file)
+
+
 @contextlib.contextmanager
 def running(state_file, db_path, say=None, **kw):
     """A Historian on the local broker described by state_file (broker.json), storing to db_path."""
-    from host_tools.cloud.monitor import local_settings
-    settings = local_settings(state_file=state_file)
+    settings = historian_settings(state_file)
     with HistoryStore(db_path) as store:
         with Historian(settings, store, say=say, **kw) as h:
             yield h

@@ -19,6 +19,7 @@ import time
 
 from host_tools.model import streams as S
 from host_tools.model import train as T
+from host_tools.output import add_json_arg, emit
 from host_tools.replay import firmware_modules
 from host_tools.sim.reference import DATA
 
@@ -245,13 +246,10 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--train-days", type=int, default=TRAIN_DAYS)
     p.add_argument("--rrcf", action="store_true", help="also run the RCF baseline (slow)")
-    p.add_argument("--json", action="store_true")
+    add_json_arg(p, "the scores")
     args = p.parse_args(argv)
     res = evaluate(args.devices, args.seed, rrcf=args.rrcf, progress=sys.stderr, train_days=args.train_days)
-    if args.json:
-        print(json.dumps(res, indent=1, default=float))
-    else:
-        print(format_table(res))
+    emit(args, json.loads(json.dumps(res, default=float)), lambda: print(format_table(res)))
     return 0
 
 

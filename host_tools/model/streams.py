@@ -197,7 +197,10 @@ def main(argv=None):
                 faults.append(dict(info, thing=dev["thing"]))
     except EdgeshadowError as e:
         p.error(str(e))
-    write_jsonl(interleave(parts), args.out)
+    try:
+        write_jsonl(interleave(parts), args.out)
+    except OSError as e:
+        p.exit(1, f"{p.prog}: error: cannot write {args.out}: {e.strerror or e}\n")
     for f in faults:
         print(json.dumps(f, sort_keys=True))
     return 0

@@ -196,15 +196,12 @@ def train_thing(cfg, records):
 
 def read_records(path, cfg):
     """Replay-format records grouped by thing, checked like `edgeshadow replay` checks them."""
-    from host_tools.replay import firmware_modules
+    from host_tools.replay import firmware_modules, text_lines
     _, ereplay = firmware_modules()
     metrics = sorted(cfg["metrics"])
     by_thing, last_ts = {}, {}
-    try:
-        f = open(path)
-    except OSError as e:
-        raise EdgeshadowError(f"cannot read {path}: {e.strerror}")
-    with f:
+    text_lines(path)  # readable UTF-8 text, or an error naming the file and line
+    with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line:
@@ -237,9 +234,31 @@ def delta_size(cfg):
     return len(json.dumps({"state": {"desired": {"rules": cfg["rules"]}}}, separators=(",", ":")))
 
 
+def _write_configs(written, out, several):
+    """Write each thing's trained config ({thing: config}): `out` itself, or out/<thing>.json when
+    `several`; each file whole (a temporary file renamed). Returns {thing: path}."""
+    if several:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EdgeshadowError(f"cannot make the output folder {out}: {e.strerror or e}")
+    paths = {}
+    for name, new in written.items():
+        path = paths[name] = out / f"{name}.json" if several else out
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+            tmp.replace(path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise EdgeshadowError(f"cannot write output {path}: {e.strerror or e}")
+    return paths
+
+
 def train(config_path, input_path, output_path, thing=None, progress=None):
     """Train from input_path; write output_path (one config, or a folder of <thing>.json when
-    the input holds several things and none is picked). Returns a list of per-thing summaries."""
+    the input holds several things and none is picked, or into the folder output_path names).
+    `progress(msg)`, when given, hears of each thing trained. Returns a list of per-thing summaries."""
     from host_tools.replay import load_config
     cfg = load_config(config_path)
     cfg_data = json.loads(Path(config_path).read_text())
@@ -251,14 +270,15 @@ def train(config_path, input_path, output_path, thing=None, progress=None):
             raise EdgeshadowError(f"{input_path} has no samples of {thing} (it has: {', '.join(sorted(by_thing))})")
         by_thing = {thing: by_thing[thing]}
     out = Path(output_path)
-    several = len(by_thing) > 1
-    if several and out.suffix == ".json":
+    several = len(by_thing) > 1 or out.is_dir()
+    if several and out.suffix == ".json" and not out.is_dir():
         raise EdgeshadowError(f"{input_path} holds {len(by_thing)} things: give --thing, or an --output folder")
+    if not several and not out.parent.is_dir():
+        raise EdgeshadowError(f"cannot write output {out}: folder {out.parent} does not exist")
     results, written = [], {}
     for name in sorted(by_thing):
         if progress is not None:
-            progress.write(f"training {name} on {len(by_thing[name])} samples...\n")
-            progress.flush()
+            progress(f"training {name} on {len(by_thing[name])} samples...")
         rules, reports = train_thing(cfg, by_thing[name])
         new = with_model(cfg_data, name, rules)
         try:
@@ -269,14 +289,7 @@ def train(config_path, input_path, output_path, thing=None, progress=None):
         model_bytes = len(json.dumps(rules, separators=(",", ":")))
         results.append({"thing": name, "models": reports, "model_bytes": model_bytes,
                         "delta_bytes": delta_size(new)})
-    if several:
-        out.mkdir(parents=True, exist_ok=True)
-    for name, new in written.items():
-        path = out / f"{name}.json" if several else out
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
-        tmp.replace(path)
-        for r in results:
-            if r["thing"] == name:
-                r["output"] = str(path)
+    paths = _write_configs(written, out, several)
+    for r in results:
+        r["output"] = str(paths[r["thing"]])
     return results

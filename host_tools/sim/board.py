@@ -51,6 +51,8 @@ class VirtualBoard:
         # bytes, default the board definition's romfs_size (0: none, as in the stock ESP32 image).
         # romfs="firmware" also lays the firmware's modules into it, as `deploy --romfs` would.
         self.romfs = romfs
+        if romfs is None and self.runtime == "esp32like" and load_board(board).get("romfs_size"):
+            self.romfs = "firmware"  # the board has the partition: the firmware is laid into it
         self.proc = None
         self._port = None
 
@@ -186,7 +188,7 @@ class VirtualBoard:
     # -- the folder -------------------------------------------------------------------------
     def _romfs_size(self):
         if self.romfs in (None, "firmware"):
-            size = load_board(self.board).get("romfs_size", 0)
+            size = load_board(self.board).get("romfs_size", 0) if self.runtime == "esp32like" else 0
             return size or (ROMFS_DEFAULT if self.romfs == "firmware" else 0)
         return int(self.romfs)
 

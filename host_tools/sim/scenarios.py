@@ -11,7 +11,8 @@ it before the board's filesystem is remounted. A scenario file says:
                 `edgeshadow demo` gives such boards a model trained on the same device)
   interval_s, duration_s   timeline step and length (the timeline loops)
   profile       signal -> {"base": number, "jitter": number} (uniform +- jitter per step)
-  anomaly_probability      smartgrid only
+  anomaly_probability      smartgrid only (the timeline's "quiet" map keeps the nominal draw
+                behind each anomalous sample: `edgeshadow bench` pauses the anomaly generator)
   events        [{"signal", "from_s", "until_s"?, "type": scale|set|ramp|heat, ...}] shaping signals:
                 scale (factor), set (value), ramp (to, linear from the value at from_s),
                 heat (to, tau_s: first-order approach, as a conductor warming under load)
@@ -104,15 +105,25 @@ def validate(scn):
 
 
 def _series_smartgrid(scn, thing, seed, n, interval):
+    """The reference generator's series for `thing` (as reference.generate draws them) and, for
+    the bench-quiet mode (simhw.bench_quiet), the nominal draw behind each anomalous sample:
+    (series, {signal: [[index, nominal value], ...]})."""
     from host_tools.sim import reference
-    records = reference.generate([thing], n, interval_s=interval, seed=seed,
-                                 anomaly_probability=scn.get("anomaly_probability", 0.1))
+    p = scn.get("anomaly_probability", 0.1)
+    rng = random.Random(seed)
     out = {m: [] for m in reference.METRICS}
-    for rec in records:
-        raw = rec.get("raw", rec)
+    quiet = {m: [] for m in reference.METRICS}
+    for i in range(n):
+        anomalous = p >= 1.0 or rng.random() < p
+        state = rng.getstate()
+        nominal = reference.nominal_sample(rng)
+        rng.setstate(state)  # the same draws again, then the anomaly generator's
+        sample = reference.reference_sample(rng, anomalies=anomalous)
         for m in out:
-            out[m].append(raw.get(m))
-    return out
+            out[m].append(round(sample[m], 2))
+            if sample[m] != nominal[m]:
+                quiet[m].append([i, round(nominal[m], 2)])
+    return out, {m: pairs for m, pairs in quiet.items() if pairs}
 
 
 def stream_device(thing, seed=0):
@@ -191,9 +202,10 @@ def build(name, thing="grid-sensor-001", seed=0, board="sim", time_scale=1.0):
     interval = scn.get("interval_s", 10)
     n = max(2, int(scn.get("duration_s", 600) // interval) + 1)
     thing_seed = (seed * 1000003 + zlib.crc32(thing.encode())) & 0x7FFFFFFF
+    quiet = {}
     if scn.get("source") in ("smartgrid", "streams"):
         if scn["source"] == "smartgrid":
-            series = _series_smartgrid(scn, thing, thing_seed, n, interval)
+            series, quiet = _series_smartgrid(scn, thing, thing_seed, n, interval)
         else:
             series = _series_streams(scn, thing, seed, n, interval)
         for sig, prof in scn.get("profile", {}).items():
@@ -205,7 +217,8 @@ def build(name, thing="grid-sensor-001", seed=0, board="sim", time_scale=1.0):
             "seed": thing_seed, "time_scale": float(time_scale), "loop": scn.get("loop", True),
             "timeline": {"interval_s": interval,
                          "signals": {k: [None if v is None else round(v, 4) for v in vals]
-                                     for k, vals in series.items()}},
+                                     for k, vals in series.items()},
+                         "quiet": quiet},
             "hardware": hardware, "noise": scn.get("noise", {}),
             "faults": scn.get("faults", []), "wifi_outages": scn.get("wifi_outages", [])}
 

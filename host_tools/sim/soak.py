@@ -263,13 +263,17 @@ class Soak:
         self.marks = {}
         self.heap_low = {}
 
+    def _fresh_workdir(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)  # run() checked it is a soak's own folder
+        self.workdir.mkdir(parents=True)
+        (self.workdir / MARK).write_text("edgeshadow soak: emptied by the next soak\n")
+
     def run(self):
         from host_tools.demo import device_config
         from host_tools.device.inject import inject_boards
         from host_tools.device.link import BoardLink
         from host_tools.sim.board import VirtualBoard
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        self.workdir.mkdir(parents=True)
+        self._fresh_workdir()
         ca = self.workdir / "ca"
         certs.init_ca(ca)
         self.broker = Broker(self.workdir / "broker", ca).start()
@@ -294,7 +298,7 @@ class Soak:
                 cfg.write_text(json.dumps(device_config(relay.port, INTERVAL_S)))
                 [res] = inject_boards([(vb.port, vb.thing)], self.workdir / "certs", config=cfg)
                 if not res.ok:
-                    raise EdgeshadowError(f"inject {vb.thing}: {res.message}")
+                    raise EdgeshadowError(f"inject {vb.thing}: {res.detail}")
                 with BoardLink(vb.port) as link:
                     link.soft_reset()
             t0 = time.monotonic()
@@ -557,7 +561,24 @@ def format_report(r):
     return "\n".join(lines)
 
 
+MARK = ".edgeshadow-soak"  # a folder a soak made: the next soak may empty it, and no other
+
+
+def check_workdir(workdir):
+    """A soak empties its folder first: only a new, empty or earlier soak's folder is accepted."""
+    w = Path(workdir)
+    if w.exists() and not w.is_dir():
+        raise EdgeshadowError(f"soak folder {w}: not a folder")
+    made = {"ca", "broker", "shadows", "certs", "boards"}  # an earlier soak's, from before MARK
+    if w.is_dir() and not (w / MARK).exists() and any(
+            p.name not in made and not (p.name.startswith("config-") and p.suffix == ".json")
+            for p in w.iterdir()):
+        raise EdgeshadowError(f"soak folder {w} holds files no soak made (no {MARK}); a soak empties "
+                              "its folder first: give a new or empty one")
+
+
 def run(workdir, seconds=600, boards=5, seed=None, heap=None, runtime="auto", say=print):
+    check_workdir(workdir)
     if not 10 <= seconds <= 86400:
         raise EdgeshadowError(f"--seconds {seconds}: a soak runs 10 to 86400 s")
     if not 1 <= boards <= 20:

@@ -29,10 +29,10 @@ def _wait(fn, timeout):
 
 
 def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", thing="grid-mem-001",
-                 interval_s=1, scenario="smartgrid", romfs=None):
+                 interval_s=1, scenario="smartgrid", romfs=0):
     """Run the firmware for `seconds` after it connected, with a delta applied on the way.
     Returns what happened: connected, delta applied, failures in the log, boots, the shadow's heap.
-    romfs="firmware": the firmware's modules in the board's ROMFS partition (deploy --romfs)."""
+    romfs=0: the firmware on the filesystem; romfs="firmware": its modules in a ROMFS partition."""
     workdir = Path(workdir)
     certs.issue_device(thing, workdir / "certs" / thing, ca_dir)
     cfg = device_config(broker.port, interval_s)

@@ -237,7 +237,7 @@ def test_broker_command_runs_until_interrupted(tmp_path):
         info = dict(line.split(None, 1) for line in lines if line.split(None, 1)[0] in ("host", "port", "CA"))
         state = read_state(tmp_path / "w")
         assert int(info["port"]) == state["port"] and info["CA"].strip() == str(tmp_path / "ca" / "ca.crt")
-        assert cli_main(["shadow", "set", "cmd-1", "interval_s=7", "--workdir", str(tmp_path / "w")]) == 0
+        assert cli_main(["shadow", "set", "cmd-1", "interval_s=7", "--no-wait", "--workdir", str(tmp_path / "w")]) == 0
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=15)[0]
         assert proc.returncode == 0 and "stopped" in rest

@@ -1,6 +1,7 @@
 """Certificates: issuing, every bad input of issue 5 with its sentence, DER that real MicroPython
 TLS takes (load_cert_chain and a mutual-TLS handshake), and the `edgeshadow certs` command."""
 import datetime
+import json
 import os
 import socket
 import ssl
@@ -279,8 +280,6 @@ def test_micropython_mutual_tls_handshake_with_issued_certificates(tmp_path, ca)
 def test_cli_ca_device_check_and_exit_codes(tmp_path, capsys):
     cd = ["--certs-dir", str(tmp_path)]
     assert cli(["certs", "ca", "init", *cd]) == 0
-    assert cli(["certs", "ca", "init", *cd]) == 1
-    assert "already exists" in capsys.readouterr().err
     assert cli(["certs", "device", "a", "b", *cd]) == 0
     assert cli(["certs", "device", "c", "--rsa", *cd]) == 0
     assert cli(["certs", "check", "a", "b", "c", *cd]) == 0
@@ -292,6 +291,62 @@ def test_cli_ca_device_check_and_exit_codes(tmp_path, capsys):
     assert "FAIL" in out and "b: " in out and "readable by others" in out and "1 of 2 failed" in out
     assert cli(["certs", "device", "ok-1", "bad thing", *cd]) == 1
     assert not (tmp_path / "ok-1").exists()  # names are checked before anything is made
+
+
+def test_cli_ca_init_and_device_are_idempotent(tmp_path, capsys):
+    """README: `make demo` made the CA and the demo's things; `certs ca init && certs device ...`
+    must then go on, keeping the CA and every valid key (a board holds it)."""
+    cd = ["--certs-dir", str(tmp_path)]
+    assert cli(["certs", "ca", "init", *cd]) == 0
+    ca_before = (tmp_path / "ca" / "ca.key").read_bytes()
+    assert cli(["certs", "ca", "init", *cd]) == 0
+    assert "local CA kept" in capsys.readouterr().out
+    assert (tmp_path / "ca" / "ca.key").read_bytes() == ca_before
+    assert cli(["certs", "device", "grid-001", *cd]) == 0
+    key_before = (tmp_path / "grid-001" / "device.key").read_bytes()
+    assert cli(["certs", "device", "grid-001", *cd]) == 0
+    assert "kept, valid" in capsys.readouterr().out
+    assert (tmp_path / "grid-001" / "device.key").read_bytes() == key_before
+    # a certificate that cannot be kept (here: an RSA key asked for) is refused, not replaced
+    assert cli(["certs", "device", "grid-001", "--rsa", *cd]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be kept" in err and "--force" in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "grid-001" / "device.key").read_bytes() == key_before
+    assert cli(["certs", "device", "grid-001", "--rsa", "--force", *cd]) == 0
+    assert (tmp_path / "grid-001" / "device.key").read_bytes() != key_before
+    assert cli(["certs", "ca", "init", "--force", *cd]) == 0
+    assert (tmp_path / "ca" / "ca.key").read_bytes() != ca_before
+    # signed by the old CA: does not chain to the new one, so it is not kept silently
+    assert cli(["certs", "device", "grid-001", "--rsa", *cd]) == 1
+    assert "is not signed by the root CA" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["ca", "init", "--days", "-1"], ["ca", "init", "--days", "0"],
+                                  ["device", "grid-001", "--days", "0"], ["device", "grid-001", "--days", "-3"]])
+def test_cli_days_below_one_is_one_line_and_makes_nothing(tmp_path, capsys, argv):
+    if argv[0] == "device":
+        certs.init_ca(tmp_path / "ca")
+    assert cli(["certs", *argv, "--certs-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"--days {argv[-1]}: a certificate must be valid for at least 1 day" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "grid-001").exists()
+    assert (tmp_path / "ca").exists() == (argv[0] == "device")
+
+
+def test_cli_check_json(tmp_path, capsys):
+    cd = ["--certs-dir", str(tmp_path)]
+    certs.init_ca(tmp_path / "ca")
+    assert cli(["certs", "device", "a", *cd]) == 0
+    capsys.readouterr()
+    assert cli(["certs", "check", "a", "missing", "--json", *cd]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # nothing else on stdout
+    assert doc["ok"] is False
+    a, missing = doc["things"]
+    assert a["ok"] and a["key"] == "EC P-256" and 363 <= a["days_left"] <= 365 and a["problems"] == []
+    assert not missing["ok"] and "no certificate for missing" in missing["problems"][0]
+    assert "1 of 2 failed" in captured.err
 
 
 def test_cli_import(tmp_path, capsys):

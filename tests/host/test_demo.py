@@ -111,6 +111,24 @@ def test_demo_starts_shows_three_devices(demo):
     print(f"fleet shown {shown_after:.1f} s after start")
 
 
+
+def test_the_demo_shows_a_diagnosis_in_its_first_minute(demo):
+    """The demo scenario sags the line from 20 s to 50 s after boot: the boards diagnose it."""
+    from host_tools.cloud import monitor
+    fleet = monitor.Fleet()
+    deadline = demo.t0 + 90  # the first minute, and room for a loaded machine
+    with monitor.Subscriber(monitor.local_settings(demo.state_file), fleet):
+        while True:
+            snap = fleet.snapshot()["devices"]
+            diagnosed = {t: d["diagnoses"] for t, d in snap.items() if d["diagnoses"]}
+            if diagnosed or time.monotonic() > deadline:
+                break
+            fleet.changed.wait(0.5)
+            fleet.changed.clear()
+    assert diagnosed, f"no diagnosis by {time.monotonic() - demo.t0:.0f} s after the start: {snap}"
+    assert any(x["name"] == "sag" for ds in diagnosed.values() for x in ds), diagnosed
+    print(f"first diagnosis {time.monotonic() - demo.t0:.1f} s after the start: {diagnosed}")
+
 def _plotted_and_stored(page, db, thing, metric):
     """(last point of the plotted series, last reading the historian stored), read back to back."""
     x, y = page.evaluate(f"(() => {{ const d = document.getElementById('plot-{metric}').data; "
@@ -153,3 +171,50 @@ def test_dashboard_in_chromium_plots_what_the_historian_stored(demo, tmp_path):
         shot = page.screenshot(tmp_path / "dashboard.png")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
         print(f"screenshot: {shot}")
+
+
+# -- bad input and Ctrl-C while it starts ---------------------------------------------------------
+
+def _demo_cmd(tmp_path, *extra):
+    return [sys.executable, "-m", "host_tools", "demo", "--headless", "--devices", "2",
+            "--workdir", str(tmp_path / "demo"), "--certs-dir", str(tmp_path / "certs"), *extra]
+
+
+def test_demo_refuses_a_config_every_board_would_refuse_before_starting(tmp_path):
+    run = subprocess.run(_demo_cmd(tmp_path, "--interval", "0"), cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.strip() == "edgeshadow: error: the boards would refuse this config: --interval: must be a number >= 1"
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "certs").exists()  # nothing started
+
+
+def test_ctrl_c_while_injecting_stops_at_once_with_one_line(tmp_path):
+    proc = subprocess.Popen(_demo_cmd(tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    lines = []
+    try:
+        _wait_for_line(proc, "staged /certs/", lines, timeout=120)
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+        rest, _ = proc.communicate(timeout=30)  # the deadline: today it stops within about 2 s
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and output.rstrip().endswith("edgeshadow: interrupted"), output
+    assert _processes_mentioning(str(tmp_path / "demo")) == []
+
+
+def test_a_board_that_refuses_its_config_at_boot_fails_the_demo(tmp_path):
+    from host_tools.demo import boot_boards, device_config
+    from host_tools.device.link import BoardLink
+    from host_tools.errors import EdgeshadowError
+    from host_tools.sim.board import VirtualBoard
+    with VirtualBoard(tmp_path / "board", thing="grid-sensor-009", scenario="nominal") as vb:
+        cfg = dict(device_config(8883, 5), thing="grid-sensor-009", interval_s="ten")
+        with BoardLink(vb.port) as link:  # as inject writes it: the running app stopped first
+            link.write_file_atomic("/config.json", json.dumps(cfg).encode())
+        with pytest.raises(EdgeshadowError) as e:
+            boot_boards([vb], say=lambda m: None, timeout=60)
+    assert "grid-sensor-009 refused its config at boot: interval_s: must be a number >= 1" in str(e.value)

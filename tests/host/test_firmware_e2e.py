@@ -40,7 +40,7 @@ def board(local_broker, tmp_path_factory):
     vb.start()
     try:
         [result] = inject_boards([(vb.port, THING)], root / "certs", config=config)
-        assert result.ok, result.message
+        assert result.ok, result.detail
         mark = len(vb.log())
         with BoardLink(vb.port) as link:
             link.soft_reset()

@@ -47,3 +47,18 @@ def test_fit_errors_name_the_problem():
         fit.fit_linear([(1, 1), ("a", 2), (3, 3)])
     with pytest.raises(EdgeshadowError, match="degree"):
         fit.fit_polynomial([(1, 1), (2, 2)], 0)
+
+
+def test_r2_and_the_numpy_solution():
+    import numpy as np
+    rng = random.Random(5)
+    pts = [(x / 10, 3.0 * x / 10 + 0.2 + rng.gauss(0, 0.05)) for x in range(20)]
+    f = fit.fit_linear(pts)
+    xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    gain, offset = np.polyfit(xs, ys, 1)
+    assert f.gain == pytest.approx(gain, rel=1e-9) and f.offset == pytest.approx(offset, rel=1e-9)
+    ss_res = float(np.sum((ys - (gain * xs + offset)) ** 2))
+    ss_tot = float(np.sum((ys - ys.mean()) ** 2))
+    assert f.r2 == pytest.approx(1 - ss_res / ss_tot, rel=1e-12) and 0.99 < f.r2 < 1.0
+    assert fit.fit_linear([(0, 1.0), (1, 3.0)]).r2 == 1.0
+    assert isinstance(f.coefficients[0], float) and isinstance(f.residuals[0], float)  # JSON-ready

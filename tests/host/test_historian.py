@@ -188,3 +188,29 @@ def test_history_command_exports_csv_json_and_rollups(tmp_path, capsys):
     assert cli_main(["history", "g-1", "--db", str(db), "--since", "last week"]) == 1
     assert cli_main(["history", "g-1", "--db", str(tmp_path / "none.sqlite")]) == 1
     assert "no historian database at" in capsys.readouterr().err
+
+
+def test_the_historian_and_a_monitor_keep_their_own_sessions(local_broker, tmp_path):
+    """The CN is the client id: with the monitor's certificate the historian and every
+    `edgeshadow monitor` took each other's session over, again and again (the demo's monitor then
+    missed what the boards sent). The historian has its own certificate."""
+    from host_tools.cloud import monitor
+    from host_tools.history import historian
+    state = local_broker.state_file()
+    log = Path(local_broker.broker.log_path)
+    mark = len(log.read_text())
+    db = tmp_path / "h.sqlite"
+    fleet = monitor.Fleet()
+    with historian.running(state, db), monitor.Subscriber(monitor.local_settings(state), fleet):
+        with local_broker.probe("hist-mon-1") as dev:
+            for seq in range(1, 6):
+                dev.publish("dt/hist-mon-1/telemetry",
+                            [{"seq": seq, "ts": 1_800_000_000 + seq, "v": {"voltage": 24000.0 + seq}}])
+            deadline = time.monotonic() + 30
+            while not (fleet.snapshot()["devices"].get("hist-mon-1", {}).get("values") == {"voltage": 24005.0}
+                       and db.exists() and sorted(seq for name, seq, _ in stored_seqs(db)[0]
+                                              if name == "hist-mon-1") == [1, 2, 3, 4, 5]):
+                assert time.monotonic() < deadline, fleet.snapshot()
+                time.sleep(0.1)
+    taken = [line for line in log.read_text()[mark:].splitlines() if "already connected" in line]
+    assert taken == [], taken

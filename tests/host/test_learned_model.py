@@ -178,3 +178,21 @@ def test_stream_fault_of_a_scenario_is_validated():
         "stream_fault.kind: must be one of " + ", ".join(streams.load_spec()["faults"])]
     assert scenarios.validate({"source": "streams", "stream_fault": {"kind": "drift", "after_s": -1}}) == [
         "stream_fault.after_s: must be a number >= 0 (seconds after the board starts)"]
+
+
+def test_train_bad_input_and_output_are_one_line_before_any_training(tmp_path, capsys):
+    args = ["train", "--config", str(CONFIG)]
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes(b'{"ts": 1, "thing": "Z\xfcrich", "raw": {}}\n')
+    assert cli(args + ["--input", str(latin), "--output", str(tmp_path / "t.json")]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"edgeshadow: error: input {latin} line 1: not UTF-8 text (byte 0xfc at column 22); "
+                   "save it as UTF-8 JSON lines\n")
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"ts": 1, "thing": "grid-sensor-001", "raw": {"voltage": 1}}\n')
+    assert cli(args + ["--input", str(one), "--output", str(tmp_path / "no" / "t.json")]) == 1
+    assert capsys.readouterr().err == (f"edgeshadow: error: cannot write output {tmp_path / 'no' / 't.json'}: "
+                                       f"folder {tmp_path / 'no'} does not exist\n")
+    assert cli(args + ["--input", str(tmp_path), "--output", str(tmp_path / "t.json")]) == 1
+    assert capsys.readouterr().err == f"edgeshadow: error: cannot read input {tmp_path}: it is a folder; give a file\n"
+    assert sorted(tmp_path.iterdir()) == sorted([latin, one])  # nothing written

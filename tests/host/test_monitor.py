@@ -132,6 +132,43 @@ def test_render_lists_devices_values_and_alerts():
         assert want in text, want
 
 
+def _fleet_of_three(current_2, now):
+    f = monitor.Fleet(units={"voltage": "V", "current": "A", "temperature": "°C", "humidity": "%RH"})
+    for i, (v, c) in enumerate(((24012.3, 12.3), (23998.1, current_2), (24100.0, 8.0)), 1):
+        alerts = [{"metric": "current", "rule": "range", "severity": "critical", "since": int(now) - 35}] if i == 2 else []
+        f.handle(f"$aws/things/grid-sensor-00{i}/shadow/update/documents", json.dumps({"current": {"state": {
+            "reported": {"voltage": v, "current": c, "temperature": 41.52, "humidity": 55.1, "alerts": alerts,
+                         "diagnoses": [{"name": "overload", "confidence": 0.9}] if i == 2 else []}}}}).encode())
+    return f
+
+
+def test_compact_view_fits_80x24_one_line_per_device_with_stable_columns():
+    from rich.console import Console
+    from host_tools.cloud.monitor_view import CompactView
+    now = 1_790_000_000
+    f = _fleet_of_three(262.04, now)
+    # the alert event says the value and the limit; the shadow's list keeps them for the same alert
+    f.handle("dt/grid-sensor-002/alerts", json.dumps({
+        "metric": "current", "rule": "range", "severity": "critical", "state": "raised", "value": 262.04,
+        "since": now - 35, "reason": "above max 250"}).encode())
+    f.handle("$aws/things/grid-sensor-002/shadow/update/accepted", json.dumps({"state": {"reported": {
+        "alerts": [{"metric": "current", "rule": "range", "severity": "critical", "since": now - 35}]}}}).encode())
+    view = CompactView(80, 24)
+    buf = io.StringIO()
+    Console(file=buf, width=80, height=24).print(view.render(f.snapshot(), "127.0.0.1:1 (TLS)", now=now))
+    lines = buf.getvalue().rstrip("\n").splitlines()
+    assert len(lines) <= 24 and all(len(l) <= 80 for l in lines), lines
+    for i in (1, 2, 3):  # name, state, age and the key values on the device's one line
+        [row] = [l for l in lines if l.startswith(f"grid-sensor-00{i} ")]
+        assert "online" in row and "V" in row and "A" in row and "°C" in row, row
+    assert "  grid-sensor-002 crit current 262.0A (above max 250) 35s" in lines, lines
+    header = next(l for l in lines if l.startswith("device"))
+    # a refresh with narrower values keeps every column where it was
+    f2 = _fleet_of_three(2.0, now)
+    again = [t for t, _ in view.lines(f2.snapshot(), "127.0.0.1:1 (TLS)", now=now)]
+    assert header in again
+
+
 def test_bad_settings_are_named(tmp_path):
     with pytest.raises(EdgeshadowError, match="no broker state file"):
         monitor.local_settings(tmp_path / "broker.json")
@@ -270,7 +307,8 @@ def test_live_view_updates_and_last_will_marks_offline(stack):
 
         monitor.watch_live(settings, seconds=30, console=Console(file=buf, width=150), fleet=fleet, until=heard)
         assert heard(fleet) == {"voltage": 23950.0}
-        assert "grid-sensor-003" in buf.getvalue() and "23950 V" in buf.getvalue()
+        line = next(l for l in buf.getvalue().splitlines() if "grid-sensor-003" in l)
+        assert "online" in line and "23950V" in line, buf.getvalue()  # one line per device
         # the device drops off without a DISCONNECT: Mosquitto publishes its last will
         with monitor.Subscriber(settings, fleet):
             dev.close(abrupt=True)

@@ -195,6 +195,17 @@ def test_fleet_from_csv_and_rerun_skips(aws, faithful_csr, tmp_path, capsys):
     assert len(aws.list_certificates()["certificates"]) == 4  # re-run made no second certificate
 
 
+def test_fleet_json_and_progress_on_stderr(aws, faithful_csr, tmp_path, capsys):
+    assert provision(tmp_path, "grid-001", "grid-002", extra=("--json",)) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # one document, nothing else on stdout
+    assert doc["ok"] is True and [t["thing"] for t in doc["things"]] == ["grid-001", "grid-002"]
+    assert {t["result"] for t in doc["things"]} == {"provisioned"}
+    assert "provision (2 things) ..." in captured.err and "2/2" in captured.err  # progress: stderr
+    assert provision(tmp_path, "grid-001", extra=("--json",)) == 0
+    assert json.loads(capsys.readouterr().out)["things"][0]["result"] == "skipped"
+
+
 def test_csv_with_bad_names_is_refused_before_anything(aws, tmp_path, capsys):
     csv = tmp_path / "fleet.csv"
     csv.write_text("grid-001\nbad name\ngrid/002\n")

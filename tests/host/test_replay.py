@@ -1,6 +1,7 @@
 """`edgeshadow replay`: the pipeline over recorded data, on CPython and inside MicroPython."""
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,115 @@ def test_cli(tmp_path):
     proc = subprocess.run(cmd[:4] + ["--config", str(tmp_path / "missing.json"), "--input", str(inp)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 1 and "cannot read config" in proc.stderr
+
+
+# ---------------------------------------------------------------- bad input: one line naming it
+
+def cli_replay(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "host_tools", "replay", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def error_line(proc):
+    """The one stderr line of a refused replay (no traceback, nothing on stdout)."""
+    assert "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeshadow: error: "), proc.stderr
+    return lines[0][len("edgeshadow: error: "):]
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_binary_input_is_named_with_its_line(tmp_path, runtime):
+    inp = tmp_path / "in.jsonl"
+    first = SAMPLE.read_bytes().split(b"\n", 1)[0]
+    inp.write_bytes(first + b"\n" + Path(sys.executable).read_bytes()[:4096])  # an ELF file after line 1
+    out = tmp_path / "out.jsonl"
+    proc = cli_replay("--config", CONFIG, "--input", inp, "--output", out, "--runtime", runtime)
+    assert proc.returncode == 1
+    assert error_line(proc).startswith(f"input {inp} line 2: a NUL byte at column ")
+    assert list(tmp_path.iterdir()) == [inp]  # nothing written
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_non_utf8_input_is_named_with_its_line_and_column(tmp_path, runtime):
+    inp = tmp_path / "latin1.jsonl"
+    lines = SAMPLE.read_text().splitlines()[:3]
+    lines.insert(2, '{"ts": 1, "thing": "Zürich", "raw": {}}')
+    inp.write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    proc = cli_replay("--config", CONFIG, "--input", inp, "--runtime", runtime)
+    assert proc.returncode == 1
+    assert error_line(proc) == (f"input {inp} line 3: not UTF-8 text (byte 0xfc at column 22); "
+                                "save it as UTF-8 JSON lines")
+
+
+def test_a_long_line_across_read_blocks_is_checked_whole(tmp_path):
+    inp = tmp_path / "long.jsonl"
+    good = SAMPLE.read_text().splitlines()[0]
+    pad = " " * (rp._CHUNK + 10)  # the bad byte lands in the second block of one line
+    inp.write_bytes((good + "\n" + good[:-1] + pad + "}\n").encode() + b'{"x": "\xe9"}\n')
+    with pytest.raises(EdgeshadowError, match=r"line 3: not UTF-8 text \(byte 0xe9 at column 8\)"):
+        rp.text_lines(inp)
+    inp.write_bytes((good + "\n" + good[:-1] + pad + "}\n" + good).encode())  # no final newline
+    assert rp.text_lines(inp) == 3
+
+
+@pytest.mark.parametrize("output,message", [
+    ("missing/out.jsonl", "cannot write output {tmp}/missing/out.jsonl: folder {tmp}/missing does not exist"),
+    (".", "cannot write output {tmp}: it is a folder; give a file name"),
+])
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_output_into_a_missing_folder_or_onto_a_folder(tmp_path, output, message, runtime):
+    target = tmp_path / output if output != "." else tmp_path
+    proc = cli_replay("--config", CONFIG, "--input", SAMPLE, "--output", target, "--runtime", runtime)
+    assert proc.returncode == 1
+    assert error_line(proc) == message.format(tmp=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "cannot read config {c}: no such file"),
+    (b"\x7fELF\x02\x01\x01\x00", "config {c} line 1: a NUL byte at column 8: a binary file, not JSON lines"),
+    (b"\xff\xfe{}", "config {c} line 1: not UTF-8 text (byte 0xff at column 1); save it as UTF-8 JSON lines"),
+    (b"{", "config {c} is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    (b"[]", "config {c} is not a valid config: (config): must be a JSON object"),
+    (b"{}", "config {c} is not a valid config: thing: required; metrics: required"),
+])
+def test_a_missing_or_invalid_config_is_one_line(tmp_path, content, message):
+    cfg = tmp_path / "c.json"
+    if content is not None:
+        cfg.write_bytes(content)
+    proc = cli_replay("--config", cfg, "--input", SAMPLE)
+    assert proc.returncode == 1
+    assert error_line(proc) == message.format(c=cfg)
+
+
+def test_a_folder_as_input_or_config(tmp_path):
+    proc = cli_replay("--config", CONFIG, "--input", tmp_path)
+    assert error_line(proc) == f"cannot read input {tmp_path}: it is a folder; give a file"
+    proc = cli_replay("--config", tmp_path, "--input", SAMPLE)
+    assert error_line(proc) == f"cannot read config {tmp_path}: it is a folder; give a file"
+
+
+def test_output_may_be_the_input_and_keeps_the_umask(tmp_path):
+    inp = tmp_path / "data.jsonl"
+    inp.write_bytes(SAMPLE.read_bytes())
+    expected = subprocess.run([sys.executable, "-m", "host_tools", "replay", "--config", str(CONFIG), "--input",
+                               str(SAMPLE)], capture_output=True, cwd=ROOT, timeout=120).stdout
+    proc = cli_replay("--config", CONFIG, "--input", inp, "--output", inp)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert inp.read_bytes() == expected
+    umask = os.umask(0)
+    os.umask(umask)
+    assert inp.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_progress_on_stderr_for_a_long_replay_and_not_for_a_short_one(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    scenario.write_jsonl(scenario.generate(21, 500, seed=5), inp)  # 10,500 lines
+    proc = cli_replay("--config", CONFIG, "--input", inp, "--output", tmp_path / "o.jsonl", "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["records"] == 10500   # stdout: the summary alone
+    err = proc.stderr.splitlines()
+    assert err[0] == f"replaying {inp} (10500 lines) ..." and err[-1] == f"  replaying {inp}: 10500/10500"
+    proc = cli_replay("--config", CONFIG, "--input", SAMPLE, "--output", tmp_path / "o.jsonl")
+    assert proc.returncode == 0 and proc.stderr == ""

@@ -40,7 +40,7 @@ def test_the_image_is_written_over_the_serial_link_verified_and_imported_in_plac
 
 
 def test_a_board_without_a_romfs_partition_is_told_so(virtual_board):
-    vb = virtual_board("rom-002", firmware=False, runtime="esp32like")  # as the stock ESP32 image
+    vb = virtual_board("rom-002", firmware=False, runtime="esp32like", romfs=0)  # as the stock ESP32 image
     with BoardLink(vb.port) as link, pytest.raises(EdgeshadowError, match="has no ROMFS partition"):
         romfs.partition_size(link)
 

@@ -292,12 +292,12 @@ def test_local_client_raises_rejections(local_broker):
 
 def test_shadow_cli_against_the_local_broker(local_broker, capsys):
     workdir = local_broker.state_file().parent
-    assert cli.main(["shadow", "set", "cli-1", "interval_s=5", "name=pump", "mqtt.keepalive_s=60",
-                     "--workdir", str(workdir)]) == 0
-    assert "shadow version 1" in capsys.readouterr().out
+    assert cli.main(["shadow", "set", "cli-1", "interval_s=5", "ntp.host=pool.ntp.org", "mqtt.keepalive_s=60",
+                     "--workdir", str(workdir), "--no-wait"]) == 0
+    assert "stored shadow version 1" in capsys.readouterr().out
     assert cli.main(["shadow", "get", "cli-1", "--workdir", str(workdir)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["state"]["desired"] == {"interval_s": 5, "name": "pump", "mqtt": {"keepalive_s": 60}}
+    assert doc["state"]["desired"] == {"interval_s": 5, "ntp": {"host": "pool.ntp.org"}, "mqtt": {"keepalive_s": 60}}
     assert doc["state"]["delta"] == doc["state"]["desired"]
     # bad input: one clear line, exit 1, nothing changed
     assert cli.main(["shadow", "set", "cli-1", "interval_s", "--workdir", str(workdir)]) == 1
@@ -317,7 +317,8 @@ def test_aws_client_with_moto(capsys, monkeypatch):
         shadow = AwsShadow(region="eu-west-1")
         with pytest.raises(EdgeshadowError, match="AWS IoT has no shadow for aws-1"):
             shadow.get("aws-1")
-        assert cli.main(["shadow", "set", "aws-1", "interval_s=5", "--aws", "--region", "eu-west-1"]) == 0
+        assert cli.main(["shadow", "set", "aws-1", "interval_s=5", "--aws", "--region", "eu-west-1",
+                         "--no-wait"]) == 0
         assert cli.main(["shadow", "get", "aws-1", "--aws", "--region", "eu-west-1"]) == 0
         out = capsys.readouterr().out
         doc = json.loads(out[out.index("{\n  \"metadata\""):])
@@ -327,9 +328,96 @@ def test_aws_client_with_moto(capsys, monkeypatch):
 
 def test_parse_assignments():
     assert parse_assignments(["interval_s=5", "name=pump", "on=true", "x=null", "a.b=1.5", "a.c=[1,2]",
-                              "s=\"5\""]) == {"interval_s": 5, "name": "pump", "on": True, "x": None,
-                                              "a": {"b": 1.5, "c": [1, 2]}, "s": "5"}
+                              "s=\"5\"", "h=pool.ntp.org", "q=\"{x\""]) == {
+        "interval_s": 5, "name": "pump", "on": True, "x": None, "a": {"b": 1.5, "c": [1, 2]}, "s": "5",
+        "h": "pool.ntp.org", "q": "{x"}
     for bad, why in ((["interval_s"], "no '='"), (["=5"], "empty key"), (["a..b=1"], "empty key"),
-                     (["a=1", "a.b=2"], "already set"), ([], "nothing to set")):
+                     (["a=1", "a.b=2"], "already set"), ([], "nothing to set"),
+                     # looks like JSON but is not: refused naming the key, never stored as a string
+                     (["k={bad"], "k={bad: not valid JSON"), (["rules=[1,"], "rules=\\[1,: not valid JSON"),
+                     (["on=True"], "on=True: not valid JSON"), (["x=NaN"], "x=NaN: not valid JSON"),
+                     (["n=1e"], "n=1e: not valid JSON"), (["e="], "e=: not valid JSON")):
         with pytest.raises(EdgeshadowError, match=why):
             parse_assignments(bad)
+
+
+# -- `shadow set` against a virtual board: checked first, then the board's answer awaited -------
+
+BOARD_THING = "shadow-set-001"
+
+
+@pytest.fixture(scope="module")
+def board(local_broker, tmp_path_factory):
+    """The firmware on a virtual board, connected to this module's broker and shadow service."""
+    from host_tools.cloud import certs
+    from host_tools.demo import device_config
+    from host_tools.device.inject import inject_boards
+    from host_tools.device.link import BoardLink
+    from host_tools.sim.board import VirtualBoard
+    root = tmp_path_factory.mktemp("shadow-set")
+    certs.issue_device(BOARD_THING, root / "certs" / BOARD_THING, local_broker.ca_dir)
+    config = root / "config.json"
+    config.write_text(json.dumps(device_config(local_broker.port, 2)))
+    vb = VirtualBoard(root / "board", thing=BOARD_THING, scenario="nominal")
+    vb.start()
+    try:
+        [result] = inject_boards([(vb.port, BOARD_THING)], root / "certs", config=config)
+        assert result.ok, result.detail
+        mark = len(vb.log())
+        with BoardLink(vb.port) as link:
+            link.soft_reset()
+        vb.wait_for_log("net: connected", timeout=60, start=mark)
+        yield vb
+    finally:
+        vb.stop()
+
+
+def _set(local_broker, *words):
+    return cli.main(["shadow", "set", BOARD_THING, *words, "--workdir", str(local_broker.state_file().parent)])
+
+
+def test_shadow_set_waits_for_the_board_to_apply(local_broker, board, capsys):
+    assert _set(local_broker, "interval_s=3", "--timeout", "30", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["result"] == "applied" and out["desired"] == {"interval_s": 3}
+    assert local_broker.service.store.snapshot(BOARD_THING)["state"]["reported"]["interval_s"] == 3
+
+
+def test_a_delta_the_board_rejects_reaches_the_sender_with_its_reason(local_broker, board, capsys):
+    # the pipeline is checked by the board (it holds the whole config): its answer comes back
+    assert _set(local_broker, 'metrics.nope={"unit": "V"}', "--timeout", "30") == 1
+    err = capsys.readouterr().err
+    assert f"{BOARD_THING} rejected shadow version" in err and "metrics.nope: unknown metric" in err, err
+    assert _set(local_broker, "metrics=null", "--timeout", "30") == 0  # only leaves desired
+
+
+def test_shadow_set_refuses_before_sending_what_the_firmware_refuses(local_broker, board, capsys):
+    def desired():
+        return ((local_broker.service.store.snapshot(BOARD_THING) or {}).get("state") or {}).get("desired")
+
+    before = desired()
+    for words, message in ((["interval_s=-5"], "interval_s: must be a number >= 1"),
+                           (["k={bad"], "k={bad: not valid JSON"),
+                           (["mqtt.keepalive_s=5"], "mqtt.keepalive_s: must be an integer 30..1200"),
+                           (["colour=red"], "colour: unknown key")):
+        assert _set(local_broker, *words) == 1, words
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert desired() == before  # nothing sent
+
+
+def test_shadow_set_without_an_answer_exits_3_and_names_what_stays(local_broker, capsys):
+    assert cli.main(["shadow", "set", "offline-001", "interval_s=4", "--timeout", "1",
+                     "--workdir", str(local_broker.state_file().parent)]) == 3
+    err = capsys.readouterr().err
+    assert "no answer from offline-001 within 1 s" in err and "shadow version 1" in err, err
+
+
+def test_an_invalid_thing_name_is_refused_at_once(local_broker, capsys):
+    import time
+    for verb, extra in (("get", []), ("set", ["interval_s=3"])):
+        t0 = time.monotonic()
+        assert cli.main(["shadow", verb, "a/b", *extra, "--workdir", str(local_broker.state_file().parent)]) == 1
+        err = capsys.readouterr().err
+        assert "thing name 'a/b' is not valid" in err, err
+        print(f"shadow {verb} a/b answered in {time.monotonic() - t0:.2f} s")

@@ -14,6 +14,8 @@
 #     read from the clock, so a paced burst sees a real mains sine
 #   wifi_up() -> bool (scripted outages), wifi_rssi() -> dBm, mcu_temperature() -> degC
 # Time is measured from init(), times the scenario's time_scale.
+# Over 350 lines, knowingly: it is the one simulated world every stand-in shares (signals, ADC,
+# I2C buses, Wi-Fi, faults, the bench's quiet mode); the chip models live apart (simhw_chips.py).
 import json
 import math
 import time
@@ -58,11 +60,12 @@ _seed = 1
 _buses = {}
 _adc = {}        # pin -> dict(cfg..., atten)
 _amp_cache = {}  # pin -> (ticks_ms // 50, amplitude_v)
+_quiet = None    # signal -> {timeline index: nominal value} while bench_quiet() holds
 
 
 def init(sim_dir=None, scenario=None):
     """Load sim_dir/scenario.json (or the given dict) into memory and start the clock."""
-    global _scn, _ms0, _ns0, _seed
+    global _scn, _ms0, _ns0, _seed, _quiet
     scn = scenario
     if scn is None and sim_dir:
         try:
@@ -76,6 +79,7 @@ def init(sim_dir=None, scenario=None):
         if key not in scn:
             scn[key] = DEFAULT[key]
     _scn = scn
+    _quiet = None
     _seed = (int(scn.get("seed", 0)) * 2654435761 + 1) & 0xFFFFFFFF or 1
     _ms0 = ticks_ms()
     _ns0 = _clock_ns()
@@ -141,10 +145,12 @@ def _timeline(name, t):
     i = int(pos)
     frac = pos - i
     if _scn.get("loop", True):
-        a, b = series[i % n], series[(i + 1) % n]
+        ia, ib = i % n, (i + 1) % n
     else:
-        a = series[min(i, n - 1)]
-        b = series[min(i + 1, n - 1)]
+        ia, ib = min(i, n - 1), min(i + 1, n - 1)
+    a, b = series[ia], series[ib]
+    if _quiet is not None and name in _quiet:
+        a, b = _quiet[name].get(ia, a), _quiet[name].get(ib, b)
     if a is None or b is None:
         return a if frac < 0.5 else b
     return a + (b - a) * frac
@@ -164,10 +170,26 @@ def value(name, noisy=True):
     return v
 
 
+def bench_quiet(on=True):
+    """Pause the anomaly generator (a board on the bench sees its line's nominal values): a
+    timeline's anomalous samples read as the nominal draws they replaced (timeline "quiet":
+    signal -> [[index, value], ...]). Faults and sensor noise stay: a faulty scenario still
+    fails the bench. Returns how many samples it replaces."""
+    global _quiet
+    _ensure()
+    quiet = _scn["timeline"].get("quiet") or {}
+    _quiet = dict((name, dict((int(i), v) for i, v in pairs)) for name, pairs in quiet.items()) if on else None
+    _amp_cache.clear()
+    return sum(len(pairs) for pairs in quiet.values()) if on else 0
+
+
 def set_signal(name, value):
     """Hold a physical signal at `value` from now on (a reference applied at the bench)."""
     _ensure()
     _scn["timeline"]["signals"][name] = [value]
+    (_scn["timeline"].get("quiet") or {}).pop(name, None)  # a held value has no anomalies
+    if _quiet is not None:
+        _quiet.pop(name, None)
     _amp_cache.clear()
 
 
@@ -271,11 +293,9 @@ def _pin_volts(pin):
         + gauss(cfg.get("noise_v", 0.002))
 
 
-# Reads closer than this belong to one burst. As long as boards/sim.json's max_late_us (1 s): a
-# busy host can pause the board that long mid-burst, and the firmware takes the late read as a
-# hardware-timed ADC's; a burst restarted on the host clock there would put the rest of it on the
-# wrong phase (a wrong RMS: the bench saw "noisy" on a loaded machine). A burst's RMS does not
-# depend on its starting phase, so bursts run together do no harm.
+# Reads closer than this belong to one burst: up to 1 s, as long as the sim board's drivers accept a
+# late read (boards/sim.json max_late_us), since a busy host pauses the virtual board that long
+# mid-burst (a pause that ended the burst put the rest of it on another phase: a 3 % RMS error).
 _BURST_GAP_NS = 1000000000
 
 
