@@ -50,6 +50,8 @@ def check_json_target(target):
 
 
 def do_bench(args):
+    from host_tools.device.ports import resolve_port  # --port auto
+    args.port = resolve_port(args.port)
     if args.samples < 1:
         raise EdgeshadowError(f"--samples {args.samples}: must be at least 1", exit_code=EXIT_USAGE)
     if args.interval < 0:

@@ -45,6 +45,8 @@ def register(sub):
 
 
 def do_calibrate(args):
+    from host_tools.device.ports import resolve_port  # --port auto
+    args.port = resolve_port(args.port)
     from host_tools.bench import calibrate as lib  # numpy: imported by this command only
     from host_tools.bench import check
     interactive = sys.stdin.isatty()

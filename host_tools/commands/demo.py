@@ -33,7 +33,9 @@ def register(sub):
 
 
 def do_demo(args):
-    return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
-                   interval_s=args.interval, scenario=args.scenario, headless=args.headless,
-                   seconds=args.seconds, say=say,
-                   runtime=args.runtime, heap=args.heap, ota_after=args.ota_after)
+    from host_tools.locks import folder_lock  # one demo per folder: its broker.json, its boards
+    with folder_lock(args.workdir, "demo folder"):
+        return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
+                       interval_s=args.interval, scenario=args.scenario, headless=args.headless,
+                       seconds=args.seconds, say=say,
+                       runtime=args.runtime, heap=args.heap, ota_after=args.ota_after)

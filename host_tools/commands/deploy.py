@@ -21,6 +21,8 @@ def register(sub):
 
 
 def do_deploy(args):
+    from host_tools.device.ports import resolve_port  # --port auto
+    args.port = resolve_port(args.port)
     from host_tools.device.deploy import deploy
     from host_tools.device.link import BoardLink
 

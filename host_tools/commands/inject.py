@@ -31,6 +31,8 @@ def register(sub):
 
 
 def do_inject(args):
+    from host_tools.device.ports import resolve_port  # --port auto
+    args.port = [resolve_port(p) for p in args.port]
     if len(args.port) != len(args.thing):
         raise EdgeshadowError(f"{len(args.port)} --port but {len(args.thing)} --thing; give them in pairs")
     results = lib.inject_boards(list(zip(args.port, args.thing)), args.certs_dir, config=args.config,

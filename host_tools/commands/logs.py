@@ -4,6 +4,7 @@ import sys
 import time
 
 from host_tools.errors import EdgeshadowError
+from host_tools.locks import port_lock
 
 
 def register(sub):
@@ -19,6 +20,8 @@ def register(sub):
 
 
 def do_logs(args):
+    from host_tools.device.ports import resolve_port  # --port auto
+    args.port = resolve_port(args.port)
     follow(args.port, args.baud, args.seconds, sys.stdout.buffer)
     return 0
 
@@ -28,6 +31,7 @@ def follow(port, baud, seconds, out):
         raise EdgeshadowError(f"could not open {port}: no such device",
                               hint="check the cable, or run `edgeshadow sim` for a virtual board")
     import serial
+    lock = port_lock(port).acquire()  # one edgeshadow command per port (host_tools/locks.py)
     try:
         # Keep DTR/RTS as they are: toggling them resets an ESP32 through its auto-reset circuit.
         s = serial.Serial()
@@ -48,3 +52,4 @@ def follow(port, baud, seconds, out):
         pass
     finally:
         s.close()
+        lock.release()

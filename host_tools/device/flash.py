@@ -18,7 +18,7 @@ import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import serial
@@ -26,10 +26,11 @@ from esp_pylib.logger import EspLog, EspLogBase
 from esptool.cmds import (attach_flash, detect_chip, detect_flash_size, erase_flash, reset_chip,
                           run_stub, write_flash)
 from esptool.targets import CHIP_DEFS
-from esptool.util import FatalError, NotImplementedInROMError
+from esptool.util import FatalError, NotImplementedInROMError, flash_size_bytes
 
-from host_tools.errors import EdgeshadowError
 from host_tools.device.images import check_image_for_board, chip_label
+from host_tools.errors import EXIT_FAILED, EXIT_UNTESTED, EdgeshadowError
+from host_tools.locks import port_lock
 
 _PTY_MAJORS = range(136, 144)   # Linux UNIX98 pty slaves (/dev/pts/N)
 _CONNECT_ATTEMPTS = 3
@@ -66,6 +67,10 @@ class FlashResult:
     mac: str | None = None
     bytes_written: int = 0
     seconds: float = 0.0
+    exit_code: int = 0          # for a failure: 1 failed, 3 could not test (no answer, port busy)
+
+    def to_json(self):
+        return asdict(self)
 
 
 # -- routing esptool's log output to the board (thread) it belongs to ----------------------------
@@ -134,67 +139,98 @@ _log_lock = threading.Lock()
 
 
 # -- one board ---------------------------------------------------------------------------------
+def check_serial_port(port):
+    """`port` must exist and be a terminal (a serial port or a pty); exit 3 otherwise."""
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise EdgeshadowError(f"could not open {port}: no such device", exit_code=EXIT_UNTESTED,
+                              hint="check the cable and `edgeshadow ports`")
+    except OSError as e:
+        raise EdgeshadowError(f"could not open {port}: {e.strerror}", exit_code=EXIT_UNTESTED)
+    try:
+        if not os.isatty(fd):
+            raise EdgeshadowError(f"{port} is not a serial port", exit_code=EXIT_UNTESTED,
+                                  hint="see `edgeshadow ports`")
+    finally:
+        os.close(fd)
+
+
+def _connect(board, port, opts, sink):
+    """esptool's ESPLoader for the chip in download mode on `port` (cannot test: exit 3)."""
+    sink.event(f"connecting at {board['rom_baud']} baud (the board must be in download mode)")
+    try:
+        return detect_chip(port, board["rom_baud"], connect_mode=opts["before"],
+                           connect_attempts=opts.get("connect_attempts", _CONNECT_ATTEMPTS))
+    except (FatalError, serial.SerialException, OSError) as e:
+        raise EdgeshadowError(f"could not connect to a chip in download mode on {port}: "
+                              f"{str(e).splitlines()[0]}", exit_code=EXIT_UNTESTED)
+
+
+def _check_chip(esp, board, port, opts, baud, sink):
+    """The chip must be the board's, with at least the board's flash. Returns (esp, chip, mac);
+    esp is the stub's loader when the stub runs."""
+    found = _chip_key(esp)
+    if found != board["chip"]:
+        raise EdgeshadowError(f"the chip on {port} is an {esp.CHIP_NAME} but board {board['name']} "
+                              f"expects an {chip_label(board['chip'])}; nothing was written")
+    mac = ":".join(f"{b:02x}" for b in esp.read_mac())
+    sink.event(f"detected {esp.CHIP_NAME} (MAC {mac})")
+    if opts["stub"]:
+        esp = run_stub(esp)
+    if baud != board["rom_baud"]:
+        esp.change_baud(baud)
+    attach_flash(esp)
+    size_name = detect_flash_size(esp)
+    if size_name and flash_size_bytes(size_name) < board["flash_size"]:
+        raise EdgeshadowError(f"the chip on {port} has {size_name} of flash but board {board['name']} "
+                              f"expects {board['flash_size'] // 1048576} MB; nothing was written")
+    return esp, found, mac
+
+
+def _write(esp, board, image, erase, opts, sink):
+    if erase:
+        sink.event("erasing")
+        if esp.IS_STUB:
+            erase_flash(esp)
+        else:   # the ROM has no chip erase; FLASH_BEGIN erases the region it is given
+            esp.flash_begin(board["flash_size"], 0, logging=False)
+    sink.event("writing", 0, len(image))
+    kwargs = {}
+    if "compress" in opts:
+        kwargs["compress" if opts["compress"] else "no_compress"] = True
+    write_flash(esp, [(board["image_offset"], image)], flash_size="keep", **kwargs)
+    sink.event("resetting")
+    reset_chip(esp, opts["after"])
+
+
 def flash_port(board, port, image, *, erase=False, baud=None, sink=None, esptool_options=None):
-    """Flash `image` (bytes, already checked for `board`) to the board on `port`.
+    """Flash `image` (bytes, already checked for `board`) to the board on `port`, holding the
+    port's lock (host_tools.locks) throughout.
 
     Returns a FlashResult; raises EdgeshadowError for anything that stops the flash.
     esptool_options override connection_options(port): before, after, stub, compress.
     """
     opts = {**connection_options(port), **(esptool_options or {})}
     sink = sink or _Sink(port, None)
-    baud = baud or board["baud"]
-    expected = board["chip"]
     t0 = time.monotonic()
-    sink.event("connecting")
-    try:
-        esp = detect_chip(port, board["rom_baud"], connect_mode=opts["before"],
-                          connect_attempts=opts.get("connect_attempts", _CONNECT_ATTEMPTS))
-    except (FatalError, serial.SerialException, OSError) as e:
-        raise EdgeshadowError(f"could not connect to a chip in download mode on {port}: "
-                              f"{str(e).splitlines()[0]}")
-    try:
-        found = _chip_key(esp)
-        if found != expected:
-            raise EdgeshadowError(f"the chip on {port} is an {esp.CHIP_NAME} but board "
-                                  f"{board['name']} expects an {chip_label(expected)}; nothing was written")
-        mac = ":".join(f"{b:02x}" for b in esp.read_mac())
-        sink.event(f"detected {esp.CHIP_NAME} (MAC {mac})")
-        if opts["stub"]:
-            esp = run_stub(esp)
-        if baud != board["rom_baud"]:
-            esp.change_baud(baud)
-        attach_flash(esp)
-        size_name = detect_flash_size(esp)
-        if size_name:
-            detected = int(size_name[:-2]) * (1048576 if size_name.endswith("MB") else 1024)
-            if detected < board["flash_size"]:
-                raise EdgeshadowError(
-                    f"the chip on {port} has {size_name} of flash but board {board['name']} "
-                    f"expects {board['flash_size'] // 1048576} MB; nothing was written")
-        if erase:
-            sink.event("erasing")
-            if esp.IS_STUB:
-                erase_flash(esp)
-            else:   # the ROM has no chip erase; FLASH_BEGIN erases the region it is given
-                esp.flash_begin(board["flash_size"], 0, logging=False)
-        sink.event("writing", 0, len(image))
-        kwargs = {}
-        if "compress" in opts:
-            kwargs["compress" if opts["compress"] else "no_compress"] = True
-        write_flash(esp, [(board["image_offset"], image)], flash_size="keep", **kwargs)
-        sink.event("resetting")
-        reset_chip(esp, opts["after"])
-    except (FatalError, NotImplementedInROMError, serial.SerialException, OSError) as e:
-        raise EdgeshadowError(f"flashing {port} failed: {str(e).splitlines()[0]}")
-    finally:
+    check_serial_port(port)
+    with port_lock(port):
+        esp = _connect(board, port, opts, sink)
         try:
-            esp._port.close()
-        except Exception:
-            pass
+            esp, chip, mac = _check_chip(esp, board, port, opts, baud or board["baud"], sink)
+            _write(esp, board, image, erase, opts, sink)
+        except (FatalError, NotImplementedInROMError, serial.SerialException, OSError) as e:
+            raise EdgeshadowError(f"flashing {port} failed: {str(e).splitlines()[0]}")
+        finally:
+            try:
+                esp._port.close()
+            except Exception:
+                pass
     seconds = time.monotonic() - t0
     sink.event("done")
     return FlashResult(port, True, f"ok: {len(image)} bytes at 0x{board['image_offset']:X} "
-                       f"in {seconds:.1f} s", chip=found, mac=mac, bytes_written=len(image),
+                       f"in {seconds:.1f} s", chip=chip, mac=mac, bytes_written=len(image),
                        seconds=seconds)
 
 
@@ -207,6 +243,13 @@ def read_firmware(path):
         raise EdgeshadowError(f"firmware file {path} does not exist")
     except OSError as e:
         raise EdgeshadowError(f"cannot read firmware file {path}: {e.strerror}")
+
+
+def read_checked_image(board, firmware):
+    """The bytes of `firmware` (a path), checked for `board`; EdgeshadowError naming the problem."""
+    image = read_firmware(firmware)
+    check_image_for_board(image, board, source=Path(firmware).name)
+    return image
 
 
 def flash_boards(board, ports, firmware, *, erase=False, baud=None, on_event=None,
@@ -222,8 +265,7 @@ def flash_boards(board, ports, firmware, *, erase=False, baud=None, on_event=Non
     dupes = sorted({p for p in ports if list(ports).count(p) > 1})
     if dupes:
         raise EdgeshadowError(f"port {dupes[0]} is given more than once")
-    image = read_firmware(firmware)
-    check_image_for_board(image, board, source=Path(firmware).name)
+    image = read_checked_image(board, firmware)
 
     log = _ThreadLog()
 
@@ -235,10 +277,11 @@ def flash_boards(board, ports, firmware, *, erase=False, baud=None, on_event=Non
                               esptool_options=esptool_options)
         except EdgeshadowError as e:
             sink.event("failed")
-            return FlashResult(port, False, str(e))
+            return FlashResult(port, False, str(e), exit_code=e.exit_code)
         except Exception as e:   # a bug or an unexpected esptool error must not hide other boards
             sink.event("failed")
-            return FlashResult(port, False, f"unexpected error: {type(e).__name__}: {e}")
+            return FlashResult(port, False, f"unexpected error: {type(e).__name__}: {e}",
+                               exit_code=EXIT_FAILED)
 
     with _log_lock:
         previous = EspLog.instance

@@ -1,29 +1,25 @@
 """Checks on an ESP firmware image, made on the host before anything is written to a board.
 
-An ESP image starts with a 24-byte header: the magic byte 0xE9, the segment count, flash mode and
-a flash size/frequency byte, the entry point, then an extended header whose bytes 12..13 are the
-chip id (0 = ESP32, 9 = ESP32-S3, 5 = ESP32-C3). Segments follow (8-byte header + data), then an
-XOR checksum at the end of a 16-byte-aligned block and, when the extended header says so, a SHA-256
-of everything before it. A merged MicroPython build (bootloader + partition table + app) starts
-with the bootloader image, so the header checked here is the one the ROM reads first.
+esptool's image loader reads the image (esptool.bin_image.LoadFirmwareImage: the header, the
+extended header with the chip id, every segment, the checksum byte and the appended SHA-256); this
+module turns what it found into sentences and compares it with the board definition. A merged
+MicroPython build (bootloader + partition table + app) starts with the bootloader image, so the
+image checked here is the one the ROM reads first.
 """
-import hashlib
+import io
 import struct
-from array import array
 from dataclasses import dataclass
 
+from esptool.bin_image import (ELFSection, ESP32C3FirmwareImage, ESP32FirmwareImage,
+                               ESP32S3FirmwareImage, LoadFirmwareImage)
+from esptool.loader import ESPLoader
 from esptool.targets import CHIP_DEFS
+from esptool.util import FatalError, flash_size_bytes, get_key_from_value
 
 from host_tools.errors import EdgeshadowError
 
-IMAGE_MAGIC = 0xE9
-_HEADER = struct.Struct("<BBBBI")          # magic, segments, flash mode, size/freq, entry
-_EXT_HEADER = struct.Struct("<BBBBHBHH4BB")  # wp pin, 3 drive bytes, chip id, min rev, ..., digest
-HEADER_LEN = _HEADER.size + _EXT_HEADER.size  # 24
-_SEGMENT = struct.Struct("<II")
-_CHECKSUM_MAGIC = 0xEF
-MAX_SEGMENTS = 16
-
+HEADER_LEN = 24            # common header (8 bytes) + extended header (16): what the ROM reads first
+MAX_SEGMENTS = 16          # the ROM's limit (esptool's verify() says the same after loading)
 SUPPORTED_CHIPS = ("esp32", "esp32s3", "esp32c3")
 
 
@@ -40,7 +36,7 @@ def chip_id(chip):
 def chip_for_id(image_chip_id):
     """The chip name for an image chip id, or None when no chip esptool knows uses it."""
     for name, cls in CHIP_DEFS.items():
-        if cls.IMAGE_CHIP_ID == image_chip_id:
+        if getattr(cls, "IMAGE_CHIP_ID", None) == image_chip_id:
             return name
     return None
 
@@ -59,79 +55,55 @@ class ImageInfo:
     header_flash_size: int | None  # flash size the header asks for, in bytes (None if unreadable)
 
 
-def _xor_bytes(data):
-    """XOR of every byte, fast: fold 8-byte words first."""
-    head = len(data) - len(data) % 8
-    words = array("Q", bytes(data[:head]))
-    acc = 0
-    for w in words:
-        acc ^= w
-    out = 0
-    for _ in range(8):
-        out ^= acc & 0xFF
-        acc >>= 8
-    for b in data[head:]:
-        out ^= b
-    return out
-
-
-def _header_flash_size(chip, size_freq):
-    if chip not in CHIP_DEFS:
-        return None
-    code = size_freq & 0xF0
-    for name, value in getattr(CHIP_DEFS[chip], "FLASH_SIZES", {}).items():
-        if value == code:
-            return int(name[:-2]) * (1048576 if name.endswith("MB") else 1024)
-    return None
+def _load(data, chip, source):
+    """esptool's loader on `data`, its complaints turned into one sentence naming `source`."""
+    try:
+        return LoadFirmwareImage(chip, bytes(data))
+    except FatalError as e:
+        reason = str(e).split(". ")[0]
+        if reason.startswith("End of file"):
+            raise EdgeshadowError(f"{source} is truncated: {reason[0].lower()}{reason[1:]}")
+        raise EdgeshadowError(f"{source} is not a valid ESP firmware image: {reason}")
+    except (struct.error, TypeError):   # esptool read past the end (a segment header, the checksum)
+        raise EdgeshadowError(f"{source} is truncated: it ends at byte {len(data)}, before the "
+                              f"end of its segments and checksum")
+    except RuntimeError:                # esptool's own check of the "hash appended" byte
+        raise EdgeshadowError(f"{source}: header byte 23 (hash appended) is {data[23]}, expected 0 or 1")
 
 
 def inspect_image(data, source="image"):
-    """Parse and verify the first image in `data`. Raises EdgeshadowError naming what is wrong."""
+    """Load and verify the first image in `data`. Raises EdgeshadowError naming what is wrong."""
     if len(data) < HEADER_LEN:
         raise EdgeshadowError(f"{source} is {len(data)} bytes: too short to be an ESP firmware "
                               f"image (its header alone is {HEADER_LEN} bytes)")
-    magic, nseg, _mode, size_freq, _entry = _HEADER.unpack_from(data, 0)
-    if magic != IMAGE_MAGIC:
-        raise EdgeshadowError(f"{source} starts with byte 0x{magic:02X}, expected the ESP image magic "
-                              f"0xE9: it is not an ESP firmware image")
-    ext = _EXT_HEADER.unpack_from(data, _HEADER.size)
-    image_chip_id, digest_flag = ext[4], ext[-1]
-    chip = chip_for_id(image_chip_id) or f"chip id {image_chip_id}"
-    if nseg == 0 or nseg > MAX_SEGMENTS:
-        raise EdgeshadowError(f"{source}: header says {nseg} segments, expected 1 to {MAX_SEGMENTS}")
-    if digest_flag not in (0, 1):
-        raise EdgeshadowError(f"{source}: header byte 23 (hash appended) is {digest_flag}, expected 0 or 1")
-    pos = HEADER_LEN
-    seg_ranges = []
-    for i in range(nseg):
-        if pos + _SEGMENT.size > len(data):
-            raise EdgeshadowError(f"{source} is truncated: it ends at byte {len(data)}, inside the "
-                                  f"header of segment {i + 1} of {nseg}")
-        _addr, length = _SEGMENT.unpack_from(data, pos)
-        pos += _SEGMENT.size
-        if pos + length > len(data):
-            raise EdgeshadowError(f"{source} is truncated: segment {i + 1} of {nseg} needs {length} "
-                                  f"bytes from offset {pos} but the file ends at byte {len(data)}")
-        seg_ranges.append((pos, pos + length))
-        pos += length
-    checksum_at = pos + 15 - pos % 16  # checksum is the last byte of the 16-byte-aligned block
-    end = checksum_at + 1 + (32 if digest_flag else 0)
-    if end > len(data):
-        raise EdgeshadowError(f"{source} is truncated: the image needs {end} bytes (segments, "
-                              f"checksum{' and SHA-256' if digest_flag else ''}) but the file has {len(data)}")
-    checksum = _CHECKSUM_MAGIC
-    for a, b in seg_ranges:
-        checksum ^= _xor_bytes(memoryview(data)[a:b])
-    if checksum != data[checksum_at]:
-        raise EdgeshadowError(f"{source} is corrupt: its checksum byte is 0x{data[checksum_at]:02X} "
-                              f"but the segments add up to 0x{checksum:02X}")
-    if digest_flag:
-        stored = bytes(data[checksum_at + 1:end])
-        if hashlib.sha256(memoryview(data)[:checksum_at + 1]).digest() != stored:
-            raise EdgeshadowError(f"{source} is corrupt: the SHA-256 stored at byte {checksum_at + 1} "
+    try:   # esptool's header reader first: a bad magic or segment count says more than "truncated"
+        segments = ESP32FirmwareImage().load_common_header(io.BytesIO(bytes(data[:8])),
+                                                           ESPLoader.ESP_IMAGE_MAGIC)
+    except FatalError:
+        raise EdgeshadowError(f"{source} starts with byte 0x{data[0]:02X}, expected the ESP image magic "
+                              f"0x{ESPLoader.ESP_IMAGE_MAGIC:02X}: it is not an ESP firmware image")
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise EdgeshadowError(f"{source}: header says {segments} segments, expected 1 to {MAX_SEGMENTS}")
+    image = _load(data, "esp32", source)             # the layout every ESP32-family chip shares
+    chip = chip_for_id(image.chip_id)
+    if chip in SUPPORTED_CHIPS and chip != "esp32":
+        image = _load(data, chip, source)            # that chip's flash size codes
+    if image.checksum != image.calculate_checksum():
+        raise EdgeshadowError(f"{source} is corrupt: its checksum byte is 0x{image.checksum:02X} "
+                              f"but the segments add up to 0x{image.calculate_checksum():02X}")
+    end = image.data_length or 0
+    if image.append_digest:
+        if len(image.stored_digest) < 32:
+            raise EdgeshadowError(f"{source} is truncated: its SHA-256 needs bytes {end} to "
+                                  f"{end + 32} but the file has {len(data)}")
+        if image.stored_digest != image.calc_digest:
+            raise EdgeshadowError(f"{source} is corrupt: the SHA-256 stored at byte {end} "
                                   f"does not match the image")
-    return ImageInfo(chip=chip, chip_id=image_chip_id, size=len(data), first_image_len=end,
-                     segments=nseg, header_flash_size=_header_flash_size(chip, size_freq))
+        end += 32
+    size_name = get_key_from_value(image.ROM_LOADER.FLASH_SIZES, image.flash_size_freq & 0xF0)
+    return ImageInfo(chip=chip or f"chip id {image.chip_id}", chip_id=image.chip_id, size=len(data),
+                     first_image_len=end, segments=len(image.segments),
+                     header_flash_size=flash_size_bytes(size_name) if size_name else None)
 
 
 def check_image_for_board(data, board, source="image"):
@@ -155,3 +127,17 @@ def check_image_for_board(data, board, source="image"):
             f"{source} is built for {_mb(info.header_flash_size)} of flash (image header) but board "
             f"{board['name']} has {_mb(flash_size)}")
     return info
+
+
+def build_image(chip, payload, flash_size="4MB"):
+    """An app image for `chip` built with esptool's own image classes: one flash-mapped (DROM)
+    segment holding `payload`, flash size/frequency set in the header. Returns the bytes.
+    Tests and `edgeshadow sim --bootloader --image` use it to flash something without a download."""
+    cls = {"esp32": ESP32FirmwareImage, "esp32s3": ESP32S3FirmwareImage,
+           "esp32c3": ESP32C3FirmwareImage}[chip]
+    rom = cls.ROM_LOADER
+    image = cls()
+    image.entrypoint = rom.IROM_MAP_START
+    image.flash_size_freq = rom.FLASH_SIZES[flash_size]
+    image.segments = [ELFSection(b".flash.rodata", rom.DROM_MAP_START + 0x20, bytes(payload), 0)]
+    return image.save(None)

@@ -18,6 +18,7 @@ import re
 import time
 
 from host_tools.errors import EdgeshadowError
+from host_tools.locks import port_lock
 
 BANNER_RE = re.compile(r"edgeshadow firmware v(?P<version>\S+) thing=(?P<thing>\S+)")
 CHUNK = 3072          # bytes of file data per raw-paste exec (4 KB of base64)
@@ -56,10 +57,12 @@ class BoardLink:
         self.banner = None  # {"version", "thing"} from the last soft_reset()
         if not os.path.exists(self.port):
             raise EdgeshadowError(f"could not open {self.port}: no such device", hint=_hint(port))
+        self._port_lock = port_lock(self.port).acquire()  # one edgeshadow command per port
         try:
             from mpremote.transport_serial import SerialTransport
             self.transport = SerialTransport(self.port, baudrate=baud, timeout=SERIAL_TIMEOUT_S)
         except Exception as e:
+            self._port_lock.release()
             raise EdgeshadowError(f"could not open {self.port}: {_reason(e)}", hint=_hint(port))
         self.transport.serial = self.counter = _CountingSerial(self.transport.serial)
 
@@ -75,6 +78,8 @@ class BoardLink:
         self.close()
 
     def close(self):
+        if getattr(self, "_port_lock", None):
+            self._port_lock.release()
         t, self.transport = getattr(self, "transport", None), None
         if t is None:
             return

@@ -23,6 +23,7 @@ from host_tools import DATA_DIR, FIRMWARE_DIR, ROOT
 from host_tools.sim import runtimes
 from host_tools.device.boards import load_board
 from host_tools.errors import EdgeshadowError
+from host_tools.locks import folder_lock
 
 BUNDLED_CONFIG = DATA_DIR / "configs" / "grid-sensor-sim.json"  # the grid sensor with the sim wiring's ratios
 START_TIMEOUT_S = 30.0  # generous: CI runs this on 2 busy cores
@@ -55,6 +56,7 @@ class VirtualBoard:
             self.romfs = "firmware"  # the board has the partition: the firmware is laid into it
         self.proc = None
         self._port = None
+        self._lock = folder_lock(self.workdir, "board folder")  # one running board per folder
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self):
@@ -78,7 +80,15 @@ class VirtualBoard:
         heap = self.heap
         if heap is None and self.runtime == "esp32like":
             heap = runtimes.board_heap(load_board(self.board))
-        self._prepare()
+        self._lock.acquire()   # before _prepare: it clears the state a running board would be using
+        try:
+            self._prepare()
+            self._spawn(micropython, heap)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _spawn(self, micropython, heap):
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         args = [sys.executable, "-m", "host_tools.sim.supervisor", str(self.flash_dir),
@@ -90,8 +100,12 @@ class VirtualBoard:
             env["EDGESHADOW_ROMFS"] = str(self.sim_dir / "romfs.bin")
             env["EDGESHADOW_ROMFS_SIZE"] = str(romfs_size)
         self._stderr = open(self.sim_dir / "supervisor.err", "wb")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr, env=env, cwd=str(ROOT))
+        try:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                         stderr=self._stderr, env=env, cwd=str(ROOT))
+        except OSError as e:
+            self._stderr.close()
+            raise EdgeshadowError(f"virtual board {self.thing}: cannot start {sys.executable}: {e.strerror}")
 
     def wait_ready(self, timeout=START_TIMEOUT_S):
         deadline = time.monotonic() + timeout
@@ -116,6 +130,7 @@ class VirtualBoard:
         """Stop the supervisor and the firmware process; nothing is left running."""
         proc, self.proc = self.proc, None
         if proc is None:
+            self._lock.release()
             return
         child = self.state().get("child_pid")
         if proc.poll() is None:
@@ -132,6 +147,7 @@ class VirtualBoard:
                 pass
         self._stderr.close()
         self._port = None
+        self._lock.release()
 
     # -- what tests and tools read --------------------------------------------------------------
     @property

@@ -1,59 +1,52 @@
 """A virtual ESP ROM bootloader on a pseudo-terminal, for flashing without hardware.
 
-It speaks the serial protocol documented in esptool's "Serial Protocol" page: SLIP-framed packets
-(0xC0 ends a frame, 0xDB 0xDC / 0xDB 0xDD escape 0xC0 / 0xDB); a request is
-`00 op size:u16 checksum:u32 data`, a response `01 op size:u16 value:u32 data`, where the ROM's
-data ends with four status bytes (status, error, 0, 0). It answers what esptool 5.6 sends to a ROM
-(no stub): SYNC (eight replies), READ_REG / WRITE_REG over a small register file holding the chip
-magic word, the eFuse MAC and an SPI controller that runs RDID / RDSFDP; GET_SECURITY_INFO with the
-chip id (ESP32-S3 and ESP32-C3 only: the ESP32 ROM does not have it); SPI_ATTACH; SPI_SET_PARAMS;
-FLASH_BEGIN / DATA / END; FLASH_DEFL_BEGIN / DATA / END; SPI_FLASH_MD5; CHANGE_BAUDRATE.
-The flash is a bytearray with NOR semantics: erase sets 0xFF, a write can only clear bits.
+It speaks the serial protocol documented in esptool's "Serial Protocol" page: SLIP-framed packets;
+a request is `00 op size:u16 checksum:u32 data`, a response `01 op size:u16 value:u32 data`, where
+the ROM's data ends with four status bytes (status, error, 0, 0). It answers what esptool 5.6 sends
+to a ROM (no stub): SYNC (eight replies), READ_REG / WRITE_REG over a small register file holding
+the chip magic word, the eFuse MAC and an SPI controller that runs RDID / RDSFDP; GET_SECURITY_INFO
+with the chip id (ESP32-S3 and ESP32-C3 only: the ESP32 ROM does not have it); SPI_ATTACH;
+SPI_SET_PARAMS; FLASH_BEGIN / DATA / END; FLASH_DEFL_BEGIN / DATA / END; SPI_FLASH_MD5;
+CHANGE_BAUDRATE. The flash is a bytearray with NOR semantics: erase sets 0xFF, a write can only
+clear bits.
 
     with VirtualROM(chip="esp32") as rom:
         ...esptool on rom.port (before="no-reset", no stub)...
         rom.flash[0x1000:...]
 
-Register addresses and values are the chips' documented ones (esptool's targets/<chip>.py and
-the technical reference manuals), written out here rather than imported from esptool, so a test
-that passes shows esptool and this ROM agree.
+From esptool: the SLIP framing both ways (esptool.loader.slip_reader reads the requests,
+ESPLoader.write frames the responses), the opcodes (ESPLoader.ESP_CMDS) and the data checksum
+(ESPLoader.checksum). Written here because esptool has no chip side: the request dispatch, the
+flash, and the register file. Register addresses and values are the chips' documented ones (the
+technical reference manuals), written out rather than imported from esptool's targets, so a test
+that passes shows esptool's idea of each chip and this ROM's agree.
 """
+import fcntl
 import hashlib
 import os
 import select
 import struct
+import termios
 import threading
 import tty
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
+from esptool.loader import ESPLoader, slip_reader
+from esptool.util import FatalError
+
+from host_tools.device.images import build_image  # noqa: F401  (tests build their images here)
+
 MiB = 1024 * 1024
 SECTOR = 0x1000
 
-# Request opcodes (esptool loader.ESPLoader.ESP_CMDS)
-FLASH_BEGIN, FLASH_DATA, FLASH_END = 0x02, 0x03, 0x04
-SYNC, WRITE_REG, READ_REG = 0x08, 0x09, 0x0A
-SPI_SET_PARAMS, SPI_ATTACH, CHANGE_BAUDRATE = 0x0B, 0x0D, 0x0F
-FLASH_DEFL_BEGIN, FLASH_DEFL_DATA, FLASH_DEFL_END = 0x10, 0x11, 0x12
-SPI_FLASH_MD5, GET_SECURITY_INFO = 0x13, 0x14
-COMMAND_NAMES = {
-    FLASH_BEGIN: "FLASH_BEGIN", FLASH_DATA: "FLASH_DATA", FLASH_END: "FLASH_END", SYNC: "SYNC",
-    WRITE_REG: "WRITE_REG", READ_REG: "READ_REG", SPI_SET_PARAMS: "SPI_SET_PARAMS",
-    SPI_ATTACH: "SPI_ATTACH", CHANGE_BAUDRATE: "CHANGE_BAUDRATE", FLASH_DEFL_BEGIN: "FLASH_DEFL_BEGIN",
-    FLASH_DEFL_DATA: "FLASH_DEFL_DATA", FLASH_DEFL_END: "FLASH_DEFL_END",
-    SPI_FLASH_MD5: "SPI_FLASH_MD5", GET_SECURITY_INFO: "GET_SECURITY_INFO",
-}
-
+COMMAND_NAMES = {op: name for name, op in ESPLoader.ESP_CMDS.items()}   # 0x08 -> "SYNC"
 # ROM error codes (second status byte)
-ERR_INVALID_MESSAGE = 0x05
-ERR_FAILED_TO_ACT = 0x06
-ERR_BAD_CRC = 0x07
-ERR_FLASH_WRITE = 0x08
-ERR_DEFLATE = 0x0B
+ERR_INVALID_MESSAGE, ERR_FAILED_TO_ACT, ERR_BAD_CRC = ESPLoader.ROM_INVALID_RECV_MSG, 0x06, 0x07
+ERR_FLASH_WRITE, ERR_DEFLATE = 0x08, 0x0B
 
 SYNC_PAYLOAD = b"\x07\x07\x12\x20" + 32 * b"\x55"
-CHECKSUM_MAGIC = 0xEF
 CHIP_DETECT_MAGIC_REG = 0x40001000
 XTAL_HZ = 40_000_000
 SPI_CMD_USR = 1 << 18
@@ -99,8 +92,35 @@ class WireStats:
         return self.bytes_in + self.bytes_out
 
 
-def _slip(packet):
-    return b"\xc0" + packet.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+class _Wire:
+    """The pty master seen as a serial port by esptool's SLIP code: slip_reader() reads requests
+    through inWaiting()/read(); ESPLoader.write, given this object as its loader (it uses only
+    `_port.write` and `trace`), frames the responses. read() waits until data comes or the ROM
+    stops, then returns b"" (slip_reader raises FatalError: the serving loop ends)."""
+
+    def __init__(self, fd, stop, stats):
+        self.fd, self.stop, self.stats = fd, stop, stats
+        self._port = self
+
+    def inWaiting(self):
+        return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+    def read(self, n):
+        while not self.stop.is_set():
+            if select.select([self.fd], [], [], 0.05)[0]:
+                data = os.read(self.fd, n)
+                self.stats.bytes_in += len(data)
+                return data
+        return b""
+
+    def write(self, data):
+        self.stats.bytes_out += len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def trace(self, *_):
+        pass
 
 
 class _RomError(Exception):
@@ -139,6 +159,7 @@ class VirtualROM:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)          # no echo, no CR/LF translation: a plain byte pipe
         self.port = os.ttyname(self._slave)
+        self._wire = _Wire(self._master, self._stop, self.stats)
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=f"VirtualROM {self.port}", daemon=True)
         self._thread.start()
@@ -154,8 +175,7 @@ class VirtualROM:
                 os.close(fd)
         self._master = self._slave = None
 
-    def __enter__(self):
-        return self.start()
+    __enter__ = start
 
     def __exit__(self, *exc):
         self.stop()
@@ -180,11 +200,9 @@ class VirtualROM:
             self._regs[base] = int.from_bytes(bytes(m[2:6]), "big")
             self._regs[base + 4] = int.from_bytes(bytes(m[0:2]), "big")
 
-    def _sfdp(self, addr):
-        table = bytearray(64)
-        table[0:4] = b"SFDP"
-        table[0x10] = JEDEC_WINBOND      # manufacturer id in the first parameter header
-        return int.from_bytes(bytes(table[addr:addr + 4]).ljust(4, b"\0"), "little")
+    def _sfdp(self, addr):   # the signature, then the manufacturer id in the first parameter header
+        table = b"SFDP".ljust(0x10, b"\0") + bytes([JEDEC_WINBOND]) + bytes(47)
+        return int.from_bytes(table[addr:addr + 4].ljust(4, b"\0"), "little")
 
     def _run_spi_command(self):
         f = self.facts
@@ -245,10 +263,7 @@ class VirtualROM:
         data = payload[16:]
         if length != len(data):
             raise _RomError(ERR_INVALID_MESSAGE)
-        check = CHECKSUM_MAGIC
-        for b in data:
-            check ^= b
-        if check != chk & 0xFF:
+        if ESPLoader.checksum(data) != chk & 0xFF:
             raise _RomError(ERR_BAD_CRC)
         if seq != w["next_seq"]:
             raise _RomError(ERR_FAILED_TO_ACT)
@@ -272,108 +287,63 @@ class VirtualROM:
     # -- protocol --------------------------------------------------------------------------
     def _handle(self, op, payload, chk):
         """Returns (value, data) for the response; raises _RomError for an error status."""
-        if op == SYNC:
+        name, n = COMMAND_NAMES.get(op), len(payload)
+        if name == "SYNC":
             return 0x20120707, b""
-        if op == READ_REG and len(payload) == 4:
+        if name == "READ_REG" and n == 4:
             return self._regs.get(struct.unpack("<I", payload)[0], 0), b""
-        if op == WRITE_REG and len(payload) and len(payload) % 16 == 0:
-            for i in range(0, len(payload), 16):
+        if name == "WRITE_REG" and n and n % 16 == 0:
+            for i in range(0, n, 16):
                 addr, value, mask, _delay = struct.unpack_from("<IIII", payload, i)
                 self._write_reg(addr, value, mask)
-            return 0, b""
-        if op == GET_SECURITY_INFO and self.facts.chip_id is not None:
+        elif name == "GET_SECURITY_INFO" and self.facts.chip_id is not None:
             return 0, struct.pack("<IB7BII", 0, 0, *([0] * 7), self.facts.chip_id, 0)
-        if op == SPI_ATTACH and len(payload) == 8:
+        elif name == "SPI_ATTACH" and n == 8:
             self.attached = True
-            return 0, b""
-        if op == SPI_SET_PARAMS and len(payload) == 24:
+        elif name == "SPI_SET_PARAMS" and n == 24:
             self.spi_params = struct.unpack("<6I", payload)[1]
-            return 0, b""
-        if op in (FLASH_BEGIN, FLASH_DEFL_BEGIN):
-            self._begin(payload, deflate=op == FLASH_DEFL_BEGIN)
-            return 0, b""
-        if op in (FLASH_DATA, FLASH_DEFL_DATA):
-            self._data(payload, chk, deflate=op == FLASH_DEFL_DATA)
-            return 0, b""
-        if op in (FLASH_END, FLASH_DEFL_END):
+        elif name in ("FLASH_BEGIN", "FLASH_DEFL_BEGIN"):
+            self._begin(payload, deflate=name == "FLASH_DEFL_BEGIN")
+        elif name in ("FLASH_DATA", "FLASH_DEFL_DATA"):
+            self._data(payload, chk, deflate=name == "FLASH_DEFL_DATA")
+        elif name in ("FLASH_END", "FLASH_DEFL_END"):
             self._end(payload)
-            return 0, b""
-        if op == SPI_FLASH_MD5 and len(payload) == 16:
+        elif name == "SPI_FLASH_MD5" and n == 16:
             addr, size = struct.unpack_from("<II", payload)
             if addr + size > len(self.flash):
                 raise _RomError(ERR_FAILED_TO_ACT)
             return 0, hashlib.md5(self.flash[addr:addr + size]).hexdigest().encode()
-        if op == CHANGE_BAUDRATE and len(payload) == 8:
+        elif name == "CHANGE_BAUDRATE" and n == 8:
             self.baud = struct.unpack_from("<I", payload)[0]
             if self.baud:
                 self._regs[self.facts.uart_clkdiv] = XTAL_HZ // self.baud
-            return 0, b""
-        raise _RomError(ERR_INVALID_MESSAGE)
+        else:
+            raise _RomError(ERR_INVALID_MESSAGE)
+        return 0, b""
 
     def _respond(self, packet):
         if len(packet) < 8 or packet[0] != 0x00:
             return                              # not a request: the ROM ignores it
         _, op, size, chk = struct.unpack_from("<BBHI", packet)
-        payload = bytes(packet[8:])
-        if size != len(payload):
-            return
-        if op == SYNC and payload != SYNC_PAYLOAD:
+        payload, name = bytes(packet[8:]), COMMAND_NAMES.get(op, f"0x{op:02X}")
+        if size != len(payload) or (name == "SYNC" and payload != SYNC_PAYLOAD):
             return
         self.stats.requests += 1
-        self.stats.commands[COMMAND_NAMES.get(op, f"0x{op:02X}")] += 1
+        self.stats.commands[name] += 1
         try:
             value, data = self._handle(op, payload, chk)
             status = b"\x00\x00\x00\x00"
         except _RomError as e:
             value, data, status = 0, b"", bytes((1, e.code, 0, 0))
         body = data + status
-        reply = _slip(struct.pack("<BBHI", 0x01, op, len(body), value) + body)
-        self._send(reply * 8 if op == SYNC else reply)   # the ROM answers SYNC eight times
-
-    def _send(self, data):
-        self.stats.bytes_out += len(data)
-        view = memoryview(data)
-        while view:
-            n = os.write(self._master, view)
-            view = view[n:]
+        reply = struct.pack("<BBHI", 0x01, op, len(body), value) + body
+        for _ in range(8 if name == "SYNC" else 1):     # the ROM answers SYNC eight times
+            ESPLoader.write(self._wire, reply)
 
     def _serve(self):
-        packet, escaped, in_frame = bytearray(), False, False
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.05)
-            if not ready:
-                continue
             try:
-                chunk = os.read(self._master, 65536)
-            except OSError:
-                continue
-            self.stats.bytes_in += len(chunk)
-            for b in chunk:
-                if b == 0xC0:
-                    if in_frame and packet:
-                        self._respond(packet)
-                    packet, escaped, in_frame = bytearray(), False, True
-                elif not in_frame:
-                    continue                     # noise between frames
-                elif escaped:
-                    packet.append(0xC0 if b == 0xDC else 0xDB if b == 0xDD else b)
-                    escaped = False
-                elif b == 0xDB:
-                    escaped = True
-                else:
-                    packet.append(b)
-
-
-def build_image(chip, payload, flash_size="4MB"):
-    """An app image for `chip` built with esptool's own image classes: one flash-mapped (DROM)
-    segment holding `payload`, flash size/frequency set in the header. Returns the bytes."""
-    from esptool.bin_image import (ELFSection, ESP32C3FirmwareImage, ESP32FirmwareImage,
-                                   ESP32S3FirmwareImage)
-    cls = {"esp32": ESP32FirmwareImage, "esp32s3": ESP32S3FirmwareImage,
-           "esp32c3": ESP32C3FirmwareImage}[chip]
-    rom = cls.ROM_LOADER
-    image = cls()
-    image.entrypoint = rom.IROM_MAP_START
-    image.flash_size_freq = rom.FLASH_SIZES[flash_size]
-    image.segments = [ELFSection(b".flash.rodata", rom.DROM_MAP_START + 0x20, bytes(payload), 0)]
-    return image.save(None)
+                for packet in slip_reader(self._wire, self._wire.trace):
+                    self._respond(packet)
+            except FatalError:
+                pass    # noise between frames (the ROM skips it), or stop(): the loop decides

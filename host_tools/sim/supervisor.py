@@ -14,122 +14,36 @@ It copies bytes between them and turns the unix port's behaviour into a board's:
 - input is held while the board boots (until the bootstrap says "ready"), as a board's UART
   receives nothing useful before the REPL runs.
 State for the host goes to SIM_DIR/supervisor.json ({"pid", "port", "state", "boots", ...}) and
-everything the board printed to SIM_DIR/console.log.
+everything the board printed to SIM_DIR/console.log. Starting and killing the firmware process, its
+exit codes and the stand-ins' message channel are in firmware_process.py.
+
+Why this module is over 350 lines: Supervisor is one state machine (REPL mode, ready, input held
+while booting, output held for a slow reader, watchdog, deep sleep, hang check) that both sides of
+the bridge read and change on every byte; split across files, each half would need the other's
+state to be understood.
 """
-import errno
-import fcntl
 import json
 import os
 import pty
 import select
 import signal
-import subprocess
 import sys
 import termios
 import time
 import tty
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-MPY_DIR = HERE / "mpy"
-ROOT = HERE.parent.parent
-MICROPYTHON = os.environ.get("EDGESHADOW_MICROPYTHON") or ROOT / ".venv" / "bin" / "micropython"
+from host_tools.sim.firmware_process import (
+    DEEPSLEEP_RESET, EXIT_DEEPSLEEP, EXIT_RESET, HARD_RESET, MICROPYTHON, PWRON_RESET, ROM_LINES,
+    SOFT_RESET, WDT_RESET, MessageFilter, _deadlocked, kill, spawn)
 
-# machine.py's exit codes.
-EXIT_RESET, EXIT_SOFT_RESET, EXIT_DEEPSLEEP = 90, 91, 92
-# machine.reset_cause() values of the ESP32 port.
-PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
-ROM_LINES = {
-    PWRON_RESET: b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-    HARD_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-    WDT_RESET: b"rst:0x7 (TG0WDT_SYS_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-    DEEPSLEEP_RESET: b"rst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-    SOFT_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
-}
-MSG_PREFIX = b"\x1b]edgeshadow-sim;"
+
 RAW_BANNER = b"raw REPL; CTRL-B to exit"
 FRIENDLY_BANNER = b'Type "help()" for more information.'
 OUT_HIGH_WATER = 256 * 1024  # stop reading the firmware when this much output waits for the user
 STALL_DROP_S = 2.0           # nobody read the port for this long: drop output, as a UART would
-PR_SET_PDEATHSIG = 1
 HANG_CHECK_S = 0.25  # how often the firmware process is checked for a deadlock
 HANG_CHECKS = 3      # consecutive deadlocked checks before the board is reset
-
-
-def _set_pdeathsig():
-    """The firmware process dies with its supervisor, even if the supervisor is SIGKILLed."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:
-        pass
-
-
-def _deadlocked(pid):
-    """True when the process is single-threaded and parked on a futex: nobody can wake it."""
-    try:
-        with open(f"/proc/{pid}/wchan") as f:
-            if "futex" not in f.read():
-                return False
-        with open(f"/proc/{pid}/status") as f:
-            return any(line.split() == ["Threads:", "1"] for line in f)
-    except OSError:
-        return False
-
-
-def _board_tty_mode(fd):
-    """The firmware side while code runs: no echo, bytes as they come, Ctrl-C -> SIGINT
-    (KeyboardInterrupt in main.py) without flushing what follows it, no other signals or flow
-    control. The unix REPL switches to raw mode itself while it waits for input."""
-    a = termios.tcgetattr(fd)
-    a[0] &= ~(termios.ICRNL | termios.INLCR | termios.IGNCR | termios.IXON | termios.IXOFF
-              | termios.ISTRIP | termios.BRKINT | termios.INPCK)
-    a[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
-    a[3] |= termios.ISIG | termios.NOFLSH
-    cc = a[6]
-    for key in (termios.VQUIT, termios.VSUSP):
-        cc[key] = b"\0"
-    cc[termios.VINTR] = b"\x03"
-    cc[termios.VMIN] = 1
-    cc[termios.VTIME] = 0
-    termios.tcsetattr(fd, termios.TCSANOW, a)
-
-
-class MessageFilter:
-    """Splits the stand-ins' messages (ESC ] edgeshadow-sim; ... BEL) out of the firmware's output.
-    feed() returns the output in order: bytes to show, and str messages where they were."""
-
-    def __init__(self):
-        self.held = b""
-
-    def feed(self, data):
-        buf, items = self.held + data, []
-        self.held = b""
-        while buf:
-            i = buf.find(MSG_PREFIX)
-            if i < 0:
-                keep = _partial_suffix(buf, MSG_PREFIX)
-                items.append(buf[:len(buf) - keep])
-                self.held = buf[len(buf) - keep:]
-                break
-            items.append(buf[:i])
-            j = buf.find(b"\x07", i)
-            if j < 0:
-                if len(buf) - i > 256:  # not one of ours after all
-                    items.append(buf[i:])
-                else:
-                    self.held = buf[i:]
-                break
-            items.append(buf[i + len(MSG_PREFIX):j].decode("ascii", "replace"))
-            buf = buf[j + 1:]
-        return [x for x in items if x]
-
-
-def _partial_suffix(buf, token):
-    for n in range(min(len(token) - 1, len(buf)), 0, -1):
-        if buf.endswith(token[:n]):
-            return n
-    return 0
 
 
 class Supervisor:
@@ -197,27 +111,10 @@ class Supervisor:
         if reset_cause is not None:
             (self.sim_dir / "reset_cause").write_text(str(reset_cause))
         self.emit(banner)
-        master, slave = pty.openpty()
-        _board_tty_mode(slave)
-        env = dict(os.environ)
-        env.update({"MICROPYPATH": str(MPY_DIR), "EDGESHADOW_SIM_DIR": str(self.sim_dir),
-                    "EDGESHADOW_FLASH_DIR": self.flash_dir, "EDGESHADOW_SIM_MODE": mode,
-                    "EDGESHADOW_BOARD_HEAP": str(self.board_heap or "")})
-        args = [self.micropython]
-        if self.heapsize:
-            args += ["-X", f"heapsize={self.heapsize}"]
-        args += ["-i", str(MPY_DIR / "_boot_sim.py")]
-
-        def child_setup():
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-            _set_pdeathsig()
-
-        self.child = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                      cwd=str(self.sim_dir), close_fds=True, preexec_fn=child_setup)
-        os.close(slave)
-        os.set_blocking(master, False)
-        self.child_fd = master
+        self.child, self.child_fd = spawn(
+            self.micropython, self.heapsize, self.sim_dir,
+            {"EDGESHADOW_SIM_DIR": str(self.sim_dir), "EDGESHADOW_FLASH_DIR": self.flash_dir,
+             "EDGESHADOW_SIM_MODE": mode, "EDGESHADOW_BOARD_HEAP": str(self.board_heap or "")})
         self.boots += 1
         self.hang_checks = 0
         self.mode = mode
@@ -231,11 +128,7 @@ class Supervisor:
     def kill_child(self):
         if self.child is None:
             return
-        try:
-            os.killpg(self.child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.child.wait()
+        kill(self.child)
         self.close_child_fd()
         self.child = None
 

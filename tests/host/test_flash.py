@@ -1,5 +1,8 @@
 """`edgeshadow flash` against virtual ROM bootloaders: board checks, offsets, parallel boards."""
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -71,7 +74,7 @@ def test_truncated_image_is_refused(tmp_path):
     path, image = write_image(tmp_path, "esp32")
     path.write_bytes(image[:len(image) // 2])
     with VirtualROM("esp32") as rom:
-        with pytest.raises(EdgeshadowError, match=r"esp32.bin is truncated: segment 1 of 1 needs"):
+        with pytest.raises(EdgeshadowError, match=r"esp32.bin is truncated: end of file reading segment 0x3f400020, length 40000 \(actual length 20008\)"):
             flash_boards(load_board(ESP32), [rom.port], path)
         assert rom.stats.requests == 0 and untouched(rom)
 
@@ -137,13 +140,15 @@ def test_two_boards_flashed_in_parallel_with_a_summary_per_board(tmp_path, capsy
     with VirtualROM("esp32") as a, VirtualROM("esp32", mac=(0x24, 0x0A, 0xC4, 0, 0, 2)) as b:
         code = main(["flash", "--board", ESP32, "--port", a.port, "--port", b.port,
                      "--firmware", str(path)])
-        out = capsys.readouterr().out
-        assert code == 0, out
+        out, err = capsys.readouterr()
+        assert code == 0, err
         for rom in (a, b):
             assert bytes(rom.flash[0x1000:0x1000 + len(image)]) == image
             assert f"esp32-devkitc on {rom.port}: ok: {len(image)} bytes at 0x1000" in out
-            assert f"[{rom.port}] writing 100%" in out
-        assert "MAC 24:0a:c4:00:00:02" in out
+            assert f"[{rom.port}] done" in err          # progress on stderr, results on stdout
+        assert len(out.splitlines()) == 2
+        assert f"writing: {2 * len(image)}/{2 * len(image)}" in err
+        assert "MAC 24:0a:c4:00:00:02" in err
 
 
 def test_parallel_flash_with_one_wrong_chip_reports_each_board_and_fails(tmp_path, capsys):
@@ -179,3 +184,92 @@ def test_connection_options_only_change_for_pseudo_terminals():
     assert not is_pseudo_terminal("/dev/null")
     assert connection_options("/dev/ttyUSB0") == {"before": "default-reset", "after": "hard-reset",
                                                   "stub": True}
+
+
+# -- issue 11: esptool's image loader; issue 12: output convention, no answer, busy port -------------
+def test_image_checks_are_esptools_loader(tmp_path, monkeypatch):
+    from host_tools.device import images
+    loaded = []
+    real = images.LoadFirmwareImage
+    monkeypatch.setattr(images, "LoadFirmwareImage", lambda chip, data: loaded.append(chip) or real(chip, data))
+    _, image = write_image(tmp_path, "esp32s3", flash_size="8MB")
+    info = images.inspect_image(image, "s3.bin")
+    assert loaded == ["esp32", "esp32s3"]      # the family layout, then the chip's flash size codes
+    assert (info.chip, info.segments, info.header_flash_size) == ("esp32s3", 1, 8 * MiB)
+    assert info.first_image_len == len(image)  # header to SHA-256: the whole single image
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda b: b[:24] + b"\x00\x00", "is truncated: it ends at byte 26, before the end of its segments"),
+    (lambda b: b[:-33], "is truncated: it ends at byte"),
+    (lambda b: b[:-10], "is truncated: its SHA-256 needs bytes"),
+    (lambda b: b[:1] + bytes([17]) + b[2:], "header says 17 segments, expected 1 to 16"),
+    (lambda b: b[:1] + bytes([0]) + b[2:], "header says 0 segments, expected 1 to 16"),
+    (lambda b: b[:23] + b"\x02" + b[24:], "header byte 23 (hash appended) is 2, expected 0 or 1"),
+])
+def test_every_malformed_header_is_one_sentence(tmp_path, mangle, message):
+    _, image = write_image(tmp_path, "esp32")
+    from host_tools.device.images import inspect_image
+    with pytest.raises(EdgeshadowError) as e:
+        inspect_image(mangle(image), "app.bin")
+    assert str(e.value).startswith("app.bin") and message in str(e.value)
+
+
+def test_flash_json_is_one_document_with_a_result_per_board(tmp_path, capsys):
+    path, image = write_image(tmp_path, "esp32")
+    with VirtualROM("esp32") as a, VirtualROM("esp32c3") as wrong:
+        code = main(["flash", "--board", ESP32, "--port", a.port, "--port", wrong.port,
+                     "--firmware", str(path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    doc = json.loads(out)
+    assert (doc["board"], doc["image_bytes"], doc["ok"]) == (ESP32, len(image), False)
+    assert [(r["port"], r["ok"], r["chip"], r["exit_code"]) for r in doc["results"]] == [
+        (a.port, True, "esp32", 0), (wrong.port, False, None, 1)]
+    assert doc["results"][0]["bytes_written"] == len(image) and "1 of 2 board(s) failed" in err
+
+
+def test_no_answer_on_the_port_is_one_line_and_exit_3(tmp_path, capsys):
+    path, _ = write_image(tmp_path, "esp32")
+    master, slave = os.openpty()
+    port = os.ttyname(slave)
+    try:
+        code = main(["flash", "--board", ESP32, "--port", port, "--firmware", str(path)])
+    finally:
+        os.close(master)
+        os.close(slave)
+    out, err = capsys.readouterr()
+    assert code == 3 and out == ""
+    assert f"[{port}] connecting at 115200 baud (the board must be in download mode)" in err
+    assert err.splitlines()[-1] == (f"edgeshadow: error: could not connect to a chip in download "
+                                    f"mode on {port}: Failed to connect to Espressif device: No serial data received.")
+
+
+def test_a_port_in_use_by_another_command_is_not_touched(tmp_path, capsys):
+    path, _ = write_image(tmp_path, "esp32")
+    with VirtualROM("esp32") as rom:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", f"from host_tools.locks import port_lock; l = port_lock({rom.port!r}).acquire(); "
+                                   "print('held', flush=True); import sys; sys.stdin.read()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline() == "held\n"
+            code = main(["flash", "--board", ESP32, "--port", rom.port, "--firmware", str(path)])
+        finally:
+            holder.kill()
+            holder.wait()
+        assert code == 3
+        assert capsys.readouterr().err.splitlines()[-1].startswith(
+            f"edgeshadow: error: port {rom.port} is in use by PID {holder.pid}")
+        assert rom.stats.requests == 0 and untouched(rom)
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["--port", "/dev/ttyUSB9"], "could not open /dev/ttyUSB9: no such device (check the cable and `edgeshadow ports`)", 3),
+    (["--port", "/dev/null"], "/dev/null is not a serial port (see `edgeshadow ports`)", 3),
+    (["--port", "/dev/null", "--baud", "0"], "--baud 0: a baud rate is a positive number, e.g. 460800", 2),
+])
+def test_bad_ports_and_baud_rates_are_one_line_before_esptool_runs(tmp_path, capsys, args, message, code):
+    path, _ = write_image(tmp_path, "esp32")
+    assert main(["flash", "--board", ESP32, "--firmware", str(path)] + args) == code
+    assert capsys.readouterr().err.splitlines()[-1] == f"edgeshadow: error: {message}"

@@ -102,3 +102,30 @@ def test_bad_arguments_are_refused():
         VirtualROM("esp8266")
     with pytest.raises(ValueError, match="power of two"):
         VirtualROM("esp32", flash_size=3 * MiB)
+
+
+def test_requests_are_read_and_answered_with_esptools_slip_code(monkeypatch):
+    from host_tools.sim import rom as rom_module
+    from esptool.loader import ESPLoader
+    readers, frames = [], []
+    real_reader, real_write = rom_module.slip_reader, ESPLoader.write
+    monkeypatch.setattr(rom_module, "slip_reader", lambda port, trace: readers.append(port) or real_reader(port, trace))
+    monkeypatch.setattr(ESPLoader, "write", lambda self, packet: frames.append(packet) or real_write(self, packet))
+    with VirtualROM("esp32s3") as rom:
+        answered_by_rom = len(frames)
+        with connect(rom) as esp:
+            assert esp.CHIP_NAME == "ESP32-S3"
+        assert readers and readers[0] is rom._wire
+        rom_frames = [f for f in frames[answered_by_rom:] if f[0] == 0x01]   # responses start with 01
+        assert len(rom_frames) == rom.stats.requests + 7                     # SYNC answered 8 times
+
+
+def test_noise_between_frames_is_skipped_as_the_rom_does():
+    with VirtualROM("esp32") as rom:
+        fd = os.open(rom.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"noise \xdb\x00 from a terminal\r\n")
+        finally:
+            os.close(fd)
+        with connect(rom) as esp:
+            assert esp.CHIP_NAME == "ESP32"

@@ -1,4 +1,5 @@
 """`edgeshadow sim` and `edgeshadow logs` as users run them."""
+import json
 import os
 import signal
 import subprocess
@@ -58,3 +59,60 @@ def test_logs_follows_output_without_interrupting_the_firmware(virtual_board, tm
     p = subprocess.run(EDGESHADOW + ["logs", "--port", "/dev/ttyUSB9", "--seconds", "1"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "could not open /dev/ttyUSB9" in p.stderr
+
+
+def test_sim_bootloader_gives_a_virtual_rom_that_flash_writes_to(tmp_path):
+    from host_tools.cli import main
+    image = tmp_path / "app.bin"
+    proc = subprocess.Popen(EDGESHADOW + ["sim", "--bootloader", "--workdir", str(tmp_path / "run"),
+                                          "--image", str(image)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        name, port, _, link = proc.stdout.readline().split()
+        assert name == "rom-001" and port.startswith("/dev/pts/")
+        assert link.rstrip(")") == str(tmp_path / "run" / "rom-001" / "tty")
+        assert os.path.realpath(link.rstrip(")")) == port
+        flashed = subprocess.run(EDGESHADOW + ["flash", "--board", "esp32-devkitc", "--port", link.rstrip(")"),
+                                 "--firmware", str(image), "--json"],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert flashed.returncode == 0, flashed.stderr
+        [result] = json.loads(flashed.stdout)["results"]
+        assert result["ok"] and result["chip"] == "esp32" and result["bytes_written"] == image.stat().st_size
+        second = subprocess.run(EDGESHADOW + ["sim", "--bootloader", "--workdir", str(tmp_path / "run")],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3
+        assert f"virtual ROM folder {tmp_path / 'run' / 'rom-001'} is in use by PID {proc.pid}" in second.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert not (tmp_path / "run" / "rom-001" / "tty").exists()
+
+
+def test_a_second_sim_on_the_same_folder_is_refused_and_the_first_runs_on(tmp_path):
+    first = subprocess.Popen(EDGESHADOW + ["sim", "--workdir", str(tmp_path)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        thing, port, *_ = first.stdout.readline().split()
+        second = subprocess.run(EDGESHADOW + ["sim", "--workdir", str(tmp_path)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3, second.stderr
+        assert second.stderr.strip().endswith(
+            f"edgeshadow: error: board folder {tmp_path / 'sim-001'} is in use by PID {first.pid} "
+            "(edgeshadow sim) (wait for it to finish or stop it)")
+        out = subprocess.run([MPREMOTE, "connect", port, "exec", "print('still here')"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == "still here", out
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=30)
+    assert first.returncode == 0, err
+    assert processes_of(tmp_path / "sim-001" / "sim") == []
+
+
+def test_sim_image_needs_bootloader(tmp_path):
+    p = subprocess.run(EDGESHADOW + ["sim", "--image", str(tmp_path / "x.bin"), "--workdir", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and p.stderr.strip() == (
+        "edgeshadow: error: --image goes with --bootloader (an image to flash onto the virtual ROM)")
