@@ -7,30 +7,24 @@ import gc
 import json
 import sys
 
-try:
-    import asyncio
-except ImportError:  # MicroPython before 1.21
-    import uasyncio as asyncio
+import asyncio
 
 from edge import VERSION, shadow as _shadow
 from edge.pipeline import Device
 from edge.calibration import build_report_filter
-from net.spool import Spool, KIND_READING, KIND_ALERT, write_atomic
+from store import write_atomic
+from store.spool import Spool, KIND_READING, KIND_ALERT
 
 from compat import ticks_ms, ticks_diff, unix_time, unload, uptime
 
 CONFIG_PATH = "/config.json"
 BOARD_PATH = "/board.json"
 HEARTBEAT_S = 300           # the shadow is reported at least this often, changed or not
-# Delta keys that change how samples are processed: the pipeline is rebuilt for them. Others
-# (interval_s, mqtt, ...) keep the pipeline, with its alert states and frozen baselines.
-_PIPELINE_KEYS = ("metrics", "rules", "diagnoses", "sku")  # edge.config.PIPELINE_KEYS
 # Unacknowledged QoS1 packets are kept for re-sending until their PUBACK: at most this many (two
 # 5 KB telemetry batches, or a batch and an alert) in the board's RAM at once.
 _MAX_INFLIGHT = 2
 # The config checks: imported at boot and per delta, unloaded after (code on a board is in RAM).
-_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.model_checks", "edge.schema")
-_CONN_KEYS = ("mqtt", "wifi", "ntp")   # net.rollback.SECTIONS
+_CHECKS = ("edge.delta", "edge.config", "edge.checks", "edge.model_checks", "edge.schema", "edge.text")
 ROLLBACK_AFTER = 3          # failed connects, none this boot, before a delta's settings roll back
 
 
@@ -197,57 +191,14 @@ class App:
                 log("shadow: report failed:", e)
 
     def on_delta(self, state, version):
-        """Apply a desired-state delta as a whole or not at all; what we return is reported."""
-        from edge.text import bad_text
-        bad = bad_text(state, "")
-        unload("edge.text")
-        from edge.delta import apply_delta
-        new, problems = apply_delta(self.cfg, {"state": state, "version": version})
-        del apply_delta
-        if bad is not None:
-            new, problems = None, ["%s: not valid Unicode text (a lone surrogate escape)" % (bad[1:] or "state")]
-        unload(*_CHECKS)  # validation code: in RAM only while a delta is checked
-        gc.collect()      # room for the new pipeline and the config file
-        if not problems and self._rb_refused is not None:
-            problems = self._rollback("refuses", new) or None
-        if problems:
-            self.config_error = {"version": version, "problems": problems}
-            log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
-            return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
-        same = dict(new)
-        same["version"] = self.cfg.get("version", 0)
-        if same == self.cfg:  # a delta we applied, again (it stays until reported): no rewrite
-            if self._unreportable == state:
-                return None   # its report was refused: the error was reported already
-            out = dict(state)
-            out["config_version"] = self.cfg.get("version", 0)
-            return out
+        """Apply a desired-state delta as a whole or not at all; what we return is reported.
+        The code for it (app_delta, and the config checks it imports) is in RAM only meanwhile."""
+        import app_delta
         try:
-            if any(k in state for k in _PIPELINE_KEYS):
-                device = Device(new, validated=True)
-            else:
-                device = None
-            write_atomic(CONFIG_PATH, new)
-        except Exception as e:  # not persisted: nothing applied
-            self.config_error = {"version": version, "problems": ["config: %r" % e]}
-            log("shadow: delta v%d not applied: %r" % (version, e))
-            return {"config_error": self.config_error}
-        if self._net_cfg is not None and any(k in state for k in _CONN_KEYS):
-            self._rollback("trying", self._net_cfg, new)  # tried at the next boot
-        self.cfg = new
-        self._unreportable = None
-        if device is not None:
-            for e in device.adopt(self.device):  # alerts whose rule is gone clear, with an event
-                self._spool_alert(e, self.now())
-            self.device = device
-            self._filters()
-            self._units_due = True
-        self.config_error = None
-        log("shadow: delta v%d applied: %s" % (version, ", ".join(sorted(state))))
-        out = dict(state)
-        out["config_version"] = new["version"]
-        out["config_error"] = None
-        return out
+            return app_delta.apply(self, state, version)
+        finally:
+            del app_delta
+            unload("app_delta", *_CHECKS)
 
     def on_rejected(self, reported, err):
         """The service refused the report of an applied delta (too large, ...): say so instead."""
@@ -263,6 +214,8 @@ class App:
         if not m.get("endpoint"):
             log("net: no mqtt.endpoint in the config: sampling and spooling only")
             return []
+        # the network code first, TLS set-up (in RAM only while it is used) after: the other order
+        # leaves the heap too fragmented for the network code at 116 KB (measured)
         from net.mqtt import MQTTClient
         from net.connection import Connection
         from net.forwarder import Forwarder
@@ -275,13 +228,16 @@ class App:
         self.status_topic = prefix + "status"
         from net import tls
         ctx = tls.load_context(m["ca"], m["cert"], m["key"])
-        unload("net.tls")  # TLS set-up code: in RAM only while it is used
+        del tls
+        unload("net.tls")
         # the broker tells the fleet when the link dies: a retained "connected": false as last will
         client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
                             server_hostname=m["endpoint"], keepalive=m["keepalive_s"],
                             clean_session=m["clean_session"], max_inflight=_MAX_INFLIGHT,
                             will=(self.status_topic, b'{"connected":false}', 1, True))
-        self.conn = Connection(client, wifi=self._wifi, ntp_host=self.cfg["ntp"]["host"], log=log)
+        from board import join_wifi
+        self.conn = Connection(client, wifi=lambda: join_wifi(self.cfg["wifi"], log),
+                               ntp_host=self.cfg["ntp"]["host"], log=log)
         self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",
                                    batch_max=m["batch_max"], log=log)
         self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log, on_rejected=self.on_rejected)
@@ -332,24 +288,6 @@ class App:
         self._units_due = True
         self._report.set()  # report the current state on every (re)connect
 
-    async def _wifi(self):
-        try:
-            import network
-        except ImportError:
-            return  # the unix port and CPython have the host's network
-        wlan = network.WLAN(network.STA_IF)
-        wlan.active(True)
-        if wlan.isconnected():
-            return
-        w = self.cfg["wifi"]
-        wlan.connect(w["ssid"], w["password"])
-        for _ in range(150):
-            if wlan.isconnected():
-                log("wifi: connected")
-                return
-            await asyncio.sleep(0.1)
-        raise OSError("wifi: could not join %r within 15 s" % w["ssid"])
-
     # --- watchdog -------------------------------------------------------------------------------
     async def watchdog(self):
         try:
@@ -377,7 +315,10 @@ def read_json(path):
         return json.load(f)
 
 
-def main():
+def _configured_app():
+    """The App for /board.json and /config.json, or None when the config is not usable. A function
+    of its own so that nothing of the config checks outlives it: a name bound to edge.config's
+    `load` in main() would keep that module (about 11 KB) in RAM for good after unload()."""
     try:
         board_def = read_json(BOARD_PATH)
     except (OSError, ValueError) as e:
@@ -390,8 +331,20 @@ def main():
         problems = e.problems if isinstance(e, ConfigError) else [repr(e)]
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
-        return
-    unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
+        return None
+    finally:
+        unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
+    del ConfigError, load
+    # The code a delta loads, loaded once now and dropped: the names it holds (qstrs, which
+    # MicroPython never frees) are made now, in a heap not yet fragmented, not at the first delta.
+    import app_delta, edge.delta, edge.text  # noqa: E401,F401
+    del app_delta, edge
+    unload("app_delta", *_CHECKS)
     log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
-    app = App(cfg, board_def)
-    asyncio.run(app.run())
+    return App(cfg, board_def)
+
+
+def main():
+    app = _configured_app()
+    if app is not None:
+        asyncio.run(app.run())

@@ -1,5 +1,5 @@
 # The board layer: builds the sensor drivers from the board definition (/board.json) and the
-# device config, and reads them. The only firmware module that touches machine (and esp32,
+# device config, reads them, and joins Wi-Fi. The only firmware module that touches machine (and esp32,
 # network, onewire, ds18x20, dht); drivers get the hardware objects it makes.
 #
 # A metric's source is its config's "sensor" dict, else the board's default wiring
@@ -66,6 +66,27 @@ class Board:
     def set_loop_utilisation(self, busy_ms, interval_ms):
         if self.system is not None:
             self.system.set_loop_utilisation(busy_ms, interval_ms)
+
+
+async def join_wifi(w, log):
+    """Join the Wi-Fi network w ({"ssid", "password"}) as a station, within 15 s (OSError if not).
+    Nothing to do where there is no `network` module: the unix port and CPython use the host's."""
+    try:
+        import network
+    except ImportError:
+        return
+    import asyncio
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    if wlan.isconnected():
+        return
+    wlan.connect(w["ssid"], w["password"])
+    for _ in range(150):
+        if wlan.isconnected():
+            log("wifi: connected")
+            return
+        await asyncio.sleep(0.1)
+    raise OSError("wifi: could not join %r within 15 s" % w["ssid"])
 
 
 def heap_reserved():

@@ -1,4 +1,4 @@
-# Platform differences, decided once for every firmware module: ticks and const on CPython, unix
+# Platform differences, decided once for every firmware module: ticks, sleep_ms and const on CPython, unix
 # seconds on every epoch, and milliseconds since boot that stay right past the tick period.
 #
 # On an ESP32, ticks_ms wraps every 2^30 ms and ticks_diff is valid within +-2^29 ms (6.2 days);
@@ -12,8 +12,11 @@ except ImportError:  # CPython
         return x
 
 try:
-    from time import ticks_ms, ticks_us, ticks_add, ticks_diff
+    from time import ticks_ms, ticks_us, ticks_add, ticks_diff, sleep_ms
 except ImportError:  # CPython
+    def sleep_ms(ms):
+        time.sleep(ms / 1000)
+
     def ticks_ms():
         return time.monotonic_ns() // 1000000
 

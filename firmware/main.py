@@ -45,13 +45,14 @@ def _release():
     gc.collect()
 
 
-_FIRMWARE = ("app", "edge", "net", "drivers", "board", "board_build", "compat", "ota", "otaboot")
+_FIRMWARE = ("app", "app_delta", "edge", "net", "store", "drivers", "board", "board_build", "compat", "ota", "otaboot")
 print("edgeshadow firmware v%s thing=%s" % (edge.VERSION, _thing()))
 del edge
 if _has_app():
     try:
         import app
         app.main()
+        _release()  # it returned (no usable config): the REPL gets the heap back all the same
     except KeyboardInterrupt:
         _release()
         raise

@@ -7,14 +7,10 @@
 #
 # The driver registry is drivers/registry.py.
 
-try:
-    from time import sleep_ms  # MicroPython
-except ImportError:  # CPython
-    from time import sleep as _sleep
-
-    def sleep_ms(ms):
-        _sleep(ms / 1000)
-
+# The ESP32 ADC's full-scale input (uV) per attenuation (dB), for both ADC drivers (adc, ac_rms):
+# a sample at or above it, or within 20 mV of 0 V, is clipped.
+ADC_FULL_SCALE_UV = {0: 950000, 2.5: 1250000, 6: 1750000, 11: 3100000}
+ADC_RAIL_LOW_UV = 20000
 
 def oserror_status(e):
     """Map an OSError from a bus to a read status."""

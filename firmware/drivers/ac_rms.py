@@ -10,6 +10,7 @@ import math
 from array import array
 
 from compat import const, ticks_us, ticks_add, ticks_diff
+from drivers import ADC_FULL_SCALE_UV, ADC_RAIL_LOW_UV
 
 try:
     from drivers._rms_fast import sums as _sums
@@ -19,9 +20,6 @@ except (ImportError, SyntaxError, ValueError):    # CPython, or a port built wit
 _UNIT_UV = const(100)         # samples are stored in units of 100 uV (fits the viper kernel)
 _CHUNK = const(536870912)     # 2**29: the kernel's carry unit
 _MAX_SAMPLES = const(20000)   # keeps the kernel's plain sum inside 32 bits
-_RAIL_LOW_UV = const(20000)   # within 20 mV of 0 V: clipped at the bottom
-# Full-scale input (uV) of the ESP32 ADC per attenuation; a sample at or above is clipped.
-FULL_SCALE_UV = {0: 950000, 2.5: 1250000, 6: 1750000, 11: 3100000}
 
 
 def sums_plain(buf, n, out):
@@ -58,7 +56,7 @@ class ACRMS:
         if not (mains_hz > 0 and samples_per_cycle >= 4 and cycles >= 1 and n <= _MAX_SAMPLES):
             raise ValueError("ac_rms: need mains_hz > 0, samples_per_cycle >= 4, cycles >= 1, "
                              "samples_per_cycle * cycles <= %d" % _MAX_SAMPLES)
-        if atten_db not in FULL_SCALE_UV:
+        if atten_db not in ADC_FULL_SCALE_UV:
             raise ValueError("ac_rms: atten_db must be one of 0, 2.5, 6, 11")
         self.adc = adc
         self.n = n
@@ -66,7 +64,7 @@ class ACRMS:
         # a sample started later than this is on the wrong phase: one sample period unless the
         # ADC is timed by hardware (a board definition says so with a larger max_late_us)
         self.max_late_us = max_late_us or self.period_us
-        self._rail_high = FULL_SCALE_UV[atten_db] - 5000
+        self._rail_high = ADC_FULL_SCALE_UV[atten_db] - 5000
         self._buf = array("i", bytes(4 * n))
         self._out = array("i", (0, 0, 0))
         self.last_late_us = 0     # the worst sample lateness in the burst kept
@@ -110,6 +108,6 @@ class ACRMS:
             return None, "error"
         if late > self.max_late_us:
             return None, "timeout"
-        if lo <= _RAIL_LOW_UV or hi >= self._rail_high:
+        if lo <= ADC_RAIL_LOW_UV or hi >= self._rail_high:
             return None, "out_of_physical_range"
         return (rms_of(self._buf, self.n, self._out) * (_UNIT_UV / 1e6),), "ok"

@@ -2,9 +2,7 @@
 # Forced mode: one measurement per read(), then the chip sleeps. Compensation is the datasheet's
 # integer code (4.2.3: int32 temperature and humidity, int64 pressure): exact on MicroPython, whose
 # floats are single precision on the ESP32 and would lose the pressure formula's low digits.
-from drivers import sleep_ms
-
-from compat import const
+from compat import const, sleep_ms
 
 from drivers import oserror_status
 

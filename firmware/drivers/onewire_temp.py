@@ -4,7 +4,7 @@
 #
 # A conversion takes up to 750 ms: read() returns the conversion started by the previous read()
 # and starts the next, so the sampling loop never waits for it except on the very first read.
-from drivers import sleep_ms
+from compat import sleep_ms
 
 
 class DS18X20Sensor:

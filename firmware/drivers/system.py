@@ -25,8 +25,9 @@ class System:
     RANGES = ((-40.0, 125.0), None, None, (-127, 0), None, None, None, (0.0, 100.0))
 
     def __init__(self, mcu_temperature=None, freq=None, rssi=None, reset_cause=None,
-                 boot_count=None):
+                 boot_count=None, free_heap=getattr(gc, "mem_free", None)):
         self._mcu_temperature = mcu_temperature
+        self._free_heap = free_heap               # None on CPython: no GC heap of its own
         self._freq = freq
         self._rssi = rssi
         self._reset_cause = _call(reset_cause)    # fixed for this boot
@@ -40,7 +41,7 @@ class System:
             self.loop_utilisation = 100.0 if share > 100.0 else share
 
     def read(self):
-        return (_call(self._mcu_temperature), gc.mem_free() if hasattr(gc, "mem_free") else None,
+        return (_call(self._mcu_temperature), _call(self._free_heap),
                 _call(self._freq), _call(self._rssi),
                 uptime.ms() // 1000, self._reset_cause, self._boot_count,
                 self.loop_utilisation), "ok"

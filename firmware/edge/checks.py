@@ -1,10 +1,15 @@
-# Config checks for the registries (calibration stages, report filters, rules, diagnoses): each
-# registry entry's parameter schema and the cross-field rules. Imported with edge.config at boot and
-# per delta only (app.py unloads both afterwards), so none of it stays in the board's RAM.
-from edge import schema as S
+# Config checks of what the pipeline is built from: metrics, sku, and the registries (calibration
+# stages, report filters, rules, diagnoses) with each entry's parameter schema and the cross-field
+# rules. Imported by edge.config at boot and for a delta that changes the pipeline only (app.py
+# unloads both afterwards), so a delta of interval_s or mqtt settings does not load it.
+from edge import config, schema as S
 from edge.rules import LIMIT_RULES, rule_name
 from edge.diagnosis import _ratings
 
+METRIC_KEYS = ("unit", "sensor", "calibration", "report", "provenance")
+# Keys the shadow's reported state uses beside the metrics: no metric may take these names.
+RESERVED = ("timestamp", "alerts", "diagnoses", "status", "config_version", "fw", "spool",
+            "provenance", "thing")
 _N = (S.NUM, False)
 STAGE_SCHEMAS = {
     "offset": {"value": (S.NUM, True)},
@@ -161,3 +166,53 @@ def _check_term(t, p, metrics, ratings, problems):
     for k in t:
         if k not in ("metric", "rises", "falls", "of_rating"):
             problems.append("%s.%s: unknown key (known: falls, metric, of_rating, rises)" % (p, k))
+
+
+def validate_sku(sku, p):
+    if sku is None:
+        return
+    if type(sku) is not dict:
+        p.append("sku: must be an object")
+        return
+    if "name" in sku and type(sku["name"]) is not str:
+        p.append("sku.name: must be a string")
+    r = sku.get("ratings", {})
+    if type(r) is not dict:
+        p.append("sku.ratings: must be an object of metric: rated value")
+    else:
+        for m in sorted(r):
+            if not (S.is_num(r[m]) and r[m] > 0):
+                p.append("sku.ratings.%s: must be a number > 0" % m)
+    for k in sorted(sku):
+        if k not in ("name", "ratings"):
+            p.append("sku.%s: unknown key (known: name, ratings)" % k)
+
+
+def validate_metrics(metrics, p):
+    if metrics is None:
+        p.append("metrics: required")
+        return
+    if type(metrics) is not dict or not metrics:
+        p.append("metrics: must be an object with at least one metric")
+        return
+    for name in sorted(metrics):
+        path = "metrics.%s" % name
+        m = metrics[name]
+        if not config.valid_name(name, 64) or name in RESERVED:
+            p.append("%s: metric names are 1 to 64 characters of A-Z a-z 0-9 _ : - and not one of %s"
+                     % (path, ", ".join(RESERVED)))
+        if type(m) is not dict:
+            p.append("%s: must be an object" % path)
+            continue
+        for k in sorted(m):
+            if k not in METRIC_KEYS:
+                p.append("%s.%s: unknown key (known: %s)" % (path, k, ", ".join(METRIC_KEYS)))
+        if "unit" in m and type(m["unit"]) is not str:
+            p.append("%s.unit: must be a string" % path)
+        s = m.get("sensor")
+        if s is not None and (type(s) is not dict or type(s.get("driver")) is not str):
+            p.append("%s.sensor: must be an object with a string \"driver\"" % path)
+        validate_stages(m.get("calibration", []), path + ".calibration", p)
+        validate_filters(m.get("report", []), path + ".report", p)
+        if "provenance" in m and type(m["provenance"]) is not dict:
+            p.append("%s.provenance: must be an object" % path)

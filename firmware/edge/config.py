@@ -18,10 +18,6 @@ DEFAULTS = {
     "ntp": {"host": "pool.ntp.org"},
     "watchdog_s": 45,
 }
-METRIC_KEYS = ("unit", "sensor", "calibration", "report", "provenance")
-# Keys the shadow's reported state uses beside the metrics: no metric may take these names.
-RESERVED = ("timestamp", "alerts", "diagnoses", "status", "config_version", "fw", "spool",
-            "provenance", "thing")
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:-"
 _SECTIONS = {  # section -> {key: (kind, nullable)}
     "mqtt": {"endpoint": (S.STR, True), "port": ("port", False), "keepalive_s": ("keepalive", False),
@@ -122,8 +118,8 @@ def validate(cfg, changed=None):
                      "use 0 (off) or at least %s (max(30, 2 x interval_s + 5))" % (w, least))
     if changed is None or any(k in changed for k in PIPELINE_KEYS):
         from edge import checks
-        _check_sku(cfg.get("sku"), p)
-        _check_metrics(cfg.get("metrics"), p, checks)
+        checks.validate_sku(cfg.get("sku"), p)
+        checks.validate_metrics(cfg.get("metrics"), p)
         checks.validate_rules(cfg.get("rules", []), cfg, p)
         checks.validate_diagnoses(cfg.get("diagnoses"), cfg, p)
     for sec in _SECTIONS:
@@ -144,7 +140,7 @@ BOUNDS = {"interval_s": (None, 86400), "watchdog_s": (None, 172805),  # 2 x 8640
           "mqtt.ca": "F", "mqtt.cert": "F", "mqtt.key": "F", "spool.dir": "D"}
 _KINDS = {"H": "a host name", "P": "1 to 3 topic levels of A-Z a-z 0-9 _ -",
           "F": "an absolute file path", "D": "a folder of its own, like /spool"}
-_NOT_SPOOL = ("certs", "edge", "net", "drivers", "lib")  # and no file names (.py .json ...)
+_NOT_SPOOL = ("certs", "edge", "net", "store", "drivers", "ota", "update", "lib")  # firmware, OTA slots  # and no file names (.py .json ...)
 
 
 def _word(s, extra=""):
@@ -194,56 +190,6 @@ def _check_bounds(cfg, p):
         for m in sorted(r):
             if S.too_big(m, r[m]):
                 p.append("sku.ratings.%s: %s" % (m, S.too_big(m, r[m])))
-
-
-def _check_sku(sku, p):
-    if sku is None:
-        return
-    if type(sku) is not dict:
-        p.append("sku: must be an object")
-        return
-    if "name" in sku and type(sku["name"]) is not str:
-        p.append("sku.name: must be a string")
-    r = sku.get("ratings", {})
-    if type(r) is not dict:
-        p.append("sku.ratings: must be an object of metric: rated value")
-    else:
-        for m in sorted(r):
-            if not (S.is_num(r[m]) and r[m] > 0):
-                p.append("sku.ratings.%s: must be a number > 0" % m)
-    for k in sorted(sku):
-        if k not in ("name", "ratings"):
-            p.append("sku.%s: unknown key (known: name, ratings)" % k)
-
-
-def _check_metrics(metrics, p, checks):
-    if metrics is None:
-        p.append("metrics: required")
-        return
-    if type(metrics) is not dict or not metrics:
-        p.append("metrics: must be an object with at least one metric")
-        return
-    for name in sorted(metrics):
-        path = "metrics.%s" % name
-        m = metrics[name]
-        if not valid_name(name, 64) or name in RESERVED:
-            p.append("%s: metric names are 1 to 64 characters of A-Z a-z 0-9 _ : - and not one of %s"
-                     % (path, ", ".join(RESERVED)))
-        if type(m) is not dict:
-            p.append("%s: must be an object" % path)
-            continue
-        for k in sorted(m):
-            if k not in METRIC_KEYS:
-                p.append("%s.%s: unknown key (known: %s)" % (path, k, ", ".join(METRIC_KEYS)))
-        if "unit" in m and type(m["unit"]) is not str:
-            p.append("%s.unit: must be a string" % path)
-        s = m.get("sensor")
-        if s is not None and (type(s) is not dict or type(s.get("driver")) is not str):
-            p.append("%s.sensor: must be an object with a string \"driver\"" % path)
-        checks.validate_stages(m.get("calibration", []), path + ".calibration", p)
-        checks.validate_filters(m.get("report", []), path + ".report", p)
-        if "provenance" in m and type(m["provenance"]) is not dict:
-            p.append("%s.provenance: must be an object" % path)
 
 
 def _check_section(sec, d, p):

@@ -1,28 +1,7 @@
 # A desired-state delta applied to the device config as a whole or not at all. Imported only
 # while a delta is checked (app.py unloads it, with edge.config, afterwards: code in RAM costs).
 from edge import config
-import io
-import json
-
-from edge.shadow import MAX_DEPTH, MAX_STATE_BYTES, depth
-
-
-class _Size(io.IOBase):
-    """A stream that only counts: the size of a document as JSON, without the text in RAM."""
-    n = 0
-
-    def write(self, s):
-        self.n += len(s)
-        return len(s)
-
-
-def json_size(obj):
-    c = _Size()
-    try:
-        json.dump(obj, c, separators=(",", ":"))
-    except TypeError:  # a json.dump without separators
-        json.dump(obj, c)
-    return c.n
+from edge.shadow import MAX_DEPTH, MAX_STATE_BYTES, depth, json_size
 
 
 def apply_delta(cfg, msg):

@@ -152,7 +152,11 @@ class Model:
         if t - self.t0 < self.warm_s:  # the filters start from the first sample: let them settle
             return None
         z = (x - e) * 256 // self.sd
-        z = -_ZMAX if z < -_ZMAX else _ZMAX if z > _ZMAX else z
+        self._follow(-_ZMAX if z < -_ZMAX else _ZMAX if z > _ZMAX else z)
+        return self._decide(run)
+
+    def _follow(self, z):
+        """The filters on z (clamped): mean, roughness, and the load relation's moving means."""
         pz, self.prev_z = self.prev_z, z
         self.m += z - (self.m >> _KM)
         if pz is not None:
@@ -170,6 +174,9 @@ class Model:
             self.sgg += ((g * g << _KL) - self.sgg) // n
             self.szg += ((zz * g << _KL) - self.szg) // n
             self.szz += ((zz * zz << _KL) - self.szz) // n
+
+    def _decide(self, run):
+        """Hit or not from the filters (with hysteresis), and the diagnosis it names."""
         m = self.m >> _KM
         am = -m if m < 0 else m
         rough = self.r >> _KR

@@ -83,6 +83,25 @@ class Device:
         return gone
 
     def process(self, ts, raw, status=None):
+        values, statuses = self._calibrated(raw, status)
+        for k in self.models:
+            k.rule.see(values)
+        alerts = []
+        events = self._detect(values, ts, alerts)
+        diags = []
+        for d in self.diagnoses:
+            c = d.confidence(values)
+            if c >= d.min and c > 0:
+                # two decimals, rounded alike in float32 and float64 (shadow, replay, monitor)
+                diags.append({"name": d.name, "confidence": round_half_up(c, 100)})
+        for k in self.models:  # edge.model: its confidence is already a whole percent / 100
+            if k.alert.active and k.rule.diag is not None:
+                diags.append(k.rule.diag)
+        return {"ts": ts, "thing": self.thing, "values": values, "status": statuses,
+                "alerts": alerts, "events": events or [], "diagnoses": diags}
+
+    def _calibrated(self, raw, status):
+        """({metric: calibrated value or None}, {metric: read status})."""
         values = {}
         statuses = {}
         chains = self.chains
@@ -100,9 +119,10 @@ class Device:
                     v = None
                 values[m] = v
                 statuses[m] = _st.OK if v is not None else _st.OUT_OF_PHYSICAL_RANGE
-        for k in self.models:
-            k.rule.see(values)
-        alerts = []
+        return values, statuses
+
+    def _detect(self, values, ts, alerts):
+        """Run every rule; active alerts' records go to `alerts`; returns the events (or None)."""
         events = None
         for m, checks in self.checks:
             v = values[m]
@@ -125,14 +145,4 @@ class Device:
                     events.append(ev)
                 if a.state is not None:
                     alerts.append(a.record)
-        diags = []
-        for d in self.diagnoses:
-            c = d.confidence(values)
-            if c >= d.min and c > 0:
-                # two decimals, rounded alike in float32 and float64 (shadow, replay, monitor)
-                diags.append({"name": d.name, "confidence": round_half_up(c, 100)})
-        for k in self.models:  # edge.model: its confidence is already a whole percent / 100
-            if k.alert.active and k.rule.diag is not None:
-                diags.append(k.rule.diag)
-        return {"ts": ts, "thing": self.thing, "values": values, "status": statuses,
-                "alerts": alerts, "events": events or [], "diagnoses": diags}
+        return events

@@ -1,22 +1,32 @@
 # AWS IoT Device Shadow documents: the reported state, AWS's limits, and desired-state deltas.
 # Metrics stay flat numbers at state.reported.<metric> beside the device's `timestamp`, so rules
 # like `SELECT state.reported.current FROM '$aws/things/+/shadow/update'` keep working.
+import io
 import json
 
 from edge import VERSION, round_half_up
 
 MAX_STATE_BYTES = 8192   # desired + reported, metadata excluded
 MAX_DEPTH = 6            # levels inside the desired or reported section
-MAX_TOKEN_BYTES = 64
 # Optional fields, dropped first to last when the document would break a limit: provenance, then
 # any other extra the caller added, then these. Metrics and timestamp are never dropped.
 OPTIONAL = ("spool", "diagnoses", "status", "alerts", "config_version", "fw")
 
-try:
-    _dumps_compact = lambda o: json.dumps(o, separators=(",", ":"))
-    _dumps_compact({})
-except TypeError:  # an old MicroPython json without separators
-    _dumps_compact = json.dumps
+
+class _Size(io.IOBase):
+    """A stream that only counts: the size of a document as JSON, without the text in RAM."""
+    n = 0
+
+    def write(self, s):
+        self.n += len(s)
+        return len(s)
+
+
+def json_size(obj):
+    """Bytes of `obj` as compact JSON (as AWS counts a shadow document), without building it."""
+    c = _Size()
+    json.dump(obj, c, separators=(",", ":"))
+    return c.n
 
 
 def reported_state(cfg, result, extra=None):
@@ -70,21 +80,11 @@ def trim(reported):
     extras = [k for k in rep if k not in OPTIONAL and depth(rep[k]) > 0]  # metrics are flat
     extras.sort(key=lambda k: k != "provenance")
     order = extras + [k for k in OPTIONAL if k in rep]
-    while len(_dumps_compact({"reported": rep})) > MAX_STATE_BYTES:
+    while json_size({"reported": rep}) > MAX_STATE_BYTES:
         if not order:
             raise ValueError("state: %d bytes without optional fields, AWS allows %d"
-                             % (len(_dumps_compact({"reported": rep})), MAX_STATE_BYTES))
+                             % (json_size({"reported": rep}), MAX_STATE_BYTES))
         del rep[order.pop(0)]
         dropped += 1
     return rep, dropped
 
-
-def document(reported, client_token):
-    """(json bytes, dropped count): {"state": {"reported": ...}, "clientToken": ...} within AWS's
-    limits (see trim); ValueError if the token is too long or the metrics alone do not fit."""
-    tok = client_token.encode() if type(client_token) is str else client_token
-    if len(tok) > MAX_TOKEN_BYTES:
-        raise ValueError("clientToken: %d bytes, AWS allows %d" % (len(tok), MAX_TOKEN_BYTES))
-    rep, dropped = trim(reported)
-    doc = '{"state":%s,"clientToken":%s}' % (_dumps_compact({"reported": rep}), json.dumps(tok.decode()))
-    return doc.encode(), dropped

@@ -4,14 +4,21 @@
 import asyncio
 import gc
 
-from compat import unload
+from compat import unload, uptime
 from net.backoff import Backoff
-
-from compat import uptime
 
 
 def _now():
     return uptime.ms() / 1000
+
+
+def _explain(e, host):
+    # net.tls only while it is used: a name bound to it in run() would keep it in RAM for good
+    from net import tls
+    try:
+        return tls.explain(e, host)
+    finally:
+        unload("net.tls", "net.clock")
 
 
 def topic_matches(filt, topic):
@@ -39,8 +46,6 @@ class Connection:
         self.connects = 0
         self.last_error = None
         self._clock_set = False
-        self._stop = False
-        self._stopped = asyncio.Event()
         self._changed = asyncio.Event()
         client.on_message = self._route
 
@@ -87,9 +92,10 @@ class Connection:
         if self.wifi is not None:
             await self.wifi()
         if not self._clock_set:
-            from net import tls  # TLS set-up code: in RAM only while connecting
-            tls.set_clock(self.ntp_host)  # certificate dates need the time
-            unload("net.tls")
+            from net import clock  # in RAM only while the clock is set, once a boot
+            clock.set_clock(self.ntp_host)  # certificate dates need the time
+            del clock  # (a name bound to it would keep it through the handshake)
+            unload("net.clock")
             self._clock_set = True
         gc.collect()  # the handshake peak needs the heap it can get
         await c.connect()
@@ -99,23 +105,18 @@ class Connection:
             await hook()
 
     async def run(self):
-        """Keep the link up until stop(); never raises."""
+        """Keep the link up, for good; never raises."""
         host = self.client.server_hostname or self.client.server
-        while not self._stop:
+        while True:
             try:
                 await self.connect_once()
             except Exception as e:
-                from net import tls
-                self.last_error = tls.explain(e, host)
-                unload("net.tls")
+                self.last_error = _explain(e, host)
                 self.log("net: connect to %s:%d failed: %s" % (host, self.client.port, self.last_error))
                 if self.client.connected:
                     await self.client.disconnect()
-                await self._sleep(self.backoff.delay())
+                await asyncio.sleep(self.backoff.delay())
                 continue
-            if self._stop:
-                await self.client.disconnect()
-                break
             self.connects += 1
             self.last_error = None
             self.backoff.connected(_now())
@@ -125,20 +126,6 @@ class Connection:
             err = await self.client.wait_down()
             self.backoff.disconnected(_now())
             self._notify()
-            if self._stop:
-                break
             self.last_error = str(err)
             self.log("net: link down: %s" % err)
-            await self._sleep(self.backoff.delay())
-
-    async def _sleep(self, s):
-        try:
-            await asyncio.wait_for(self._stopped.wait(), s)
-        except asyncio.TimeoutError:
-            pass
-
-    async def stop(self):
-        self._stop = True
-        self._stopped.set()
-        await self.client.disconnect()
-        self._notify()
+            await asyncio.sleep(self.backoff.delay())

@@ -8,7 +8,7 @@
 import asyncio
 import gc
 
-from net.spool import KIND_ALERT
+from store.spool import KIND_ALERT
 
 from compat import ticks_ms, ticks_diff
 

@@ -1,89 +1,16 @@
-# MQTT 3.1.1 client on asyncio streams (uasyncio on the board, asyncio on the unix port and CPython).
+# MQTT 3.1.1 client on asyncio streams (MicroPython's asyncio on the board, CPython's on the host).
 # Mechanism only: it speaks the protocol and raises MQTTError/OSError. Reconnection, resubscription
-# and retry policy live in net/connection.py. QoS 0 and 1; QoS1 publishes stay in `inflight` until
-# their PUBACK and are re-sent with DUP after the next connect (same packet ids).
+# and retry policy live in net/connection.py; the packets themselves in net/mqtt_packets.py. QoS 0
+# and 1; QoS1 publishes stay in `inflight` until their PUBACK and are re-sent with DUP after the
+# next connect (same packet ids).
 import asyncio
 import socket
-import struct
 
-from compat import const, ticks_ms, ticks_diff
-
-MAX_PAYLOAD = const(131072)        # AWS IoT: 128 KB per message
-# The largest packet the board takes in: a shadow document at AWS's 8 KB of state with its
-# metadata, and room to spare. Read into one buffer of its exact size (no growing bytes object).
-_MAX_PACKET = const(24576)
-_CONNECT = const(0x10)
-_CONNACK = const(0x20)
-_PUBLISH = const(0x30)
-_PUBACK = const(0x40)
-_SUBSCRIBE = const(0x82)
-_SUBACK = const(0x90)
-_PINGREQ = b"\xc0\x00"
-_PINGRESP = const(0xD0)
-_DISCONNECT = b"\xe0\x00"
-
-CONNACK_REASONS = {
-    1: "the broker refused the connection: unacceptable protocol version (needs MQTT 3.1.1)",
-    2: "the broker refused the connection: client id rejected (use the thing name, 1..128 chars)",
-    3: "the broker refused the connection: server unavailable",
-    4: "the broker refused the connection: bad user name or password",
-    5: "the broker refused the connection: not authorised (check the device certificate and policy)",
-}
-
-
-_MALFORMED = (ValueError, IndexError, getattr(struct, "error", ValueError))
-
-
-class MQTTError(Exception):
-    """A protocol-level failure; `code` is the CONNACK/SUBACK code when there is one."""
-
-    def __init__(self, msg, code=None):
-        super().__init__(msg)
-        self.code = code
-
-
-def _varlen(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return out
-
-
-def _str(s):
-    if isinstance(s, str):
-        s = s.encode()
-    return struct.pack("!H", len(s)) + s
-
-
-def _packet(first, body):
-    return bytes([first]) + _varlen(len(body)) + body
-
+from compat import ticks_ms, ticks_diff
+from net import mqtt_packets as P
+from net.mqtt_packets import MQTTError, MAX_PAYLOAD  # noqa: F401  (the client's API)
 
 getaddrinfo = socket.getaddrinfo  # tests replace it
-
-
-def _publish_packet(topic, payload, qos, retain, pid):
-    """The PUBLISH packet in one buffer of its exact size: a 5 KB batch costs 5 KB, not four
-    copies of it (concatenating header, topic and payload would)."""
-    t = topic.encode()
-    rem = 2 + len(t) + (2 if qos else 0) + len(payload)
-    vl = _varlen(rem)
-    i = 1 + len(vl)
-    pkt = bytearray(i + rem)
-    pkt[0] = _PUBLISH | (qos << 1) | (1 if retain else 0)
-    pkt[1:i] = vl
-    struct.pack_into("!H", pkt, i, len(t))
-    i += 2
-    pkt[i:i + len(t)] = t
-    i += len(t)
-    if qos:
-        struct.pack_into("!H", pkt, i, pid)
-        i += 2
-    pkt[i:] = payload
-    return pkt
 
 
 async def _open(host, port, ssl_context, server_hostname):
@@ -94,7 +21,7 @@ async def _open(host, port, ssl_context, server_hostname):
 
 class MQTTClient:
     def __init__(self, client_id, server, port=8883, ssl_context=None, server_hostname=None,
-                 keepalive=60, clean_session=True, will=None, user=None, password=None,
+                 keepalive=60, clean_session=True, will=None,
                  max_inflight=20, timeout=15, opener=None, resolve=None):
         if not client_id or len(client_id) > 128:
             raise ValueError("mqtt client id: 1..128 characters, got %r" % (client_id,))
@@ -108,8 +35,6 @@ class MQTTClient:
         self.keepalive = keepalive
         self.clean_session = clean_session
         self.will = will                  # (topic, payload, qos, retain) or None
-        self.user = user
-        self.password = password
         self.max_inflight = max_inflight
         self.timeout = timeout
         self._opener = opener or _open
@@ -126,7 +51,6 @@ class MQTTClient:
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()   # replaced on every state change (acks, pings, down)
         self._waiting = {}                # pid -> SUBACK/UNSUBACK body
-        self._pong = False
         self._tx = self._rx = 0
         self._up = False
         self._addr = None                 # the broker's address from the last good DNS lookup
@@ -160,12 +84,12 @@ class MQTTClient:
         self._r, self._w = await asyncio.wait_for(
             self._opener(self._resolve() if self._resolves else self.server, self.port, self.ssl_context, self.server_hostname), self.timeout)
         try:
-            await self._send(self._connect_packet())
+            await self._send(P.connect(self.client_id, self.keepalive, self.clean_session, self.will))
             ptype, body = await asyncio.wait_for(self._read_packet(), self.timeout)
-            if ptype != _CONNACK or len(body) != 2:
+            if ptype != P.CONNACK or len(body) != 2:
                 raise MQTTError("mqtt: expected CONNACK, got packet type 0x%02x" % ptype)
             if body[1]:
-                raise MQTTError(CONNACK_REASONS.get(body[1], "the broker refused the connection: code %d" % body[1]), body[1])
+                raise MQTTError(P.CONNACK_REASONS.get(body[1], "the broker refused the connection: code %d" % body[1]), body[1])
         except BaseException:
             await self._close_stream()
             raise
@@ -179,26 +103,11 @@ class MQTTClient:
             pkt[0] |= 0x08  # DUP: the broker may have seen it before the link went down
             await self._send(pkt)
 
-    def _connect_packet(self):
-        flags = 0x02 if self.clean_session else 0
-        payload = _str(self.client_id)
-        if self.will:
-            topic, msg, qos, retain = self.will
-            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            payload += _str(topic) + _str(msg)
-        if self.user is not None:
-            flags |= 0x80
-            payload += _str(self.user)
-        if self.password is not None:
-            flags |= 0x40
-            payload += _str(self.password)
-        return _packet(_CONNECT, b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack("!H", self.keepalive) + payload)
-
     async def disconnect(self):
         """Polite close: DISCONNECT (the broker then discards the last will)."""
         if self._up:
             try:
-                await self._send(_DISCONNECT)
+                await self._send(P.DISCONNECT)
             except (OSError, MQTTError, asyncio.TimeoutError):
                 pass
         await self._down(MQTTError("mqtt: disconnected by the client"))
@@ -275,7 +184,7 @@ class MQTTClient:
         if not self._up:
             raise MQTTError("mqtt: not connected")
         pid = self._next_pid() if qos else None
-        pkt = _publish_packet(topic, payload, qos, retain, pid)
+        pkt = P.publish(topic, payload, qos, retain, pid)
         if qos:
             self.inflight[pid] = pkt
             self._order.append(pid)
@@ -294,17 +203,10 @@ class MQTTClient:
         """Unacknowledged QoS1 packet ids, oldest first."""
         return list(self._order)
 
-    async def wait_puback(self, pid, timeout=None):
-        async def wait():
-            while pid in self.inflight:
-                await self._changed.wait()
-        await asyncio.wait_for(wait(), timeout or self.timeout)
-
     async def subscribe(self, topic, qos=1):
         """Subscribe one filter; returns the granted QoS. A refusal (0x80) raises MQTTError."""
         pid = self._next_pid()
-        body = struct.pack("!H", pid) + _str(topic) + bytes([qos])
-        codes = await self._request(pid, _packet(_SUBSCRIBE, body))
+        codes = await self._request(pid, P.subscribe(pid, topic, qos))
         if not codes or codes[0] == 0x80:
             raise MQTTError("mqtt: the broker refused the subscription to %s (check the policy/ACL)" % topic, 0x80)
         return codes[0]
@@ -325,38 +227,9 @@ class MQTTClient:
 
     # --- receiving -------------------------------------------------------------------------
     async def _read_packet(self):
-        r = self._r
-        ptype = (await r.readexactly(1))[0]
-        n = shift = 0
-        while True:
-            b = (await r.readexactly(1))[0]
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                raise MQTTError("mqtt: malformed remaining length")
-        if n > _MAX_PACKET:
-            raise MQTTError("mqtt: incoming packet of %d bytes exceeds the buffer limit" % n)
-        body = await self._read_body(n) if n else b""
+        ptype, body = await P.read(self._r)
         self._rx = ticks_ms()
         return ptype, body
-
-    async def _read_body(self, n):
-        r = self._r
-        if not hasattr(r, "readinto"):  # CPython's StreamReader
-            return bytearray(await r.readexactly(n))
-        buf = bytearray(n)
-        mv = memoryview(buf)
-        got = 0
-        while got < n:
-            k = await r.readinto(mv[got:])
-            if k is None:  # TLS: a record not complete yet
-                continue
-            if not k:
-                raise EOFError
-            got += k
-        return buf
 
     async def _read_loop(self):
         try:
@@ -373,44 +246,39 @@ class MQTTClient:
     async def _dispatch(self, ptype, body):
         try:
             await self._dispatch_packet(ptype, body)
-        except _MALFORMED as e:  # too short, bad UTF-8 topic...: the broker is broken or hostile
+        except P.MALFORMED as e:  # too short, bad UTF-8 topic...: the broker is broken or hostile
             raise MQTTError("mqtt: malformed packet (type 0x%02x, %d bytes) from the broker: %s"
                             % (ptype, len(body), e))
 
     async def _dispatch_packet(self, ptype, body):
         kind = ptype & 0xF0
-        if kind == _PUBLISH:
-            qos = (ptype >> 1) & 3
-            tlen = struct.unpack_from("!H", body, 0)[0]
-            topic = str(body[2:2 + tlen], "utf-8")
-            off = 2 + tlen
-            if qos:
-                pid = struct.unpack_from("!H", body, off)[0]
-                off += 2
+        if kind == P.PUBLISH:
+            topic, pid, off = P.split_publish(ptype, body)
             if self.on_message is not None:
                 body[0:off] = b""  # the payload, in place: no second copy of a large message
                 try:
                     self.on_message(topic, body, bool(ptype & 1))
                 except Exception as e:  # a handler bug must not take the link down
                     print("mqtt: on_message failed for %s: %r" % (topic, e))
-            if qos:
-                await self._send(_packet(_PUBACK, struct.pack("!H", pid)))
-        elif kind == _PUBACK:
-            pid = struct.unpack("!H", body)[0]
+            if pid is not None:
+                await self._send(P.puback(pid))
+        elif kind == P.PUBACK:
+            if len(body) != 2:
+                raise ValueError("PUBACK of %d bytes" % len(body))
+            pid = body[0] << 8 | body[1]
             if self.inflight.pop(pid, None) is not None:
                 self._order.remove(pid)
                 token = self._tokens.pop(pid)
                 if self.on_puback is not None:
                     self.on_puback(pid, token)
             self._notify()
-        elif kind == _SUBACK:
-            pid = struct.unpack_from("!H", body, 0)[0]
+        elif kind == P.SUBACK:
+            pid = body[0] << 8 | body[1]
             if pid in self._waiting:
                 self._waiting[pid] = bytes(body[2:]) or b"\x00"
                 self._notify()
-        elif kind == _PINGRESP:
-            self._pong = True
-            self._notify()
+        elif kind == P.PINGRESP:
+            pass  # what it proves (the broker is there) is in _rx: _read_packet set it
         else:
             raise MQTTError("mqtt: unexpected packet type 0x%02x" % ptype)
 
@@ -420,13 +288,13 @@ class MQTTClient:
         ka = self.keepalive * 1000
         try:
             while self._up:
-                await asyncio.sleep_ms(ka // 4) if hasattr(asyncio, "sleep_ms") else await asyncio.sleep(ka / 4000)
+                await asyncio.sleep(ka / 4000)
                 now = ticks_ms()
                 if ticks_diff(now, self._rx) > ka * 3 // 2:
                     await self._down(MQTTError("mqtt: nothing from the broker for %d s: link dead" % (ka * 3 // 2000)))
                     return
                 if ticks_diff(now, self._tx) >= ka // 2:
-                    await self._send(_PINGREQ)
+                    await self._send(P.PINGREQ)
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -8,7 +8,7 @@
 #                   "refused": sections rolled back, or null, "problems": [...], "version": n}
 import json
 
-from net.spool import write_atomic
+from store import write_atomic
 
 PATH = "/config.ok.json"
 SECTIONS = ("mqtt", "wifi", "ntp")

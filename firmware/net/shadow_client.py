@@ -1,6 +1,6 @@
 # The AWS IoT Device Shadow protocol (classic shadow) over net.connection: GET on every (re)connect,
-# deltas to a callback (stale versions ignored), reports with clientToken tracking, 409 -> re-GET
-# and retry with the new version, 429 -> back off and retry; few requests in flight (AWS: 10 max).
+# deltas to a callback (stale versions ignored), reports with clientToken tracking, 429 -> back off
+# and retry; few requests in flight (AWS: 10 max).
 # Versions as AWS keeps them: a shadow's version only grows, except that a shadow deleted for more
 # than 48 h starts again from 0. So the GET's version is the truth: a delta older than the last one
 # applied makes us GET, and a GET below it (a new shadow, or a bogus version seen before) resets it.
@@ -91,19 +91,14 @@ class ShadowClient:
                 return None
             raise
 
-    async def report(self, reported, version=None):
-        """Report state; returns the accepted document. 409 re-GETs and retries, 429 backs off."""
+    async def report(self, reported):
+        """Report state; returns the accepted document. 429 (and 500, 503) back off and retry.
+        Reports carry no version, so the service never answers them 409 (version conflict)."""
         for attempt in range(self.retries):
-            doc = {"state": {"reported": reported}}
-            if version is not None:
-                doc["version"] = version
             try:
-                return await self._request("update", doc)
+                return await self._request("update", {"state": {"reported": reported}})
             except ShadowError as e:
-                if e.code == 409 and version is not None:
-                    await self.get()
-                    version = self.version
-                elif e.code == 429 or e.code in (500, 503):
+                if e.code == 429 or e.code in (500, 503):
                     await asyncio.sleep(self.backoff.delay())
                 else:
                     raise

@@ -1,15 +1,10 @@
-# TLS for the MQTT link: a verifying client context from the DER files on the board, the clock set
-# by NTP before the handshake, and TLS failures turned into sentences. There is no code path that
-# builds an unverified context.
+# TLS for the MQTT link: a verifying client context from the DER files on the board, the device
+# certificate's dates checked (net/clock.py sets the clock first), and TLS failures turned into
+# sentences. There is no code path that builds an unverified context.
 import ssl
 import time
 
 from compat import EPOCH_OFFSET, unix_time
-
-try:
-    import ntptime  # ESP32 (and the virtual board's stand-in); absent on the unix port and CPython
-except ImportError:
-    ntptime = None
 
 _CPYTHON = not hasattr(ssl, "MBEDTLS_VERSION") and hasattr(ssl, "create_default_context")
 
@@ -144,19 +139,6 @@ def load_context(ca_path, cert_path, key_path, now=None):
     return context(ca, cert, key)
 
 
-def set_clock(host=None):
-    """Set the clock by NTP (certificate dates are checked). False where the OS keeps the time."""
-    if ntptime is None:
-        return False
-    if host:
-        ntptime.host = host
-    try:
-        ntptime.settime()
-    except (OSError, OverflowError) as e:
-        raise TLSError("NTP from %s failed (%r): the clock is not set, so certificates cannot be checked" % (host or ntptime.host, e))
-    return True
-
-
 # --- failures into words ------------------------------------------------------------------------
 _MBEDTLS = {
     -0x7F00: "out of memory for TLS (MBEDTLS_ERR_SSL_ALLOC_FAILED): free heap before connecting",
@@ -185,7 +167,8 @@ _VERIFY = (
 
 def explain(exc, host="the broker"):
     """One sentence for a failure during the TLS connection to `host`."""
-    if isinstance(exc, TLSError):
+    from net.clock import ClockError
+    if isinstance(exc, (TLSError, ClockError)):
         return str(exc)
     text = " ".join(str(a) for a in getattr(exc, "args", ())).lower()
     vm = getattr(exc, "verify_message", None)

@@ -10,18 +10,13 @@ import hashlib
 import json
 import os
 
-try:
-    import asyncio
-except ImportError:
-    import uasyncio as asyncio
+import asyncio
 
 import otaboot
 from ota import OtaError, manifest
+from ota.stream import BLOCK, describe, fetch, fetch_manifest
+from store import write_atomic
 
-BLOCK = 1024          # bytes per stream block: one block is ~1.4 KB of JSON on the wire
-WINDOW = 4            # blocks asked for per request
-TIMEOUT_S = 10        # a request unanswered this long is sent again
-RETRIES = 5
 
 
 def _stage():
@@ -82,12 +77,6 @@ def _read(p):
             return f.read()
     except OSError:
         return None
-
-
-def _write(p, text):
-    with open(p + ".tmp", "w") as f:
-        f.write(text)
-    os.rename(p + ".tmp", p)
 
 
 class _Writer:
@@ -155,52 +144,62 @@ async def _going_on(jobs, job, details):
     return True
 
 
+async def _to_slot(jobs, job, doc, m, text, st):
+    """The package's files into the inactive slot, then the switch to it: the slot's name, or None
+    when the service ended the job on the way (nothing switched)."""
+    digest = binascii.hexlify(hashlib.sha256(text).digest()).decode()
+    target = "b" if st.get("active") == "a" else "a"
+    slot_dir = otaboot.DIR + "/" + target
+    if _read_bytes(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
+        if not await _going_on(jobs, job, {"step": "download", "version": m["version"]}):
+            return None
+        done = _stage_begin(job, digest, text, m)
+        text = None  # on flash now: the download gets its RAM
+        gc.collect()
+        await _download(jobs, doc, m, job, digest, done)
+        rmtree(slot_dir)
+        os.rename(_stage(), slot_dir)
+    text = None
+    # the last word before the switch: a job cancelled during the download is not applied
+    if not await _going_on(jobs, job, {"step": "switch", "version": m["version"]}):
+        rmtree(slot_dir)
+        return None
+    otaboot.switch(target, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S))
+    return target
+
+
+async def _checked_manifest(jobs, doc, st):
+    """(manifest, its bytes): signature, board, sequence and the stream's size checked."""
+    manifest.check_document(doc)
+    sizes = await describe(jobs, doc)
+    text = await fetch_manifest(jobs, doc, sizes)
+    m = manifest.check(doc, text, manifest.read_pubkey(), _board_arch(), st.get("seq", 0), _board("chip"))
+    gc.collect()
+    if sizes.get(doc.get("fileId", 0)) != m["size"]:  # a truncated or padded stream file
+        raise OtaError("REJECTED", "stream %s file %s holds %s bytes, the manifest says %d"
+                       % (doc["streamId"], doc.get("fileId", 0), sizes.get(doc.get("fileId", 0), "no"), m["size"]))
+    return m, text
+
+
 async def run(jobs, ex, st):
     job = ex.get("jobId")
     doc = ex.get("jobDocument")
     m = None
     try:
-        manifest.check_document(doc)
-        sizes = await _describe(jobs, doc)
-        text = await _fetch_manifest(jobs, doc, sizes)
-        m = manifest.check(doc, text, manifest.read_pubkey(), _board_arch(), st.get("seq", 0), _board("chip"))
-        gc.collect()
-        if sizes.get(doc.get("fileId", 0)) != m["size"]:  # a truncated or padded stream file
-            raise OtaError("REJECTED", "stream %s file %s holds %s bytes, the manifest says %d"
-                           % (doc["streamId"], doc.get("fileId", 0), sizes.get(doc.get("fileId", 0), "no"), m["size"]))
+        m, text = await _checked_manifest(jobs, doc, st)
         if m["kind"] == "image":
             del text
             from ota import image
             await image.run(jobs, job, doc, m)
             return
-        digest = binascii.hexlify(hashlib.sha256(text).digest()).decode()
-        target = "b" if st.get("active") == "a" else "a"
-        slot_dir = otaboot.DIR + "/" + target
-        if _read_bytes(slot_dir + "/.manifest") != text:   # else: staged and moved before a restart
-            if not await _going_on(jobs, job, {"step": "download", "version": m["version"]}):
-                return
-            done = _stage_begin(job, digest, text, m)
-            text = None  # on flash now: the download gets its RAM
-            gc.collect()
-            await _download(jobs, doc, m, job, digest, done)
-            rmtree(slot_dir)
-            os.rename(_stage(), slot_dir)
-        text = None
-        # the last word before the switch: a job cancelled during the download is not applied
-        if not await _going_on(jobs, job, {"step": "switch", "version": m["version"]}):
-            rmtree(slot_dir)
+        target = await _to_slot(jobs, job, doc, m, text, st)
+        if target is None:
             return
-        otaboot.switch(target, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S))
     except asyncio.TimeoutError:  # no answer from the service (an OSError on CPython): try later
         raise
-    except (OSError, MemoryError) as e:  # the flash is full or failing: this job cannot go on
-        e = OtaError("FAILED", "flash: %r" % (e,))
-        jobs.log("ota: job %s FAILED: %s" % (job, e.reason))
-        if m is None or m["kind"] != "image":
-            rmtree(_stage())
-        await jobs.update(job, "FAILED", {"reason": e.reason[:200]})
-        return
-    except OtaError as e:
+    except (OSError, MemoryError, OtaError) as e:  # flash full or failing: this job cannot go on
+        if not isinstance(e, OtaError):
+            e = OtaError("FAILED", "flash: %r" % (e,))
         jobs.log("ota: job %s %s: %s" % (job, e.status, e.reason))
         if e.status == "FAILED" and (m is None or m["kind"] != "image"):
             rmtree(_stage())
@@ -217,67 +216,6 @@ def _read_bytes(p):
             return f.read()
     except OSError:
         return None
-
-
-async def _fetch_manifest(jobs, doc, sizes):
-    """The manifest's bytes from the stream (nothing written: it is checked before anything is)."""
-    fid = doc.get("manifestFileId", 1)
-    n = sizes.get(fid)
-    if not isinstance(n, int) or not 0 < n <= manifest.MAX_BYTES:
-        raise OtaError("REJECTED", "stream %s: manifest file %s has %s bytes (at most %d)"
-                       % (doc["streamId"], fid, n, manifest.MAX_BYTES))
-    buf = bytearray(n)
-    pos = [0]
-
-    def feed(data):
-        take = min(len(data), n - pos[0])
-        buf[pos[0]:pos[0] + take] = data[:take]
-        pos[0] += take
-    await fetch(jobs, doc, n, 0, 0, feed, lambda: pos[0] >= n, fid)
-    return buf
-
-
-class _Sink:
-    """Stream responses for one stream, queued for the coroutine that waits on them."""
-
-    def __init__(self, jobs, stream):
-        self.jobs, self.prefix, self.got = jobs, "streams/%s/" % stream, []
-        self.ev = asyncio.Event()
-        jobs.sink = self.put
-
-    def put(self, sub, d):
-        if sub.startswith(self.prefix):
-            self.got.append((sub[len(self.prefix):], d))
-            self.ev.set()
-
-    async def get(self, timeout):
-        if not self.got:
-            self.ev = asyncio.Event()
-            try:
-                await asyncio.wait_for(self.ev.wait(), timeout)
-            except asyncio.TimeoutError:
-                return None, None
-        return self.got.pop(0) if self.got else (None, None)
-
-
-async def _describe(jobs, doc):
-    """DescribeStream: {fileId: size} of the stream's files."""
-    sid = doc.get("streamId")
-    sink = _Sink(jobs, sid)
-    try:
-        for _ in range(RETRIES):
-            await jobs._publish("streams/%s/describe/json" % sid, {"c": jobs.token()}, qos=0)
-            while True:
-                sub, d = await sink.get(TIMEOUT_S)
-                if sub is None or sub in ("description/json", "rejected/json"):
-                    break
-            if sub == "rejected/json":
-                raise OtaError("REJECTED", "stream %s: %s %s" % (sid, d.get("o"), d.get("m")))
-            if sub is not None:
-                return {f.get("f"): f.get("z") for f in d.get("r", ())}
-        raise OtaError("FAILED", "stream %s: no answer to DescribeStream" % sid)
-    finally:
-        jobs.sink = None
 
 
 def _free_bytes():
@@ -314,7 +252,7 @@ async def _download(jobs, doc, m, job, digest, done):
         return
 
     def progress(i):
-        _write(_stage() + "/.progress", "%s %s %d" % (job, digest, i))
+        write_atomic(_stage() + "/.progress", "%s %s %d" % (job, digest, i))
 
     w = _Writer(files, done, progress)
     if w.done:
@@ -324,43 +262,3 @@ async def _download(jobs, doc, m, job, digest, done):
         await fetch(jobs, doc, m["size"], pos // BLOCK, pos % BLOCK, w.feed, lambda: w.done)
     finally:
         w.abort()
-
-
-async def fetch(jobs, doc, size, block, skip, feed, done, file_id=None):
-    """GetStream blocks from `block` on, in order, each handed to feed(bytes) (the first one less
-    `skip` bytes) until done(); requests WINDOW blocks at a time, asks again after a silence."""
-    last = (size - 1) // BLOCK
-    sid = doc.get("streamId")
-    sink = _Sink(jobs, sid)
-    fails = 0
-    try:
-        while not done():
-            if not jobs.conn.up:  # a link outage is waited out, not counted against the stream
-                await jobs.conn.wait_up()
-            if block > last:
-                raise OtaError("FAILED", "stream %s ended before the manifest's %d bytes" % (sid, size))
-            n = min(WINDOW, last - block + 1)
-            del sink.got[:]
-            fid = doc.get("fileId", 0) if file_id is None else file_id
-            await jobs._publish("streams/%s/get/json" % sid, {"c": jobs.token(), "f": fid,
-                                                             "l": BLOCK, "o": block, "n": n}, qos=0)
-            want = block + n
-            while block < want:
-                sub, d = await sink.get(TIMEOUT_S)
-                if sub is None:
-                    break
-                if sub == "rejected/json":
-                    raise OtaError("FAILED", "stream %s: %s %s" % (sid, d.get("o"), d.get("m")))
-                if sub != "data/json" or d.get("i") != block:
-                    continue
-                data = binascii.a2b_base64(d["p"])
-                feed(data[skip:] if skip else data)
-                skip = 0
-                block += 1
-                fails = 0
-            if block < want and not done():
-                fails += 1
-                if fails > RETRIES:
-                    raise OtaError("FAILED", "stream %s: no data for block %d after %d requests" % (sid, block, RETRIES))
-    finally:
-        jobs.sink = None

@@ -4,10 +4,7 @@
 import json
 import sys
 
-try:
-    import asyncio
-except ImportError:
-    import uasyncio as asyncio
+import asyncio
 
 TRIAL_S = 300  # as otaboot.TRIAL_S
 

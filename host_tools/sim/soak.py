@@ -47,7 +47,7 @@ RECONNECT_DEADLINE_S = 150
 # runs at 136 KB until that is cut back; --heap sets another.
 SOAK_HEAP = 136 * 1024
 
-META_EVERY = 20          # net.spool's default
+META_EVERY = 20          # store.spool's default
 WINDOW_RECORDS = 20 * 20  # net.mqtt max_inflight x mqtt.batch_max: records a reconnect may re-send
 HOSTILE = [{"interval_s": 1e306}, {"watchdog_s": 1e306}, {"spool": {"max_bytes": 100}},
            {"spool": {"dir": "/config.json"}}, {"mqtt": {"telemetry_prefix": "#"}},
@@ -458,7 +458,7 @@ class Soak:
 
     def _report(self):
         sys.path.insert(0, str(ROOT / "firmware"))
-        from net.spool import Spool
+        from store.spool import Spool
         boards = {}
         ok = True
         reconnects = []

@@ -150,3 +150,20 @@ class Opener:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def until(cond, timeout=3):
+    """Wait until cond() holds (checked every 10 ms), failing after `timeout` seconds."""
+    for _ in range(int(timeout * 100)):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met within %s s" % timeout)
+
+
+async def shut(conn, *tasks):
+    """End a test's link: its tasks cancelled, then a polite DISCONNECT (the board never stops
+    its link, so net.connection has no stop of its own)."""
+    for t in tasks:
+        t.cancel()
+    await conn.client.disconnect()

@@ -21,6 +21,8 @@ HOSTILE = [  # (delta state, the field the problem must name)
     ({"spool": {"dir": "spool"}}, "spool.dir"),
     ({"spool": {"dir": "/a/../edge"}}, "spool.dir"),
     ({"spool": {"dir": "/edge/x"}}, "spool.dir"),
+    ({"spool": {"dir": "/store"}}, "spool.dir"),      # the firmware's own folders
+    ({"spool": {"dir": "/update"}}, "spool.dir"),     # the OTA slots (otaboot.DIR)
     ({"mqtt": {"telemetry_prefix": "#"}}, "mqtt.telemetry_prefix"),
     ({"mqtt": {"telemetry_prefix": "a/+/b"}}, "mqtt.telemetry_prefix"),
     ({"mqtt": {"telemetry_prefix": "$aws"}}, "mqtt.telemetry_prefix"),

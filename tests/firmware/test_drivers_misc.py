@@ -47,6 +47,18 @@ class FakeDS:
         return self.temp
 
 
+def test_a_dc_channel_leaves_the_ac_driver_unloaded():
+    # a board with no AC input does not pay for ac_rms (nor compile its viper kernel)
+    import sys
+    saved = dict((n, sys.modules.pop(n)) for n in ("drivers.adc", "drivers.ac_rms", "drivers._rms_fast")
+                 if n in sys.modules)
+    try:
+        __import__("drivers.adc")
+        assert "drivers.ac_rms" not in sys.modules and "drivers._rms_fast" not in sys.modules
+    finally:
+        sys.modules.update(saved)
+
+
 def waits_of(fn):
     """fn() with the driver's sleep_ms recorded instead of slept: (fn's result, the waits in ms)."""
     waits = []
@@ -98,7 +110,7 @@ def test_system_metrics():
     def broken():
         raise OSError(1)
     s = System(mcu_temperature=lambda: 47, freq=lambda: 160000000, rssi=broken,
-               reset_cause=lambda: 5, boot_count=3)
+               reset_cause=lambda: 5, boot_count=3, free_heap=lambda: 61234)
     s.set_loop_utilisation(250, 10000)
     values, status = s.read()
     assert status == "ok"
@@ -108,4 +120,15 @@ def test_system_metrics():
     assert named["reset_cause"] == 5 and named["boot_count"] == 3
     assert named["loop_utilisation"] == 2.5
     assert named["uptime"] >= 0
-    assert named["free_heap"] is None or named["free_heap"] > 0
+    assert named["free_heap"] == 61234
+
+
+def test_system_free_heap_is_the_gc_heaps_own():
+    import gc
+    import sys
+    free = dict(zip(System.QUANTITIES, System().read()[0]))["free_heap"]
+    if sys.implementation.name == "cpython":
+        assert free is None                      # CPython has no GC heap of its own to report
+    else:
+        gc.collect()
+        assert type(free) is int and 0 < free <= gc.mem_free() + gc.mem_alloc()

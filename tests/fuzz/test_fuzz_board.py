@@ -24,7 +24,7 @@ import _mqtt_harness as H  # noqa: E402
 from edge import config, delta  # noqa: E402
 from edge.pipeline import Device  # noqa: E402
 from net import tls  # noqa: E402
-from net.spool import Spool, KIND_READING  # noqa: E402
+from store.spool import Spool, KIND_READING  # noqa: E402
 
 GRID = config.load({"thing": "fuzz-001", "sku": {"ratings": {"current": 600}},
                     "metrics": {"voltage": {"unit": "V"}, "current": {"unit": "A"}},
@@ -216,7 +216,7 @@ def _spool_ok(files):
 
 def _segment(first, records):
     import struct
-    from net.spool import _crc, _HDR, _MAGIC
+    from store.spool import _crc, _HDR, _MAGIC
     out = b""
     for i, (kind, payload, good) in enumerate(records):
         seq = first + i

@@ -12,7 +12,8 @@ from net.connection import Connection
 from net.forwarder import Forwarder
 from net.mqtt import MQTTClient
 from net.shadow_client import ShadowClient
-from net.spool import Spool, KIND_READING, KIND_ALERT, write_atomic
+from store import write_atomic
+from store.spool import Spool, KIND_READING, KIND_ALERT
 
 
 def out(*a):
@@ -77,9 +78,9 @@ async def do_stream(job):
     while sp.backlog and time.time() < deadline:
         await asyncio.sleep(0.05)
     out("STATS", json.dumps({"backlog": sp.backlog, "published": fw.published, "connects": conn.connects}))
-    await conn.stop()
     for t in tasks:
         t.cancel()
+    await conn.client.disconnect()
 
 
 async def do_bench(job):

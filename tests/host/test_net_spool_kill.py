@@ -10,7 +10,7 @@ import time
 
 from _net_fixtures import MpyClient
 
-from net.spool import Spool  # the firmware module itself (conftest puts firmware/ on sys.path)
+from store.spool import Spool  # the firmware module itself (conftest puts firmware/ on sys.path)
 
 ROUNDS = 20
 

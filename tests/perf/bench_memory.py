@@ -21,7 +21,7 @@ PACKAGES = {
     "edge": ["edge", "edge.status", "edge.alerts", "edge.calibration", "edge.rules",
              "edge.diagnosis", "edge.pipeline", "edge.shadow"],
     "drivers": ["drivers", "drivers.system", "drivers.ac_rms", "drivers.sensirion", "drivers.sht3x", "board"],
-    "net": ["net", "net.spool", "net.backoff", "net.mqtt", "net.connection", "net.forwarder",
+    "net": ["net", "store", "store.spool", "net.backoff", "net.mqtt", "net.connection", "net.forwarder",
             "net.shadow_client"],
     "app": ["app"],
 }

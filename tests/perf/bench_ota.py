@@ -102,7 +102,7 @@ def esp32like_figures(tmp, bundle, pub):
         ram = next(line for line in out.splitlines() if line.startswith("RAM")).split()
         ver = next(line for line in out.splitlines() if line.startswith("VERIFY")).split()
         print(f"esp32like ota.jobs RAM, {label} (always loaded with the network): {int(ram[1])} bytes")
-        print(f"esp32like ota.agent+manifest+ecdsa RAM, {label} (while a job runs): {int(ram[2])} bytes")
+        print(f"esp32like ota.agent+stream+manifest+ecdsa RAM, {label} (while a job runs): {int(ram[2])} bytes")
         print(f"esp32like manifest check incl. P-256 verify, {label}: min {ver[1]} ms, mean {float(ver[2]):.0f} ms")
     for label, path in paths:
         base = smallest_heap(_BASE + "print('OK')", path)

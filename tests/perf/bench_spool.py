@@ -17,7 +17,7 @@ N = 1000
 
 MP_SCRIPT = r"""
 import os, sys, time
-from net.spool import Spool, KIND_READING
+from store.spool import Spool, KIND_READING
 base = sys.argv[1]
 for every in (1, 20):
     d = "%s/spool-%d" % (base, every)
@@ -27,7 +27,7 @@ for every in (1, 20):
     saves = s.meta_saves
     t0 = time.ticks_us()
     for seq in range(1, N_RECORDS + 1):
-        s.ack(seq)
+        s.ack_all((seq,))
     dt = time.ticks_diff(time.ticks_us(), t0)
     print("%d %.1f %d" % (every, dt / N_RECORDS, (s.meta_saves - saves) * 1000 // N_RECORDS))
     s.close()

@@ -1,8 +1,9 @@
-# net.spool: framing, order, acknowledgement, bounds, recovery from torn records (both runtimes).
+# store.spool: framing, order, acknowledgement, bounds, recovery from torn records (both runtimes).
 import os
 
 from _helpers import raises, tmpdir
-from net.spool import Spool, SpoolError, KIND_READING, KIND_ALERT, write_atomic
+from store import write_atomic
+from store.spool import Spool, SpoolError, KIND_READING, KIND_ALERT
 
 
 def segs(d):
@@ -39,7 +40,7 @@ def test_peek_from_a_start_seq_and_out_of_order_acks():
     for i in range(6):
         s.append(KIND_READING, b"{}")
     assert [r[0] for r in s.peek(2, start=4)] == [4, 5]
-    s.ack(3)
+    s.ack_all((3,))
     assert s.head == 1 and s.backlog == 5
     assert [r[0] for r in s.peek(10)] == [1, 2, 4, 5, 6]
     s.ack_all([1, 2])
@@ -144,7 +145,7 @@ def test_meta_file_is_replaced_atomically():
     # a leftover temp file from a crash is ignored by the spool
     s = Spool(d, 1024)
     s.append(KIND_READING, b"{}")
-    s.ack(1)
+    s.ack_all((1,))
     s.close()  # meta.json is saved once per meta_every acks, and on close
     with open(d + "/meta.json.tmp", "w") as f:
         f.write('{"head": 9')

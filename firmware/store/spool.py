@@ -22,16 +22,8 @@ import struct
 import binascii
 import json
 
-try:
-    from time import ticks_ms, ticks_diff
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from compat import ticks_ms, ticks_diff
+from store import write_atomic
 
 _MAGIC = 0xA5
 _HDR = "<BBIII"
@@ -40,18 +32,6 @@ KIND_READING = 1
 KIND_ALERT = 2
 MAX_SEQ = 0x3FFFFFFF  # sequence numbers stay small ints on an ESP32 (31-bit) and fit the "I" field
 _DIR = 0x4000         # S_IFDIR in os.stat()[0]
-
-
-def write_atomic(path, data):
-    """Replace `path` with `data` so a crash leaves the old or the new file, whole. `data`: bytes,
-    str, or an object written as JSON straight to the file (no copy of the text in RAM)."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-        if isinstance(data, (str, bytes)):
-            f.write(data)
-        else:
-            json.dump(data, f)
-    os.rename(tmp, path)
 
 
 def _crc(kind, seq, payload):
@@ -91,22 +71,46 @@ class Spool:
         return "%s/%08x.seg" % (self.dir, first)
 
     def _open(self):
-        try:
-            names = os.listdir(self.dir)
-        except OSError:
-            names = None
-        if names is None:
-            try:
-                os.stat(self.dir)       # there, but not a folder: keep it aside, never delete it
-                os.rename(self.dir, self.dir + ".stray")
-                self.strays.append(self.dir)
-            except OSError:
-                pass
-            os.mkdir(self.dir)
-            names = []
         head, self.dropped = self._read_meta()
+        segs = self._scan_dir()
+        lo = segs[0][0] if segs else None
+        hi = max([g[1] for g in segs]) if segs else 0
+        if head is not None and head < 0:  # a wrong check value: the segments decide if any
+            head = None if segs else -head
+        if head is not None and segs and head > hi + 1:
+            self.meta_problem = "head %d is past the last record on flash (%d)" % (head, hi)
+            head = None
+        if head is None:
+            head = lo if segs else 1
+        elif segs and head < lo:
+            head = lo  # the records below were dropped (spool full) or removed once acknowledged
+        self.head = head
+        for g in segs:
+            if g[1] < head and g is not segs[-1]:
+                os.remove(self._path(g[0]))  # all of it acknowledged before a crash
+            else:
+                self._segs.append(g)
+        self.next_seq = max(hi + 1, head)
+
+    def _listdir(self):
+        """The names in dir, made first if missing (a file in its place is moved aside)."""
+        try:
+            return os.listdir(self.dir)
+        except OSError:
+            pass
+        try:
+            os.stat(self.dir)       # there, but not a folder: keep it aside, never delete it
+            os.rename(self.dir, self.dir + ".stray")
+            self.strays.append(self.dir)
+        except OSError:
+            pass
+        os.mkdir(self.dir)
+        return []
+
+    def _scan_dir(self):
+        """[first, last, size] of each segment with valid records, in order; strays listed."""
         segs = []
-        for name in sorted(names):
+        for name in sorted(self._listdir()):
             first = _seg_first(name)
             ours = first is not None or name in ("meta.json", "meta.json.tmp")
             if ours and os.stat(self.dir + "/" + name)[0] & _DIR:
@@ -129,24 +133,7 @@ class Spool:
                 os.remove(path)  # nothing valid in it
             else:
                 segs.append([first, last, size])
-        lo = segs[0][0] if segs else None
-        hi = max([g[1] for g in segs]) if segs else 0
-        if head is not None and head < 0:  # a wrong check value: the segments decide if any
-            head = None if segs else -head
-        if head is not None and segs and head > hi + 1:
-            self.meta_problem = "head %d is past the last record on flash (%d)" % (head, hi)
-            head = None
-        if head is None:
-            head = lo if segs else 1
-        elif segs and head < lo:
-            head = lo  # the records below were dropped (spool full) or removed once acknowledged
-        self.head = head
-        for g in segs:
-            if g[1] < head and g is not segs[-1]:
-                os.remove(self._path(g[0]))  # all of it acknowledged before a crash
-            else:
-                self._segs.append(g)
-        self.next_seq = max(hi + 1, head)
+        return segs
 
     def _read_meta(self):
         """(head or None, dropped) from meta.json; None when it is missing or implausible."""
@@ -288,9 +275,6 @@ class Spool:
                     off += _HDR_LEN + len(rec[2])
                     at = seq + 1
         return out
-
-    def ack(self, seq):
-        self.ack_all((seq,))
 
     def ack_all(self, seqs):
         """Acknowledge records (their PUBACK arrived); fully acknowledged segments are removed."""
