@@ -315,6 +315,20 @@ def read_json(path):
         return json.load(f)
 
 
+def config_id(path=CONFIG_PATH):
+    """First 12 hex digits of the file's SHA-256: which config the application runs with."""
+    import hashlib
+    from binascii import hexlify
+    h = hashlib.sha256()
+    b = bytearray(256)
+    with open(path, "rb") as f:
+        n = f.readinto(b)
+        while n:
+            h.update(memoryview(b)[:n])
+            n = f.readinto(b)
+    return hexlify(h.digest())[:12].decode()
+
+
 def _configured_app():
     """The App for /board.json and /config.json, or None when the config is not usable. A function
     of its own so that nothing of the config checks outlives it: a name bound to edge.config's
@@ -331,6 +345,8 @@ def _configured_app():
         problems = e.problems if isinstance(e, ConfigError) else [repr(e)]
         log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
         log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
+        # The stable line the host tools read after a reset (host_tools/device/console.py).
+        print("edgeshadow: config-error %s: %s" % (CONFIG_PATH, "; ".join(problems)))
         return None
     finally:
         unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
@@ -347,4 +363,6 @@ def _configured_app():
 def main():
     app = _configured_app()
     if app is not None:
+        # The application started with this config: the stable line deploy and inject wait for.
+        print("edgeshadow: running v%s thing=%s config=%s" % (VERSION, app.cfg["thing"], config_id()))
         asyncio.run(app.run())

@@ -104,3 +104,23 @@ def pytest_ignore_collect(collection_path, config):
     if collection_path.name == "hardware" and collection_path.parent == ROOT / "tests":
         return None if config.getoption("--port") else True
     return None
+
+
+# -- order: the longest files first -----------------------------------------------------------------
+# make test runs pytest-xdist with --dist loadfile: a worker takes whole files in collection order.
+# The files that take longest (measured: over ~20 s each) start first, so the workers end together
+# instead of one of them picking up a long file last. Order within a file is unchanged.
+LONG_FIRST = ("host/test_ota_fleet.py", "host/test_soak.py", "host/test_ota_cli.py",
+              "host/test_learned_model.py", "host/test_memory_budget.py", "host/test_historian.py",
+              "host/test_hardware_tier.py", "host/test_provision.py", "host/test_sim_board.py",
+              "host/test_demo.py", "host/test_bench.py", "fuzz/test_fuzz_board.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        try:
+            rel = item.path.relative_to(ROOT / "tests").as_posix()
+        except ValueError:
+            return len(LONG_FIRST)
+        return LONG_FIRST.index(rel) if rel in LONG_FIRST else len(LONG_FIRST)
+    items.sort(key=rank)  # stable: the rest keep their collection order

@@ -1,14 +1,17 @@
 """`edgeshadow deploy`: copy the firmware to a board, sending only what changed."""
 from host_tools import FIRMWARE_DIR
+from host_tools.output import Progress, add_json_arg, emit, say
 
 
 def register(sub):
     p = sub.add_parser(
         "deploy", help="copy firmware/ to a board over one connection, only what changed",
-        description="Send the firmware files whose SHA-256 differs from the board's, remove files "
+        description="Check the device config (the firmware's own validator and the board check), "
+                    "send the firmware files whose SHA-256 differs from the board's, remove files "
                     "the firmware no longer has (never /certs, /config.json, /board.json, /spool), "
-                    "upload the device config atomically, soft-reset and confirm the firmware's "
-                    "version banner. Exit code 0 only when the board booted the deployed version.")
+                    "upload the config atomically, soft-reset, and wait for the application to "
+                    "announce that it runs this version with this config. Exit code 0 only then; "
+                    "1 with the board's own reason otherwise; 3 when no board answers.")
     p.add_argument("--port", required=True, help="serial port of the board (or a virtual board's pty)")
     p.add_argument("--config", metavar="FILE", help="device config to upload as /config.json")
     p.add_argument("--mpy", action="store_true",
@@ -17,7 +20,33 @@ def register(sub):
                    help="board definition: written as /board.json, gives the --mpy architecture "
                         "(default: the config's \"board\", else the board's own /board.json)")
     p.add_argument("--firmware-dir", default=str(FIRMWARE_DIR), help="firmware folder (default: %(default)s)")
+    add_json_arg(p, "the deploy report")
     p.set_defaults(func=do_deploy)
+
+
+class _Events:
+    """deploy's on_event as lines (and a bar on a terminal) on stderr."""
+
+    def __init__(self, port):
+        self.port, self.bar = port, None
+
+    def __call__(self, kind, path, nbytes):
+        if kind == "plan" and nbytes:
+            self.bar = Progress("sending", total=nbytes, unit="files").__enter__()
+        elif kind == "sent" and self.bar is not None:
+            self.bar.advance(1, f"{path} ({nbytes} bytes)")
+        elif kind == "removed":
+            say(f"  removed  {path}")
+        elif kind == "reset":
+            self.close()
+            say("  soft reset, waiting for the firmware banner ...")
+        elif kind == "start":
+            say("  waiting for the application to announce that it runs ...")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def do_deploy(args):
@@ -26,22 +55,29 @@ def do_deploy(args):
     from host_tools.device.deploy import deploy
     from host_tools.device.link import BoardLink
 
-    def progress(kind, path, nbytes):
-        if kind == "sent":
-            print(f"  sent     {path} ({nbytes} bytes)", flush=True)
-        elif kind == "removed":
-            print(f"  removed  {path}", flush=True)
-        elif kind == "reset":
-            print("  soft reset, waiting for the firmware banner...", flush=True)
+    if args.config:  # on the host, before the port is opened (deploy checks it again, with the board's)
+        from host_tools.device.board_check import load_config_file
+        load_config_file(args.config, args.board)
+    events = _Events(args.port)
+    try:
+        with BoardLink(args.port) as link:  # the port is ours (locks.py), then we wait for the board
+            say(f"deploying {args.firmware_dir} to {args.port}: waiting for the board to answer "
+                f"(Ctrl-C, raw REPL) ...")
+            r = deploy(link, args.firmware_dir, config=args.config, mpy=args.mpy,
+                       board=args.board, on_event=events)
+    finally:
+        events.close()
+    doc = {"ok": True, "port": args.port, "version": r.version, "thing": r.thing,
+           "config": r.app.get("config"), "sent": [{"path": p, "bytes": n} for p, n in r.sent],
+           "skipped": r.skipped, "removed": r.removed, "bytes_sent": r.bytes_sent,
+           "wire_bytes": r.wire_bytes, "seconds": round(r.seconds, 2)}
 
-    print(f"deploying {args.firmware_dir} to {args.port}", flush=True)
-    with BoardLink(args.port) as link:
-        report = deploy(link, args.firmware_dir, config=args.config, mpy=args.mpy,
-                        board=args.board, on_event=progress)
-    if report.skipped:
-        print(f"  unchanged: {', '.join(report.skipped)}")
-    print(f"sent {len(report.sent)} file(s), {report.bytes_sent} bytes ({report.wire_bytes} on the "
-          f"serial line); skipped {len(report.skipped)} unchanged; removed {len(report.removed)}")
-    print(f"booted: {report.banner} ({report.seconds:.1f} s)")
+    def text():
+        if r.skipped:
+            print(f"unchanged: {', '.join(r.skipped)}")
+        print(f"sent {len(r.sent)} file(s), {r.bytes_sent} bytes ({r.wire_bytes} on the serial "
+              f"line); skipped {len(r.skipped)} unchanged; removed {len(r.removed)}")
+        print(f"running: firmware v{r.version} thing={r.thing} config={r.app.get('config')} "
+              f"({r.seconds:.1f} s)")
+    emit(args, doc, text)
     return 0
-

@@ -2,16 +2,19 @@
 from pathlib import Path
 
 from host_tools import CERTS_DIR
-from host_tools.device import inject as lib
 from host_tools.errors import EdgeshadowError
+from host_tools.output import Progress, add_json_arg, emit, say
 
 
 def register(sub):
     p = sub.add_parser("inject", help="write a thing's certificates (DER) and config to a board",
                        description="Check certs/<thing>/ (as `certs check`), convert to DER and write "
                                    "/certs/device.der, /certs/device.key.der, /certs/root-ca.der and "
-                                   "/config.json (thing, endpoint) atomically, verified by SHA-256 read-back. "
-                                   "Repeat --port/--thing for a bench of boards.")
+                                   "/config.json (thing, endpoint) atomically, verified by SHA-256 read-back; "
+                                   "the config is checked first (the firmware's validator and the board "
+                                   "check). Then soft-reset the board and wait for its application to "
+                                   "announce that it runs with the new config. Repeat --port/--thing "
+                                   "for a bench of boards. Exit code 0 only when every board runs it.")
     p.add_argument("--port", action="append", required=True, metavar="PORT",
                    help="serial port of a board (repeat, paired in order with --thing)")
     p.add_argument("--thing", action="append", required=True, metavar="THING",
@@ -27,21 +30,44 @@ def register(sub):
                    help="then have the board open a TLS connection to its endpoint and report it")
     p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
                    help=f"certificate folder (default: {CERTS_DIR})")
+    add_json_arg(p, "the result per board")
     p.set_defaults(func=do_inject)
 
 
 def do_inject(args):
+    from host_tools.device import inject as lib   # cryptography: imported by the command that needs it
     from host_tools.device.ports import resolve_port  # --port auto
     args.port = [resolve_port(p) for p in args.port]
     if len(args.port) != len(args.thing):
         raise EdgeshadowError(f"{len(args.port)} --port but {len(args.thing)} --thing; give them in pairs")
-    results = lib.inject_boards(list(zip(args.port, args.thing)), args.certs_dir, config=args.config,
-                                root_ca=args.root_ca, connect=args.check_connect, ota_key=args.ota_key,
-                                progress=lambda msg: print(msg, flush=True))
-    for r in results:
-        print(f"{r.thing} -> {r.port}: {'ok' if r.ok else 'FAILED'}: {r.detail}"
-              + (f"; {r.connect}" if r.connect else ""))
+    pairs = list(zip(args.port, args.thing))
+    say(f"checking the certificates and config of {len(pairs)} board(s) ...")
+    with Progress("injecting", total=len(pairs), unit="boards") if len(pairs) > 1 else _NoBar() as bar:
+        results = lib.inject_boards(pairs, args.certs_dir, config=args.config, root_ca=args.root_ca,
+                                    connect=args.check_connect, ota_key=args.ota_key, progress=say,
+                                    on_board=lambda r: bar.advance(1, r.thing))
     failed = sum(1 for r in results if not r.ok)
-    if failed and len(results) > 1:
-        print(f"{failed} of {len(results)} boards failed")
-    return 1 if failed else 0
+    doc = {"ok": not failed, "boards": [r.as_dict() for r in results]}
+
+    def text():
+        for r in results:
+            print(f"{r.thing} -> {r.port}: {'ok' if r.ok else 'FAILED'}: {r.detail}"
+                  + (f"; {r.connect}" if r.connect else ""))
+        if failed and len(results) > 1:
+            print(f"{failed} of {len(results)} boards failed")
+    emit(args, doc, text)
+    codes = {r.exit_code for r in results if not r.ok}
+    return 0 if not codes else 3 if codes == {3} else 1   # 3: no board answered at all
+
+
+class _NoBar:
+    """One board: its own progress lines say enough."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def advance(self, n=1, detail=None):
+        pass

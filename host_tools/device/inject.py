@@ -7,8 +7,11 @@ rename), the staged set is renamed over the live files in one board-side step, a
 is read back by SHA-256 once more. A failure before that step leaves the board's previous files as
 they were (the staged files are removed). Key bytes are never printed, only sizes.
 
+The config the board will run (the given one, or the board's own, with the thing and certificate
+paths merged in) passes the one validator (board_check.validate_config) before anything is written.
 `check_connect()` then has the board open a TLS connection to `mqtt.endpoint:mqtt.port` with the
-new files, and turns the outcome into one line.
+new files, and turns the outcome into one line. Last, the board is soft-reset and inject waits for
+the application to announce that it runs with the new config (or fails with the board's reason).
 """
 import hashlib
 import json
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host_tools.cloud import certs
+from host_tools.device.board_check import read_config_file, validate_config
+from host_tools.device.connect_check import check_connect, tls_error_words  # noqa: F401 (re-exported)
 from host_tools.errors import EdgeshadowError
 
 BOARD_CA, BOARD_CERT, BOARD_KEY = "/certs/root-ca.der", "/certs/device.der", "/certs/device.key.der"
@@ -34,6 +39,7 @@ class Plan:
     config: dict = None        # the given config, or None: merge into the board's own
     defaults: dict = field(default_factory=dict)  # certs/<thing>/config.json (endpoint from provision)
     report: object = None      # certs.CheckReport
+    config_path: str = None    # where the given config came from (named in errors)
 
 
 @dataclass
@@ -43,15 +49,16 @@ class Result:
     ok: bool
     detail: str
     connect: str = ""          # the --check-connect line, if asked
+    app: dict = None           # what the application announced after the reset (version, thing, config)
+    exit_code: int = 0         # of the failure: 1, or 3 when no board answered (nothing was judged)
+
+    def as_dict(self):
+        return {"thing": self.thing, "port": self.port, "ok": self.ok, "detail": self.detail,
+                "connect": self.connect or None, "running": self.app}
 
 
 def _read_json(path, what):
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise EdgeshadowError(f"{what} {path} does not exist") from None
-    except ValueError as e:
-        raise EdgeshadowError(f"{what} {path} is not valid JSON ({e})") from None
+    doc = read_config_file(path)
     if not isinstance(doc, dict):
         raise EdgeshadowError(f"{what} {path} must hold a JSON object")
     return doc
@@ -78,8 +85,10 @@ def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key
         files[ota.BOARD_PUBKEY] = ota.board_pubkey(ota_key)
     given = _read_json(config, "config") if config else None
     defaults = _read_json(thing_dir / "config.json", "config") if (thing_dir / "config.json").exists() else {}
+    if given is not None:  # what the board will run, checked now; the board's own is checked once read
+        validate_config(merge_config(given, thing, defaults), where=str(config))
     check_port(port)
-    return Plan(thing, port, files, given, defaults, report)
+    return Plan(thing, port, files, given, defaults, report, str(config) if config else None)
 
 
 def merge_config(base, thing, defaults=None):
@@ -131,14 +140,25 @@ for p in {paths!r}:
 
 
 def inject(link, plan, progress=None):
-    """Write the plan's files and config through an open BoardLink; return what was written."""
+    """Write the plan's files and config through an open BoardLink; return the config written.
+    The config is checked (with the board's own /board.json) before anything is written."""
+    from host_tools.device.deploy import board_on_device, choose_board
     say = progress or (lambda msg: None)
+    where = "the board's /config.json" if plan.config is None else plan.config_path or "config"
     config = merge_config(plan.config if plan.config is not None else _board_config(link),
                           plan.thing, plan.defaults)
+    try:
+        validate_config(config, where=where)
+        choose_board(None, config, where, board_on_device(link), link.port)
+    except EdgeshadowError as e:
+        msg = e.args[0]
+        raise EdgeshadowError(msg if "nothing was written" in msg else f"{msg}; nothing was written",
+                              hint=e.hint or ("pass --config FILE with a whole device config"
+                                              if plan.config is None else None)) from None
     files = dict(plan.files)
     files[BOARD_CONFIG] = (json.dumps(config, indent=1) + "\n").encode()
     paths = list(files)
-    link.exec("import os\ntry:\n    os.mkdir('/certs')\nexcept OSError:\n    pass\n")
+    link.mkdir("/certs")
     try:
         for path in paths:
             link.write_file_atomic(path + STAGE, files[path])
@@ -159,122 +179,20 @@ def inject(link, plan, progress=None):
     return config
 
 
-# -- --check-connect ------------------------------------------------------------------------------
-
-_CONNECT = """import json, socket, ssl, time
-def _rd(p):
-    f = open(p, 'rb'); d = f.read(); f.close(); return d
-def _check():
-    cfg = json.loads(_rd('/config.json'))
-    m = cfg.get('mqtt') or {}
-    host, port = m.get('endpoint'), m.get('port') or 8883
-    if not host:
-        return 'no-endpoint'
-    try:
-        import network
-        w = network.WLAN(network.STA_IF)
-        if not w.isconnected():
-            wifi = cfg.get('wifi') or {}
-            w.active(True)
-            w.connect(wifi.get('ssid') or '', wifi.get('password') or '')
-            t0 = time.ticks_ms()
-            while not w.isconnected():
-                if time.ticks_diff(time.ticks_ms(), t0) > 15000:
-                    return 'no-network'
-                time.sleep_ms(100)
-    except ImportError:
-        pass
-    if time.gmtime()[0] < 2024:
-        try:
-            import ntptime
-            ntptime.settime()
-        except Exception:
-            return 'no-clock'
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED  # the unix port's default is CERT_NONE despite the name
-    ctx.load_cert_chain(_rd(m.get('cert', '/certs/device.der')), _rd(m.get('key', '/certs/device.key.der')))
-    ctx.load_verify_locations(cadata=_rd(m.get('ca', '/certs/root-ca.der')))
-    s = socket.socket()
-    try:
-        s.settimeout({timeout})
-        s.connect(socket.getaddrinfo(host, port)[0][-1])
-        t0 = time.ticks_ms()
-        t = ctx.wrap_socket(s, server_hostname=host)
-        ms = time.ticks_diff(time.ticks_ms(), t0)
-        t.close()
-        return 'ok %d' % ms
-    finally:
-        s.close()
-try:
-    print('CHECK', _check())
-except Exception as e:
-    print('CHECK error', repr(e))
-"""
-
-# mbedTLS and socket errors as MicroPython raises them, in words.
-_TLS_WORDS = [
-    ("not correctly signed by the trusted CA", "the server's certificate is not signed by "
-                                               "/certs/root-ca.der (wrong root CA for this endpoint?)"),
-    ("CN mismatch", "the server's certificate is not for this host name (check mqtt.endpoint)"),
-    ("has expired", "a certificate in the chain has expired (or the board's clock is wrong)"),
-    ("future validity", "a certificate is not valid yet (is the board's clock set?)"),
-    ("X509_CERT_VERIFY_FAILED", "the server's certificate is not trusted by /certs/root-ca.der or is "
-                                "not for this host name (wrong root CA for this endpoint?)"),
-    ("-9984", "the server's certificate is not trusted by /certs/root-ca.der or is not for this host name"),
-    ("FATAL_ALERT", "the server refused the handshake: it does not accept this device certificate "
-                    "(not registered, not active, or from another CA)"),
-    ("-30592", "the server refused the handshake: it does not accept this device certificate"),
-    ("CONN_EOF", "the server closed the connection during the handshake (device certificate refused?)"),
-    ("-29312", "the server closed the connection during the handshake (device certificate refused?)"),
-    ("ALLOC_FAILED", "the board ran out of memory for TLS (free heap before connecting; prefer EC keys)"),
-    ("-32512", "the board ran out of memory for TLS"),
-    ("-17040", "the board ran out of memory for the RSA key (use an EC P-256 key)"),
-    ("-17168", "the board ran out of memory for the RSA key (use an EC P-256 key)"),
-    ("-2880", "the board ran out of memory parsing a certificate"),
-    ("PK_KEY_INVALID", "the board's TLS rejected /certs/device.key.der (damaged key file)"),
-    ("X509_INVALID", "the board's TLS rejected a certificate file as damaged"),
-    ("EPIPE", "the server closed the connection during the handshake (device certificate refused?)"),
-    ("(32,", "the server closed the connection during the handshake (device certificate refused?)"),
-    ("ECONNRESET", "the server reset the connection during the handshake (device certificate refused?)"),
-    ("(104,", "the server reset the connection during the handshake (device certificate refused?)"),
-    ("ECONNREFUSED", "nothing listens there (connection refused)"),
-    ("(111,", "nothing listens there (connection refused)"),
-    ("ETIMEDOUT", "no answer (timed out); is the endpoint reachable from the board's network?"),
-    ("(110,", "no answer (timed out); is the endpoint reachable from the board's network?"),
-    ("(116,", "no answer (timed out)"),
-    ("EHOSTUNREACH", "the host is unreachable from the board's network"),
-    ("(113,", "the host is unreachable from the board's network"),
-    ("(-2,", "the endpoint's name does not resolve (check mqtt.endpoint and the board's DNS)"),
-    ("(-202,", "the endpoint's name does not resolve (check mqtt.endpoint and the board's DNS)"),
-]
-_STATUS_WORDS = {
-    "no-endpoint": "the config has no mqtt.endpoint; provision the thing or pass --config with one",
-    "no-network": "the board did not get onto Wi-Fi within 15 s with the config's wifi.ssid/password",
-    "no-clock": "the board's clock is not set and NTP failed; TLS would reject the certificate dates",
-}
-
-
-def tls_error_words(raw):
-    for needle, words in _TLS_WORDS:
-        if needle in raw:
-            return words
-    return "the TLS connection failed"
-
-
-def check_connect(link, config, timeout_s=15):
-    """(ok, one line) for a TLS connection from the board to its endpoint with its new files."""
-    m = config.get("mqtt") or {}
-    where = f"{m.get('endpoint')}:{m.get('port') or 8883}"
-    out = link.exec(_CONNECT.replace("{timeout}", str(int(timeout_s))))
-    line = next((ln for ln in out.splitlines() if ln.startswith("CHECK ")), "CHECK error no answer")
-    status = line[len("CHECK "):].strip()
-    if status.startswith("ok"):
-        ms = status.split()[1] if len(status.split()) > 1 else "?"
-        return True, f"TLS to {where}: ok (handshake {ms} ms)"
-    if status in _STATUS_WORDS:
-        return False, f"TLS to {where}: not tried: {_STATUS_WORDS[status]}"
-    raw = " ".join(status.removeprefix("error").replace("\\n", " ").split())
-    return False, f"TLS to {where} failed: {tls_error_words(raw)} [{raw}]"
+def start(link, config, progress=None, timeout=30):
+    """Soft-reset the board and wait until its application announces that it runs with `config`
+    (as inject wrote it). Returns what it announced, or None when the board has no firmware yet
+    (nothing to start: `edgeshadow deploy` will). Fails with the board's own reason."""
+    if link.sha256("/main.py") is None:
+        return None
+    (progress or (lambda msg: None))("soft reset, waiting for the application to announce that it runs ...")
+    link.soft_reset()
+    app = link.wait_started(timeout=timeout)
+    want = hashlib.sha256((json.dumps(config, indent=1) + "\n").encode()).hexdigest()
+    if app["thing"] != config["thing"] or not want.startswith(app["config"]):
+        raise EdgeshadowError(f"the board's application runs as thing={app['thing']} with config "
+                              f"{app['config']}, not the one just injected ({config['thing']}, {want[:12]})")
+    return app
 
 
 # -- several boards -------------------------------------------------------------------------------
@@ -285,9 +203,10 @@ def _default_link(port):
 
 
 def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, progress=None,
-                  link_factory=None, ota_key=None):
+                  link_factory=None, ota_key=None, on_board=None):
     """Inject (port, thing) pairs. Every pair is checked before any board is opened; then one
-    connection per board, and a board's failure does not stop the others."""
+    connection per board, and a board's failure does not stop the others. on_board(result) is
+    called as each board is done (a progress bar)."""
     problems, plans = [], []
     ports = [p for p, _ in pairs]
     dup = sorted({p for p in ports if ports.count(p) > 1})
@@ -300,21 +219,31 @@ def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, pr
             problems.append(f"{thing} ({port}): {e}")
     if problems:
         raise EdgeshadowError("nothing was written to any board: " + " | ".join(problems))
-    open_link = link_factory or _default_link
     results = []
     for plan in plans:
         say = (lambda msg, p=plan: progress(f"{p.thing} -> {p.port}: {msg}")) if progress else None
-        t0 = time.monotonic()
-        try:
-            with open_link(plan.port) as link:
-                cfg = inject(link, plan, progress=say)
-                r = Result(plan.thing, plan.port, True, f"injected in {time.monotonic() - t0:.1f} s")
-                if connect:
-                    ok, r.connect = check_connect(link, cfg)
-                    r.ok = ok
-        except EdgeshadowError as e:
-            r = Result(plan.thing, plan.port, False, str(e))
-        except OSError as e:  # a port that vanished or is busy, below BoardLink's own errors
-            r = Result(plan.thing, plan.port, False, f"cannot use {plan.port}: {e.strerror or e}")
-        results.append(r)
+        results.append(_one_board(plan, link_factory or _default_link, connect, say))
+        if on_board:
+            on_board(results[-1])
     return results
+
+
+def _one_board(plan, open_link, connect, say):
+    t0 = time.monotonic()
+    try:
+        with open_link(plan.port) as link:
+            cfg = inject(link, plan, progress=say)
+            r = Result(plan.thing, plan.port, True, f"injected in {time.monotonic() - t0:.1f} s")
+            if connect:
+                r.ok, r.connect = check_connect(link, cfg)
+            r.app = start(link, cfg, progress=say)
+            r.detail = (f"injected and running (v{r.app['version']}, config {r.app['config']}) in "
+                        f"{time.monotonic() - t0:.1f} s" if r.app else
+                        f"injected in {time.monotonic() - t0:.1f} s; not started: the board has no "
+                        f"firmware yet (`edgeshadow deploy` starts it)")
+            return r
+    except EdgeshadowError as e:
+        return Result(plan.thing, plan.port, False, str(e), exit_code=e.exit_code)
+    except OSError as e:  # a port that vanished or is busy, below BoardLink's own errors
+        return Result(plan.thing, plan.port, False, f"cannot use {plan.port}: {e.strerror or e}",
+                      exit_code=1)

@@ -1,6 +1,7 @@
 # The DC adc channel, DS18x20 and DHT22 (through fakes of MicroPython's modules), and system.
 from drivers.adc import DCChannel
 from drivers.dht22 import DHT22Sensor
+from drivers import onewire_temp
 from drivers.onewire_temp import DS18X20Sensor
 from drivers.system import System
 
@@ -58,19 +59,30 @@ def test_a_dc_channel_leaves_the_ac_driver_unloaded():
         sys.modules.update(saved)
 
 
+def waits_of(fn):
+    """fn() with the driver's sleep_ms recorded instead of slept: (fn's result, the waits in ms)."""
+    waits = []
+    real = onewire_temp.sleep_ms
+    onewire_temp.sleep_ms = waits.append
+    try:
+        return fn(), waits
+    finally:
+        onewire_temp.sleep_ms = real
+
+
 def test_ds18x20_pipelines_conversions():
     ds = FakeDS([b"\x28" + bytes(7)])
     s = DS18X20Sensor(ds)
-    assert s.read() == ((21.5,), "ok")
+    assert waits_of(s.read) == (((21.5,), "ok"), [750])
     assert ds.conversions == 2     # the first read waits; it starts the next conversion too
-    assert s.read() == ((21.5,), "ok")
+    assert waits_of(s.read) == (((21.5,), "ok"), [])
     assert ds.conversions == 3     # later reads never wait
 
 
 def test_ds18x20_failures():
-    assert DS18X20Sensor(FakeDS([])).read() == (None, "disconnected")
-    assert DS18X20Sensor(FakeDS([b"x"], fail="crc")).read() == (None, "crc")
-    assert DS18X20Sensor(FakeDS([b"x"], fail="bus")).read() == (None, "disconnected")
+    assert waits_of(DS18X20Sensor(FakeDS([])).read) == ((None, "disconnected"), [])
+    assert waits_of(DS18X20Sensor(FakeDS([b"x"], fail="crc")).read) == ((None, "crc"), [750])
+    assert waits_of(DS18X20Sensor(FakeDS([b"x"], fail="bus")).read) == ((None, "disconnected"), [])
 
 
 class FakeDHT:

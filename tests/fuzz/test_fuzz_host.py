@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT))
 from host_tools import replay as host_replay  # noqa: E402
 from host_tools.errors import EdgeshadowError  # noqa: E402
 from host_tools.device.link import BoardLink  # noqa: E402
+from mpremote.transport import TransportError  # noqa: E402
+from mpremote.transport_serial import SerialTransport  # noqa: E402
 from host_tools.cloud.provision import read_things_csv  # noqa: E402
 
 CONFIG = ROOT / "host_tools" / "data" / "configs" / "grid-sensor.json"
@@ -102,20 +104,28 @@ def test_csv_fleets():
 
 
 # -- a board's answers over serial ----------------------------------------------------------------
-class _Transport:
-    """What mpremote's SerialTransport gives BoardLink: exec_raw returns the board's (out, err)."""
+class _Transport(SerialTransport):
+    """mpremote's SerialTransport (its fs_* operations, exec and eval) over a board whose every
+    answer is (out, err); after 50 answers it stops answering, as a board that hangs."""
 
     def __init__(self, out, err):
         self.out, self.err = out, err
         self.in_raw_repl = True
+        self.left = 50
 
-    def exec_raw(self, code, timeout=None):
+    def exec_raw(self, code, timeout=None, data_consumer=None):
+        self.left -= 1
+        if self.left < 0:
+            raise TransportError("timeout waiting for first EOF reception")
+        if data_consumer:
+            data_consumer(self.out)
+            return b"", self.err
         return self.out, self.err
 
 
 def _link(out, err):
     link = BoardLink.__new__(BoardLink)
-    link.port, link.answer_timeout, link.banner = "/dev/fuzz", 1, None
+    link.port, link.answer_timeout, link.banner, link._dirs = "/dev/fuzz", 1, None, {"/"}
     link.transport = _Transport(out, err)
     return link
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from host_tools.cloud import certs
 from host_tools.demo import device_config
 from host_tools.device.inject import inject_boards
-from host_tools.device.link import BoardLink
 from host_tools.cloud.shadow_api import LocalShadow
 from host_tools.sim.board import VirtualBoard
 
@@ -41,13 +40,11 @@ def run_firmware(workdir, broker, ca_dir, heap, seconds, runtime="esp32like", th
     crt, key = broker.client_cert("edgeshadow-admin")
     with VirtualBoard(workdir / "board", thing=thing, scenario=scenario, runtime=runtime,
                       heap=heap, romfs=romfs) as vb:
+        boots = vb.boots
         [r] = inject_boards([(vb.port, thing)], workdir / "certs", config=workdir / "config.json")
         if not r.ok:
             raise RuntimeError(f"inject failed: {r.detail}")
-        mark = len(vb.log())
-        boots = vb.boots
-        with BoardLink(vb.port) as link:
-            link.soft_reset()
+        mark = vb.log().rindex("edgeshadow: running")  # inject soft-reset it and saw it start
         out["connected"] = bool(_wait(lambda: "net: connected" in vb.log()[mark:] or
                                       any(m in vb.log()[mark:] for m in FAILURE_MARKS), 60)) and \
             "net: connected" in vb.log()[mark:]

@@ -44,17 +44,21 @@ async def do_connect(job):
 
 
 async def do_stream(job):
-    """Sample every `interval` s into the spool; forward it; alerts and a shadow report on request."""
+    """Sample every `interval` s into the spool; forward it; alerts and a shadow report on request.
+    wait_up_first: the first sample waits for the first connect."""
     thing = job["thing"]
     sp = Spool(job["spool"], job.get("max_bytes", 65536))
     out("SPOOL torn=%d backlog=%d" % (sp.torn, sp.backlog))
-    conn = Connection(make_client(job), backoff=Backoff(base=1, cap=job.get("backoff_cap", 120)),
-                      log=lambda m: out("LOG", m))
+    backoff = Backoff(base=job.get("backoff_base", 1), cap=job.get("backoff_cap", 120),
+                      floor=job.get("backoff_floor", 1))
+    conn = Connection(make_client(job), backoff=backoff, log=lambda m: out("LOG", m))
     fw = Forwarder(sp, conn, "dt/%s/telemetry" % thing, "dt/%s/alerts" % thing,
                    batch_max=job.get("batch_max", 20), log=lambda m: out("LOG", m))
     shadow = ShadowClient(conn, thing, lambda s, v: out("DELTA", json.dumps(s), v) or s,
                           log=lambda m: out("LOG", m))
     tasks = [asyncio.create_task(conn.run()), asyncio.create_task(fw.run())]
+    if job.get("wait_up_first"):
+        await conn.wait_up()
     n = job.get("readings", 5)
     for i in range(n):
         seq = sp.append(KIND_READING, json.dumps({"ts": time.time(), "i": i, "voltage": 23000 + i}).encode())

@@ -146,3 +146,73 @@ def test_simhw_replays_a_prepared_scenario_in_micropython(tmp_path):
     out = subprocess.run([str(MICROPYTHON), "-c", code], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "True", "disconnected"]
+
+
+# -- the one validator (issue 12): firmware checks + size + board check, every problem by path --
+
+def _sim_config():
+    from host_tools import DATA_DIR
+    return json.loads((DATA_DIR / "configs" / "grid-sensor-sim.json").read_text())
+
+
+def test_validate_config_names_every_problem_with_its_key_path():
+    cfg = _sim_config()
+    assert board_check.validate_config(cfg)["name"] == "sim"          # the config's own board
+    bad = dict(cfg, interval_s="ten", metrics=dict(cfg["metrics"], voltage={
+        "unit": "V", "sensor": {"driver": "ac_rms", "pin": 4}}))
+    with pytest.raises(EdgeshadowError) as e:
+        board_check.validate_config(bad, "esp32-devkitc", where="dev.json")
+    msg = str(e.value)
+    assert msg.startswith("dev.json: 3 problems: ")
+    assert "interval_s: must be a number >= 1" in msg                 # the firmware's own check
+    assert "board: the config is for board 'sim', not 'esp32-devkitc'" in msg
+    assert "metrics.voltage.sensor.pin: GPIO4 is an ADC2 pin" in msg  # the board check
+    with pytest.raises(EdgeshadowError, match=r"board: unknown board 'nope'"):
+        board_check.validate_config(dict(cfg, board="nope"))
+    with pytest.raises(EdgeshadowError, match=r"\(config\): must be a JSON object"):
+        board_check.validate_config([1])
+
+
+def test_validate_config_refuses_a_config_bigger_than_a_board_takes():
+    cfg = _sim_config()
+    cfg["sku"] = {"name": "x" * board_check.CONFIG_MAX_BYTES}
+    with pytest.raises(EdgeshadowError, match=rf"\(config\): \d+ bytes of JSON; a board takes at most "
+                                              rf"{board_check.CONFIG_MAX_BYTES}"):
+        board_check.validate_config(cfg)
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda d: d, "is a folder; give a JSON file"),
+    (lambda d: d / "missing.json", "does not exist"),
+    (lambda d: (d / "big.json").write_bytes(b" " * (board_check.CONFIG_FILE_MAX_BYTES + 1)) and d / "big.json",
+     "is 64 KB; a device config is at most 8192 bytes"),
+    (lambda d: (d / "bin.json").write_bytes(b"\xff\xfe{") and d / "bin.json", "is not UTF-8 text"),
+    (lambda d: (d / "bad.json").write_text("{bad") and d / "bad.json", "is not valid JSON"),
+])
+def test_config_files_that_cannot_be_read_are_one_line(tmp_path, make, needle):
+    with pytest.raises(EdgeshadowError) as e:
+        board_check.load_config_file(make(tmp_path))
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_boards_json_documents_for_list_show_and_check(tmp_path, capsys):
+    """Issue 12: `--json [FILE]` on boards list, show and check; stdout holds the document only."""
+    assert cli.main(["boards", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [b["name"] for b in doc["boards"]] == list_boards()
+    assert cli.main(["boards", "list", "--json", str(tmp_path / "boards.json")]) == 0
+    assert json.loads((tmp_path / "boards.json").read_text()) == doc
+    assert "IMAGE AT" in capsys.readouterr().out            # with --json FILE the table is printed too
+    assert cli.main(["boards", "show", "sim", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "sim"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(dict(_cfg(voltage={"driver": "ac_rms", "pin": 25}), interval_s="ten")))
+    assert cli.main(["boards", "check", str(bad), "--board", "esp32-devkitc", "--json"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["board"] == "esp32-devkitc"
+    assert doc["problems"][0] == "interval_s: must be a number >= 1"   # the firmware's validator too
+    assert doc["problems"][1].startswith("metrics.voltage.sensor.pin: GPIO25 is an ADC2 pin")
+    assert "2 problem(s)" in err
+    assert cli.main(["boards", "check", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == f"edgeshadow: error: config {tmp_path} is a folder; give a JSON file"

@@ -129,8 +129,8 @@ def test_usage_errors_exit_2(argv):
 @pytest.mark.parametrize("argv", [
     ["bench", "--port", NO_PORT],
     ["calibrate", "--port", NO_PORT, "--metric", "voltage", "--ref", "1", "2", "--yes"],
-    pytest.param(["deploy", "--port", NO_PORT], marks=lands_with("device")),
-    pytest.param(["logs", "--port", NO_PORT], marks=lands_with("device")),
+    ["deploy", "--port", NO_PORT],
+    ["logs", "--port", NO_PORT],
 ], ids=lambda a: a[0])
 def test_a_port_that_does_not_exist_exits_3(argv):
     r = run(*argv)
@@ -197,7 +197,6 @@ def test_a_closed_stdout_stops_quietly_with_141():
 
 # ---------------------------------------------------------------- --json: one document on stdout
 
-@lands_with("device")
 def test_json_boards():
     doc = json_doc(run("boards", "--json"))
     assert "esp32-devkitc" in json.dumps(doc)
@@ -222,7 +221,6 @@ def test_json_certs_check(certs_dir):
     assert "grid-001" in json.dumps(json_doc(r))
 
 
-@lands_with("device")
 def test_json_deploy(virtual_board):
     vb = virtual_board("json-001")
     r = run("deploy", "--port", vb.port, "--json")
@@ -230,7 +228,6 @@ def test_json_deploy(virtual_board):
     assert isinstance(json_doc(r), dict)
 
 
-@lands_with("device")
 def test_json_inject(virtual_board, certs_dir):
     vb = virtual_board("grid-001")
     r = run("inject", "--port", vb.port, "--thing", "grid-001", "--certs-dir", certs_dir, "--json")
@@ -369,7 +366,7 @@ def test_library_modules_never_print_to_stdout():
 
 
 JSON_COMMANDS = {  # command module -> the branch giving it --json through output.emit
-    "boards": "device", "certs": None, "deploy": "device", "flash": None, "inject": "device",
+    "boards": None, "certs": None, "deploy": None, "flash": None, "inject": None,
     "bench": None, "calibrate": None, "monitor": None, "shadow": None, "provision": None,
     "replay": None, "train": None, "soak": None, "ports": None,
 }
@@ -421,7 +418,6 @@ def test_bench_plot_to_a_non_image_name_is_refused_before_the_run():
     no_traceback(r)
 
 
-@lands_with("device")
 def test_deploy_config_that_is_a_folder_is_named_before_the_port_is_opened():
     r = run("deploy", "--port", NO_PORT, "--config", "/tmp")
     assert r.returncode in (1, 2)

@@ -193,21 +193,28 @@ def test_mpy_deploy_sends_compiled_modules_and_boots(board, firmware):
     assert again.sent == [] and again.removed == []
 
 
-def test_cli_prints_sent_skipped_removed_and_the_banner(board, firmware, capsys):
+def test_cli_progress_on_stderr_result_on_stdout_and_json(board, firmware, capsys):
+    """Issue 12: progress on stderr (it was on stdout), the result on stdout, --json alone there."""
     since = len(board.log())
     code = main(["deploy", "--port", board.port, "--firmware-dir", str(firmware)])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out, err = capsys.readouterr()
+    assert code == 0, err
     settled(board, since)
-    assert "  sent     /main.py (" in out
-    assert f"booted: edgeshadow firmware v{firmware_version(firmware)} thing=deploy-001" in out
-    # the serial line carries the files base64-encoded (4/3) inside raw-REPL commands
+    assert err.startswith(f"deploying {firmware} to {board.port}: waiting for the board to answer")
+    assert "sending (" in err and "waiting for the application" in err
+    assert "sending" not in out and "waiting" not in out
+    version = firmware_version(firmware)
+    assert re.search(rf"running: firmware v{re.escape(version)} thing=deploy-001 config=[0-9a-f]{{12}}", out)
+    # mpremote's transport sends file data as bytes literals inside raw-paste commands
     payload, wire = map(int, re.search(r"sent \d+ file\(s\), (\d+) bytes \((\d+) on the serial line\)", out).groups())
-    assert payload * 4 / 3 < wire < payload * 2
-    code = main(["deploy", "--port", board.port, "--firmware-dir", str(firmware)])
-    out = capsys.readouterr().out
-    assert code == 0 and re.search(r"sent 0 file\(s\), 0 bytes \(\d+ on the serial line\); skipped", out)
-    assert "/main.py" in out
+    assert payload < wire < payload * 2
+    since = len(board.log())
+    code = main(["deploy", "--port", board.port, "--firmware-dir", str(firmware), "--json"])
+    out, err = capsys.readouterr()
+    settled(board, since)
+    doc = json.loads(out)                       # stdout holds the JSON document and nothing else
+    assert code == 0 and doc["ok"] and doc["sent"] == [] and "/main.py" in doc["skipped"]
+    assert doc["version"] == version and doc["thing"] == "deploy-001" and len(doc["config"]) == 12
 
 
 def test_firmware_that_does_not_boot_is_reported(board, firmware):
@@ -235,3 +242,62 @@ def test_deploy_over_usb_replaces_an_ota_slot_with_the_deployed_firmware(board, 
     report = run_deploy(board, firmware)
     assert report.version == firmware_version(firmware) and "/update/" in report.removed
     assert not (board.flash_dir / "update").exists()
+
+
+# -- issue 12: no wrong success, no traceback, no silent wait -------------------------------------
+
+def test_a_config_the_board_refuses_at_boot_fails_the_deploy_with_the_boards_reason(board, firmware):
+    """The board's /config.json (written by an older inject) has interval_s "ten": the firmware
+    boots, prints its banner and refuses the config. deploy used to print "booted" and exit 0."""
+    run_deploy(board, firmware)
+    cfg = json.loads((board.flash_dir / "config.json").read_text())
+    (board.flash_dir / "config.json").write_text(json.dumps(dict(cfg, interval_s="ten")))
+    with BoardLink(board.port) as link:
+        with pytest.raises(EdgeshadowError, match=r"did not start its application: its config is "
+                                                  r"refused: /config.json: interval_s: must be a "
+                                                  r"number >= 1"):
+            deploy(link, firmware)
+
+
+def test_a_config_for_another_board_is_refused_before_writing(board, firmware, tmp_path, capsys):
+    before = {p: (board.flash_dir / p).read_bytes() for p in board_tree(board)}
+    cfg = json.loads((DATA_DIR / "configs" / "grid-sensor-sim.json").read_text())
+    path = tmp_path / "devkitc.json"
+    path.write_text(json.dumps(dict(cfg, thing="deploy-001", board="esp32-devkitc")))
+    assert main(["deploy", "--port", board.port, "--config", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"edgeshadow: error: {path}: the config is for board 'esp32-devkitc', but the board "
+                   f"on {board.port} is a 'sim' (its /board.json); nothing was written (use a config "
+                   f"made for sim, or pass --board esp32-devkitc if this board really is a esp32-devkitc)")
+    assert {p: (board.flash_dir / p).read_bytes() for p in board_tree(board)} == before
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda d: d, "is a folder; give a JSON file"),
+    (lambda d: (d / "big.json").write_bytes(b"{" * (50 << 20)) and d / "big.json",
+     "is 50.0 MB; a device config is at most 8192 bytes of JSON"),
+])
+def test_bad_config_files_are_one_line_and_no_board_is_opened(tmp_path, make, needle, capsys):
+    """`deploy --config /tmp` was a traceback; a 50 MB config was read whole. Both fail on the host
+    at once, before the port is opened (this port does not exist)."""
+    path = make(tmp_path)
+    assert main(["deploy", "--port", str(tmp_path / "no-such-port"), "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and "no-such-port" not in err
+
+
+def test_a_port_where_nothing_answers_is_no_answer_with_what_it_waits_for_first(capsys):
+    import os
+    import pty
+    master, slave = pty.openpty()  # a serial port with nothing behind it
+    try:
+        port = os.ttyname(slave)
+        assert main(["deploy", "--port", port]) == 3   # cannot act: no board
+    finally:
+        os.close(master)
+        os.close(slave)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == ""
+    assert lines[0].endswith(f"to {port}: waiting for the board to answer (Ctrl-C, raw REPL) ...")
+    assert lines[-1].startswith(f"edgeshadow: error: no answer from the board on {port} within 5 s")

@@ -4,28 +4,31 @@
   factory is never called (nothing can have been written).
 - The board-side TLS check (`--check-connect`) runs in the real MicroPython unix port with a flash
   folder mounted as `/` (as the virtual board mounts it) against a real Mosquitto with mutual TLS.
-- The whole flow against a virtual board (host_tools/sim/board.py + host_tools/device/link.py) runs when
-  those modules are present, and is skipped with a reason until then.
+- The whole flow against a virtual board (host_tools/sim/board.py + host_tools/device/link.py): inject
+  ends only when the board's application announces that it runs with the injected config.
 """
 import datetime
-import importlib.util
+import hashlib
 import json
 import os
 import subprocess
 
 import pytest
 
-from host_tools import VENV_BIN
+from host_tools import DATA_DIR, VENV_BIN
 from host_tools.cloud import certs
 from host_tools.device import inject as lib
 from host_tools.cli import main as cli
 from host_tools.errors import EdgeshadowError
 
 MICROPYTHON = str(VENV_BIN / "micropython")
-HAVE_BOARD = (importlib.util.find_spec("host_tools.device.link") is not None
-              and importlib.util.find_spec("host_tools.sim.board") is not None)
-needs_board = pytest.mark.skipif(not HAVE_BOARD, reason="host_tools/device/link.py or host_tools/sim/board.py "
-                                                        "not in the tree yet")
+
+
+def device_config(**over):
+    """A whole device config for the virtual board (the bundled one), with `over` laid on it."""
+    cfg = json.loads((DATA_DIR / "configs" / "grid-sensor-sim.json").read_text())
+    cfg.update(over)
+    return cfg
 
 
 @pytest.fixture
@@ -231,14 +234,14 @@ def snapshot(flash):
             if p.is_file() and not str(p.relative_to(flash)).startswith(FIRMWARE_RUNTIME)}
 
 
-@needs_board
 def test_inject_into_a_virtual_board(cd, vboard, capsys):
     flash = vboard.flash_dir
-    (flash / "config.json").write_text(json.dumps({"thing": "old", "interval_s": 7,
-                                                   "mqtt": {"endpoint": "localhost", "port": 1}}))
+    (flash / "config.json").write_text(json.dumps(device_config(
+        thing="old", interval_s=7, mqtt={"endpoint": "localhost", "port": 1})))
     assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--certs-dir", str(cd)]) == 0
-    out = capsys.readouterr().out
-    assert "grid-001 -> " in out and ": ok: injected" in out and "BEGIN" not in out
+    out, err = capsys.readouterr()
+    assert "grid-001 -> " in out and ": ok: injected and running (v" in out and "BEGIN" not in out
+    assert "staged /certs/device.der" in err and "staged" not in out   # progress on stderr
     assert (flash / "certs" / "device.der").read_bytes() == certs.to_der(cd / "grid-001" / "device.crt")
     assert (flash / "certs" / "device.key.der").read_bytes() == certs.to_der(cd / "grid-001" / "device.key")
     assert (flash / "certs" / "root-ca.der").read_bytes() == certs.to_der(cd / "ca" / "ca.crt")
@@ -247,7 +250,6 @@ def test_inject_into_a_virtual_board(cd, vboard, capsys):
     assert not [p for p in flash.rglob("*.new")]
 
 
-@needs_board
 @pytest.mark.parametrize("spoil,needle", BAD, ids=[f.__name__.strip("_") for f, _ in BAD])
 def test_bad_inputs_leave_the_virtual_board_intact(cd, vboard, spoil, needle, capsys):
     flash = vboard.flash_dir
@@ -262,16 +264,14 @@ def test_bad_inputs_leave_the_virtual_board_intact(cd, vboard, spoil, needle, ca
     assert snapshot(flash) == before
 
 
-@needs_board
 def test_check_connect_from_a_virtual_board(tmp_path, cd, vboard, broker, capsys):
     cfg = tmp_path / "dev.json"
-    cfg.write_text(json.dumps({"mqtt": {"endpoint": "localhost", "port": broker.port}}))
+    cfg.write_text(json.dumps(device_config(mqtt={"endpoint": "localhost", "port": broker.port})))
     assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--config", str(cfg),
                 "--check-connect", "--certs-dir", str(cd)]) == 0
     assert f"TLS to localhost:{broker.port}: ok" in capsys.readouterr().out
 
 
-@needs_board
 def test_whole_local_flow_board_connects_and_publishes(tmp_path, capsys):
     """certs ca init -> certs device -> inject into a virtual board -> the firmware boots, connects
     to the local broker with the injected certificate and publishes on its own topics."""
@@ -298,3 +298,87 @@ def test_whole_local_flow_board_connects_and_publishes(tmp_path, capsys):
                     assert "thing=grid-001" in link.soft_reset()
                 msg = probe.wait_for(lambda m: "grid-001" in m.topic, timeout=60)
                 assert msg.topic.startswith(("$aws/things/grid-001/shadow/", "dt/grid-001/"))
+
+
+# -- issue 12: no wrong success, one validator, no silent wait ----------------------------------
+
+def test_a_config_the_firmware_would_refuse_is_refused_before_any_board(cd, vboard, tmp_path, capsys):
+    """`inject --config` with interval_s "ten" exited 0 and the board sat at the REPL."""
+    flash = vboard.flash_dir
+    before = snapshot(flash)
+    cfg = tmp_path / "dev.json"
+    cfg.write_text(json.dumps(device_config(interval_s="ten")))
+    assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--config", str(cfg),
+                "--certs-dir", str(cd)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"edgeshadow: error: nothing was written to any board: grid-001 ({vboard.port}): "
+                       f"{cfg}: 1 problem: interval_s: must be a number >= 1")
+    assert snapshot(flash) == before
+
+
+def test_inject_waits_for_the_application_to_run_the_new_config(cd, vboard, tmp_path, capsys):
+    since = len(vboard.log())
+    cfg = tmp_path / "dev.json"
+    cfg.write_text(json.dumps(device_config(interval_s=3)))
+    assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--config", str(cfg),
+                "--certs-dir", str(cd), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [board] = doc["boards"]
+    written = hashlib.sha256((vboard.flash_dir / "config.json").read_bytes()).hexdigest()
+    assert doc["ok"] and board["ok"] and board["running"]["config"] == written[:12]
+    assert board["running"]["thing"] == "grid-001"
+    vboard.wait_for_log(f"edgeshadow: running v{board['running']['version']} thing=grid-001 "
+                        f"config={written[:12]}", start=since)
+
+
+def test_a_board_whose_application_does_not_start_fails_with_its_reason(cd, tmp_path, capsys):
+    from host_tools.sim.board import VirtualBoard
+    from tests.host.conftest import firmware_without_app
+    firmware_without_app(tmp_path / "noapp")
+    with VirtualBoard(tmp_path / "noapp", thing="grid-001") as vb:
+        port = vb.port
+        assert cli(["inject", "--port", port, "--thing", "grid-001", "--certs-dir", str(cd)]) == 1
+    assert capsys.readouterr().out.strip() == (
+        f"grid-001 -> {port}: FAILED: the board on {port} did not start its application: there is "
+        f"no /app.py on it (deploy the firmware)")
+
+
+def test_a_config_for_another_board_is_refused_on_the_board_before_writing(cd, vboard, tmp_path, capsys):
+    flash = vboard.flash_dir
+    before = snapshot(flash)
+    cfg = tmp_path / "dev.json"
+    cfg.write_text(json.dumps(device_config(board="esp32-devkitc")))
+    assert cli(["inject", "--port", vboard.port, "--thing", "grid-001", "--config", str(cfg),
+                "--certs-dir", str(cd)]) == 1
+    out = capsys.readouterr().out
+    assert "the config is for board 'esp32-devkitc', but the board on" in out
+    assert "is a 'sim' (its /board.json); nothing was written" in out
+    assert snapshot(flash) == before
+
+
+def test_an_oversized_config_is_refused_at_once(cd, port, tmp_path, capsys):
+    """A 50 MB config took 46 s to fail; now the file's size is enough."""
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(50 << 20)
+    with pytest.raises(EdgeshadowError, match=rf"config {big} is 50.0 MB; a device config is at most "
+                                              rf"8192 bytes of JSON"):
+        lib.inject_boards([(port, "grid-001")], cd, config=big, link_factory=never_opened)
+    assert cli(["inject", "--port", port, "--thing", "grid-001", "--config", str(big),
+                "--certs-dir", str(cd)]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2  # "checking ..." and the error
+
+
+def test_several_boards_a_progress_bar_and_one_json_document(cd, tmp_path, capsys):
+    from host_tools.sim.board import VirtualBoard
+    certs.issue_device("grid-002", cd / "grid-002", cd / "ca")
+    with VirtualBoard(tmp_path / "b1", thing="grid-001") as b1, \
+            VirtualBoard(tmp_path / "b2", thing="grid-002") as b2:
+        code = cli(["inject", "--port", b1.port, "--thing", "grid-001", "--port", b2.port,
+                    "--thing", "grid-002", "--certs-dir", str(cd), "--json"])
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"]
+    assert [(b["thing"], b["ok"], b["running"]["thing"]) for b in doc["boards"]] == [
+        ("grid-001", True, "grid-001"), ("grid-002", True, "grid-002")]
+    assert "injecting (2 boards) ..." in err and "injecting: 2/2 grid-002" in err

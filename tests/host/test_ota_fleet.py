@@ -38,7 +38,9 @@ def admin(local_broker):
 @pytest.fixture(scope="module")
 def fleet(local_broker, keys, tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet")
-    boards = [ota_board(root, f"ota-{i:03d}", local_broker, keys[1]) for i in range(1, FLEET + 1)]
+    # a reading every 10 s: these tests are about updates, and ten boards sampling every 2 s for
+    # the whole module cost a core's worth of CPU
+    boards = [ota_board(root, f"ota-{i:03d}", local_broker, keys[1], interval_s=10) for i in range(1, FLEET + 1)]
     try:
         for b in boards:
             b.launch()
