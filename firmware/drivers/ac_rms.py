@@ -51,7 +51,8 @@ class ACRMS:
     QUANTITIES = ("rms",)
     RANGES = ((0.0, 3.3),)
 
-    def __init__(self, adc, mains_hz=50, samples_per_cycle=40, cycles=5, atten_db=11, max_late_us=0):
+    def __init__(self, adc, mains_hz=50, samples_per_cycle=40, cycles=5, atten_db=11, max_late_us=0,
+                 paced=True):
         n = int(samples_per_cycle) * int(cycles)
         if not (mains_hz > 0 and samples_per_cycle >= 4 and cycles >= 1 and n <= _MAX_SAMPLES):
             raise ValueError("ac_rms: need mains_hz > 0, samples_per_cycle >= 4, cycles >= 1, "
@@ -64,6 +65,9 @@ class ACRMS:
         # a sample started later than this is on the wrong phase: one sample period unless the
         # ADC is timed by hardware (a board definition says so with a larger max_late_us)
         self.max_late_us = max_late_us or self.period_us
+        # paced=False: the ADC keeps its own sample clock (a board definition says so), so reads
+        # are taken back to back instead of spinning until each sample's slot
+        self.paced = paced
         self._rail_high = ADC_FULL_SCALE_UV[atten_db] - 5000
         self._buf = array("i", bytes(4 * n))
         self._out = array("i", (0, 0, 0))
@@ -77,6 +81,7 @@ class ACRMS:
         lo = 1 << 30
         hi = -1
         late = 0
+        paced = self.paced
         t = ticks_us()
         for i in range(self.n):
             v = read()
@@ -89,7 +94,7 @@ class ACRMS:
                 hi = v
             buf[i] = v // _UNIT_UV
             t = ticks_add(t, period)
-            while ticks_diff(t, ticks_us()) > 0:
+            while paced and ticks_diff(t, ticks_us()) > 0:
                 pass
         return lo, hi, late
 

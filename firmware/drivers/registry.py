@@ -14,7 +14,7 @@ DRIVERS = {
                "quantities": ("rms",),
                "params": {"mains_hz": ("number", 50), "samples_per_cycle": ("int", 40),
                           "cycles": ("int", 5), "atten_db": ("number", 11),
-                          "max_late_us": ("int", 0)}},
+                          "max_late_us": ("int", 0), "paced": ("bool", True)}},
     "adc": {"module": "drivers.adc", "cls": "DCChannel", "bus": "adc",
             "quantities": ("voltage",),
             "params": {"samples": ("int", 16), "atten_db": ("number", 11)}},

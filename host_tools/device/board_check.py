@@ -22,7 +22,7 @@ from host_tools.errors import EdgeshadowError
 
 _ATTEN = (0, 2.5, 6, 11)
 _ROLE_KEYS = ("driver", "quantity", "pin", "bus", "address")
-_TYPES = {"int": (int,), "number": (int, float), "str": (str,)}
+_TYPES = {"int": (int,), "number": (int, float), "str": (str,), "bool": (bool,)}
 # The largest config a board takes, in bytes of compact JSON. The firmware keeps its whole config
 # parsed in RAM: on the ESP32-like runtime a config holds 2.2 times its JSON size of GC heap
 # (measured: 16,030 B of JSON -> 34,752 B held), and the firmware has about 8 KB to spare in the
@@ -111,8 +111,9 @@ def _check_params(where, name, spec, sensor):
             problems.append(f"{where}.{key}: not a parameter of {name} (it takes: {takes})")
             continue
         kind = spec["params"][key][0]
-        if isinstance(value, bool) or not isinstance(value, _TYPES[kind]):
-            problems.append(f"{where}.{key}: must be {'an integer' if kind == 'int' else 'a ' + kind}")
+        if (isinstance(value, bool) != (kind == "bool")) or not isinstance(value, _TYPES[kind]):
+            what = {"int": "an integer", "bool": "true or false"}.get(kind, "a " + kind)
+            problems.append(f"{where}.{key}: must be {what}")
     return problems
 
 

@@ -109,6 +109,19 @@ class BoardLink:
             self._press_until_raw(t)
         finally:
             port.timeout = SERIAL_TIMEOUT_S
+        self._restart_raw(t)
+
+    def _restart_raw(self, t, timeout=20):
+        """A soft reset from the raw REPL: the board restarts without running main.py (as mpremote
+        does on connecting), so what the host runs next has the whole heap, as after power-on. A
+        stopped application leaves its names and fragments behind: on an ESP32's 112 KB the host's
+        scripts then ran out of memory."""
+        t.serial.write(b"\x04")
+        for ending in (b"soft reboot\r\n", b"raw REPL; CTRL-B to exit\r\n"):
+            if not t.read_until(1, ending, timeout=timeout).endswith(ending):
+                t.in_raw_repl = False
+                raise EdgeshadowError(f"the board on {self.port} did not come back from a soft reset "
+                                      f"within {timeout} s", hint=_QUIET)
 
     def _press_until_raw(self, t):
         # Ctrl-C can land where the firmware cannot take it (inside an import, an `except

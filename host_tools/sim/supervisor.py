@@ -55,6 +55,10 @@ class Supervisor:
         self.micropython = str(micropython)
         self.heapsize = heapsize
         self.board_heap = board_heap
+        # the simulated world's time zero: the board's power-on. Its sensors, mains and scenario go
+        # on through soft and hard resets (the unix port's ticks and CPython's monotonic clock are
+        # the same CLOCK_MONOTONIC)
+        self.world_t0_ms = int(time.monotonic() * 1000)
         self.user_master, self.user_slave = pty.openpty()
         tty.setraw(self.user_slave)  # no echo of our own output back to us before a tool opens it
         self.port = os.ttyname(self.user_slave)
@@ -114,7 +118,8 @@ class Supervisor:
         self.child, self.child_fd = spawn(
             self.micropython, self.heapsize, self.sim_dir,
             {"EDGESHADOW_SIM_DIR": str(self.sim_dir), "EDGESHADOW_FLASH_DIR": self.flash_dir,
-             "EDGESHADOW_SIM_MODE": mode, "EDGESHADOW_BOARD_HEAP": str(self.board_heap or "")})
+             "EDGESHADOW_SIM_MODE": mode, "EDGESHADOW_BOARD_HEAP": str(self.board_heap or ""),
+             "EDGESHADOW_WORLD_T0_MS": str(self.world_t0_ms)})
         self.boots += 1
         self.hang_checks = 0
         self.mode = mode

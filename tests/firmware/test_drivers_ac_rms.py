@@ -121,3 +121,38 @@ def test_late_samples_give_timeout_not_a_wrong_value():
         assert d.last_late_us > d.period_us
     finally:
         ac_rms.ticks_us = saved
+
+
+def test_an_adc_with_its_own_sample_clock_is_read_without_spinning():
+    """paced=False (a board whose ADC keeps its own sample clock, as the virtual board's does):
+    the burst is read back to back; paced, the driver polls the clock until each sample's slot.
+    A fake clock that moves 1 us per look counts the polls (no wall clock involved)."""
+    import drivers.ac_rms as mod
+
+    class ADC:
+        reads = 0
+
+        def read_uv(self):
+            ADC.reads += 1
+            return 1650000
+
+    clock = [0]
+
+    def fake_ticks_us():
+        clock[0] += 1
+        return clock[0]
+
+    real = mod.ticks_us
+    mod.ticks_us = fake_ticks_us
+    try:
+        looks = []
+        for paced in (False, True):
+            clock[0] = 0
+            d = mod.ACRMS(ADC(), mains_hz=50, samples_per_cycle=40, cycles=1, paced=paced)
+            d._acquire()
+            looks.append(clock[0])
+    finally:
+        mod.ticks_us = real
+    assert ADC.reads == 80
+    assert looks[0] == 1 + 40               # the start, then one look per read (its lateness)
+    assert looks[1] >= 40 * 500             # paced: about one look per microsecond of each 500 us slot

@@ -93,7 +93,7 @@ def test_config_sensor_overrides_board_wiring():
     name, index, params = resolve("line_v", cfg["metrics"]["line_v"]["sensor"], BOARD)
     assert (name, index) == ("ac_rms", 0)
     assert params == {"pin": 34, "samples_per_cycle": 16, "cycles": 1, "mains_hz": 50, "atten_db": 11,
-                      "max_late_us": 0}
+                      "max_late_us": 0, "paced": True}
     hw = _hw()
     raw, status = run(Board(BOARD, cfg, machine=FakeMachine(hw)).read_all, hw)
     assert status == {"line_v": "ok"}

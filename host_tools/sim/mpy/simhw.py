@@ -23,13 +23,16 @@ import time
 import simhw_chips
 
 try:
-    from time import ticks_ms, ticks_diff
+    from time import ticks_ms, ticks_diff, ticks_add
 except ImportError:    # CPython
     def ticks_ms():
         return int(time.monotonic() * 1000)
 
     def ticks_diff(a, b):
         return a - b
+
+    def ticks_add(a, b):
+        return a + b
 
 _ENODEV = 19
 FULL_SCALE_V = (0.95, 1.25, 1.75, 3.1)    # per attenuation constant (0, 2.5, 6, 11 dB)
@@ -81,7 +84,7 @@ def init(sim_dir=None, scenario=None):
     _scn = scn
     _quiet = None
     _seed = (int(scn.get("seed", 0)) * 2654435761 + 1) & 0xFFFFFFFF or 1
-    _ms0 = ticks_ms()
+    _ms0 = _world_t0()
     _ns0 = _clock_ns()
     _buses.clear()
     _adc.clear()
@@ -96,6 +99,21 @@ def init(sim_dir=None, scenario=None):
         cls = simhw_chips.CHIPS[dev["chip"]]
         bus.devices[int(dev["address"])] = cls(_World, int(dev["address"]), dev.get("signals", {}))
     return scn
+
+
+def _world_t0():
+    """The world's time zero in ticks_ms: the board's power-on (the supervisor's), so a soft or hard
+    reset of the firmware does not restart the physics; this process's start where none is given.
+    The unix port's ticks and the host's time.monotonic() are the same CLOCK_MONOTONIC in ms, the
+    ESP32-like runtime's masked to 30 bits: compared modulo 2^30 (spans up to 12 days)."""
+    try:
+        import os
+        t0 = int(os.getenv("EDGESHADOW_WORLD_T0_MS") or "")
+    except (ValueError, ImportError):
+        return ticks_ms()
+    now = ticks_ms()
+    back = ((now & 0x3FFFFFFF) - (t0 & 0x3FFFFFFF)) & 0x3FFFFFFF
+    return ticks_add(now, -back)
 
 
 def set_clock(fn_ns=None):

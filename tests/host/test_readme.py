@@ -1,0 +1,205 @@
+"""The README walked verbatim: every ```sh block of README.md runs, in order, as written, in a fresh
+copy of the checkout, against virtual boards, the local broker and moto (for AWS).
+
+What the walk does beyond running each line with bash (the README says the same to its readers):
+- a line ending in `&` runs in the background, as in a shell (broker, sim, monitor, logs: they run
+  until Ctrl-C); the walk goes on once it has printed its first line; at the end each gets Ctrl-C
+  and must exit 0 or 130.
+- `/dev/ttyUSB0` (the README's board on USB) is the port the virtual board printed; on a `flash`
+  line, the port of the virtual ESP32 in download mode (`edgeshadow sim --bootloader`), as a real
+  board is put in download mode to be flashed.
+- `make test` is this suite: not run again from inside itself.
+- AWS is moto, in this process, over HTTP (AWS_ENDPOINT_URL), signing CSRs as AWS IoT does.
+"""
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
+PTS = re.compile(r"/dev/pts/\d+")
+NOT_RUN = {"make test": "the suite this test is part of"}
+LINE_TIMEOUT_S = 240
+
+
+def commands(text):
+    """The README's shell lines in order: (command, background) with comments dropped."""
+    out = []
+    for block in BLOCK.findall(text):
+        for raw in block.splitlines():
+            line = _strip_comment(raw).strip()
+            if not line:
+                continue
+            background = line.endswith("&") and not line.endswith("&&")
+            out.append((line[:-1].strip() if background else line, background))
+    return out
+
+
+def _strip_comment(line):
+    """The line without a trailing `# comment` (a # inside quotes stays)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
+
+
+def test_the_readme_has_runnable_blocks_and_each_line_parses():
+    cmds = commands(README.read_text())
+    assert len(cmds) >= 10, "README.md has too few ```sh blocks to walk"
+    for cmd, _ in cmds:
+        shlex.split(cmd)  # a line a shell could not read fails here, naming it
+
+
+def _fresh_copy(dest):
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith("certs/") or rel == "certs/README.md":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    return dest
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch, tmp_path):
+    """moto as an HTTP server in this process, with AWS IoT's CSR signing (see test_provision)."""
+    pytest.importorskip("flask", reason="moto's server needs flask (requirements.txt: moto[server])")
+    from moto.server import ThreadedMotoServer
+    _patch_csr(monkeypatch)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _patch_csr(monkeypatch):
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from moto.iot import models as iot_models
+    from host_tools.cloud import certs
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+
+    def create_certificate_from_csr(self, csr, set_as_active):
+        req = x509.load_pem_x509_csr(csr.encode())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(req.subject).issuer_name(certs.aws_device_issuer())
+                .public_key(req.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=1))
+                .not_valid_after(datetime.datetime(2049, 12, 31, tzinfo=datetime.timezone.utc))
+                .sign(ca_key, hashes.SHA256()))
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active,
+                                         status="INACTIVE")
+
+    monkeypatch.setattr(iot_models.IoTBackend, "create_certificate_from_csr", create_certificate_from_csr)
+
+
+class Walk:
+    def __init__(self, home, env):
+        self.home, self.env = home, env
+        self.background = []  # (command, Popen, log path)
+        self.board_port = self.rom_port = None
+        self.transcript = []
+
+    def port_for(self, cmd):
+        if "/dev/ttyUSB0" not in cmd:
+            return cmd
+        port = self.rom_port if re.match(r"(edgeshadow|make) flash\b", cmd) else self.board_port
+        assert port, f"{cmd!r} needs a board, but no virtual board was started before it in the README"
+        return cmd.replace("/dev/ttyUSB0", port)
+
+    def run(self, cmd):
+        real = self.port_for(cmd)
+        t0 = time.monotonic()
+        p = subprocess.run(["bash", "-c", real], cwd=self.home, env=self.env, capture_output=True,
+                           text=True, timeout=LINE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        self.transcript.append(f"$ {cmd}  ({time.monotonic() - t0:.1f} s, exit {p.returncode})")
+        assert p.returncode == 0, (f"README line failed: {cmd!r} (ran {real!r}), exit {p.returncode}\n"
+                                   f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-3000:]}")
+
+    def start(self, cmd):
+        real = self.port_for(cmd)
+        log = self.home / f".walk-{len(self.background)}.log"
+        f = open(log, "wb")
+        p = subprocess.Popen(["bash", "-c", f"exec {real}"], cwd=self.home, env=self.env, stdout=f,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.background.append((cmd, p, log, f))
+        deadline = time.monotonic() + 120
+        while True:
+            text = log.read_text(errors="replace")
+            ports = PTS.findall(text)
+            first_line = "\n" in text
+            wants_port = re.match(r"edgeshadow sim\b", cmd)
+            if (ports if wants_port else first_line) and (not wants_port or "ready" in text.lower()
+                                                           or len(ports) >= 1):
+                break
+            assert p.poll() is None, f"{cmd!r} stopped at once (exit {p.returncode}): {text[-2000:]}"
+            assert time.monotonic() < deadline, f"{cmd!r} printed nothing within 120 s: {text[-2000:]}"
+            time.sleep(0.1)
+        if wants_port:
+            if "--bootloader" in cmd:
+                self.rom_port = ports[0]
+            else:
+                self.board_port = ports[0]
+        self.transcript.append(f"$ {cmd} &")
+
+    def stop_all(self):
+        problems = []
+        for cmd, p, log, f in reversed(self.background):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+                    problems.append(f"{cmd!r} did not stop on Ctrl-C within 60 s")
+            f.close()
+            if p.returncode not in (0, 130, -signal.SIGINT):
+                problems.append(f"{cmd!r} exited {p.returncode} on Ctrl-C: "
+                                f"{log.read_text(errors='replace')[-1500:]}")
+        return problems
+
+
+def test_every_readme_command_runs_as_written(tmp_path, moto_endpoint):
+    home = _fresh_copy(tmp_path / "edgeshadow")
+    env = dict(os.environ)
+    env.update(PATH=f"{home / '.venv' / 'bin'}{os.pathsep}{env['PATH']}", PYTHONPATH=str(home),
+               AWS_ENDPOINT_URL=moto_endpoint, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1",
+               AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"))
+    for k in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        env.pop(k, None)
+    walk = Walk(home, env)
+    try:
+        for cmd, background in commands(README.read_text()):
+            if cmd in NOT_RUN:
+                walk.transcript.append(f"$ {cmd}  (not run: {NOT_RUN[cmd]})")
+                continue
+            if cmd.startswith((". .venv/bin/activate", "source .venv/bin/activate")):
+                continue  # PATH above is what it does
+            (walk.start if background else walk.run)(cmd)
+    finally:
+        problems = walk.stop_all()
+        print("\n".join(walk.transcript), file=sys.stderr)
+    assert not problems, problems
