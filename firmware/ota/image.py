@@ -9,7 +9,7 @@ import binascii
 
 import otaboot
 from ota import OtaError
-from ota.stream import BLOCK, fetch
+from ota.stream import fetch
 
 IMAGE_MAGIC = 0xE9
 CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32c3": 5, "esp32s3": 9, "esp32c6": 13, "esp32h2": 16}
