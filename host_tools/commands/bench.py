@@ -4,7 +4,7 @@ from pathlib import Path
 
 from host_tools.bench import check as lib
 from host_tools.errors import EXIT_UNTESTED, EXIT_USAGE, EdgeshadowError
-from host_tools.output import Progress, add_json_arg, emit, say
+from host_tools.output import NoProgress, Progress, add_json_arg, emit, say
 
 EPILOG = """exit codes (for a production line):
   0  PASS: every metric within its limits
@@ -94,16 +94,7 @@ def _run(args, limits):
         raise EdgeshadowError(f"could not test: {e}", exit_code=EXIT_UNTESTED)
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def advance(self, n=1, detail=None):
-        pass
 
 
 def _reads(total, quiet):
-    return _NoBar() if quiet else Progress("bench reads", total=total, unit="reads")
+    return NoProgress() if quiet else Progress("bench reads", total=total, unit="reads")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from host_tools import CERTS_DIR
 from host_tools.errors import EdgeshadowError
-from host_tools.output import Progress, add_json_arg, emit, say
+from host_tools.output import NoProgress, Progress, add_json_arg, emit, say
 
 
 def register(sub):
@@ -26,6 +26,10 @@ def register(sub):
     p.add_argument("--ota-key", type=Path, metavar="PUB",
                    help="also write the update-signing public key (from `edgeshadow ota keygen`) "
                         "to /certs/ota.pub")
+    p.add_argument("--local-broker", nargs="?", const="auto", type=Path, metavar="BROKER.json",
+                   help="connect the board to the running local broker (`edgeshadow broker` or the demo): "
+                        "its address from BROKER.json (default: run/broker/broker.json, else the newest "
+                        "run/**/broker.json) goes into the board's mqtt.endpoint and mqtt.port")
     p.add_argument("--check-connect", action="store_true",
                    help="then have the board open a TLS connection to its endpoint and report it")
     p.add_argument("--certs-dir", type=Path, default=CERTS_DIR, metavar="DIR",
@@ -41,11 +45,12 @@ def do_inject(args):
     if len(args.port) != len(args.thing):
         raise EdgeshadowError(f"{len(args.port)} --port but {len(args.thing)} --thing; give them in pairs")
     pairs = list(zip(args.port, args.thing))
+    endpoint = _local_broker(args.local_broker) if args.local_broker else None
     say(f"checking the certificates and config of {len(pairs)} board(s) ...")
-    with Progress("injecting", total=len(pairs), unit="boards") if len(pairs) > 1 else _NoBar() as bar:
+    with Progress("injecting", total=len(pairs), unit="boards") if len(pairs) > 1 else NoProgress() as bar:
         results = lib.inject_boards(pairs, args.certs_dir, config=args.config, root_ca=args.root_ca,
                                     connect=args.check_connect, ota_key=args.ota_key, progress=say,
-                                    on_board=lambda r: bar.advance(1, r.thing))
+                                    on_board=lambda r: bar.advance(1, r.thing), endpoint=endpoint)
     failed = sum(1 for r in results if not r.ok)
     doc = {"ok": not failed, "boards": [r.as_dict() for r in results]}
 
@@ -60,14 +65,18 @@ def do_inject(args):
     return 0 if not codes else 3 if codes == {3} else 1   # 3: no board answered at all
 
 
-class _NoBar:
-    """One board: its own progress lines say enough."""
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        return False
-
-    def advance(self, n=1, detail=None):
-        pass
+def _local_broker(state):
+    """{"endpoint", "port"} of the running local broker, from its broker.json."""
+    import json
+    from host_tools.commands.monitor import newest_state_file
+    path = newest_state_file() if str(state) == "auto" else state
+    if path is None:
+        raise EdgeshadowError("--local-broker: no local broker found (no run/broker/broker.json)",
+                              hint="start one with `edgeshadow broker &`, or run `make demo`", exit_code=3)
+    try:
+        info = json.loads(Path(path).read_text())
+        return {"endpoint": info["host"], "port": int(info["port"])}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EdgeshadowError(f"--local-broker {path}: not a broker state file ({e})")

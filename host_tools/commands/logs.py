@@ -42,11 +42,18 @@ def follow(port, baud, seconds, out):
         lock.release()
         raise EdgeshadowError(f"could not open {port}: {e}", exit_code=EXIT_UNTESTED,
                               hint="is another program (mpremote, a serial monitor) using it?")
+    from host_tools.output import say
+    say(f"following {port} at {baud} baud (nothing is sent to the board); Ctrl-C stops")
     deadline = time.monotonic() + seconds if seconds else None
+    quiet_since, told = time.monotonic(), False
     try:
         while deadline is None or time.monotonic() < deadline:
             data = s.read(4096)
+            if not data and not told and time.monotonic() - quiet_since > 10:
+                told = True  # a silent port: say so once, keep listening
+                say(f"nothing from {port} for 10 s: is the board powered, and is this its port?")
             if data:
+                told, quiet_since = False, time.monotonic()
                 out.write(data.replace(b"\r\n", b"\n"))
                 out.flush()
     except KeyboardInterrupt:

@@ -71,8 +71,10 @@ def check_port(port):
                               "(`ls /dev/ttyUSB* /dev/ttyACM*` lists serial ports)")
 
 
-def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key=None):
-    """Check everything for one board; raise EdgeshadowError (nothing touched) on any problem."""
+def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key=None, endpoint=None):
+    """Check everything for one board; raise EdgeshadowError (nothing touched) on any problem.
+    endpoint: {"endpoint": host, "port": n} the board connects to, over what the config says
+    (the local broker's, from its broker.json)."""
     certs.validate_thing(thing)
     thing_dir = Path(certs_dir) / thing
     report = certs.check(thing, thing_dir, root_ca=root_ca, now=now)
@@ -85,6 +87,8 @@ def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key
         files[ota.BOARD_PUBKEY] = ota.board_pubkey(ota_key)
     given = _read_json(config, "config") if config else None
     defaults = _read_json(thing_dir / "config.json", "config") if (thing_dir / "config.json").exists() else {}
+    if endpoint:
+        defaults = dict(defaults, mqtt=dict(endpoint), endpoint_wins=True)
     if given is not None:  # what the board will run, checked now; the board's own is checked once read
         validate_config(merge_config(given, thing, defaults), where=str(config))
     check_port(port)
@@ -102,7 +106,7 @@ def merge_config(base, thing, defaults=None):
     if not isinstance(mqtt, dict):
         mqtt = cfg["mqtt"] = {}
     dm = (defaults or {}).get("mqtt") or {}
-    if not mqtt.get("endpoint") and dm.get("endpoint"):
+    if dm.get("endpoint") and (defaults.get("endpoint_wins") or not mqtt.get("endpoint")):
         mqtt["endpoint"] = dm["endpoint"]
         if dm.get("port"):
             mqtt["port"] = dm["port"]
@@ -203,7 +207,7 @@ def _default_link(port):
 
 
 def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, progress=None,
-                  link_factory=None, ota_key=None, on_board=None):
+                  link_factory=None, ota_key=None, on_board=None, endpoint=None):
     """Inject (port, thing) pairs. Every pair is checked before any board is opened; then one
     connection per board, and a board's failure does not stop the others. on_board(result) is
     called as each board is done (a progress bar)."""
@@ -214,7 +218,8 @@ def inject_boards(pairs, certs_dir, config=None, root_ca=None, connect=False, pr
         raise EdgeshadowError(f"port {dup[0]} is given twice; one thing per board")
     for port, thing in pairs:
         try:
-            plans.append(prepare(thing, port, certs_dir, config=config, root_ca=root_ca, ota_key=ota_key))
+            plans.append(prepare(thing, port, certs_dir, config=config, root_ca=root_ca, ota_key=ota_key,
+                                 endpoint=endpoint))
         except EdgeshadowError as e:
             problems.append(f"{thing} ({port}): {e}")
     if problems:

@@ -29,6 +29,13 @@ BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 PTS = re.compile(r"/dev/pts/\d+")
 NOT_RUN = {"make test": "the suite this test is part of"}
 LINE_TIMEOUT_S = 240
+# What a background command (`... &`) prints once it is ready (by command prefix; longest first).
+READY = {"edgeshadow broker": "running; Ctrl-C stops",
+         "edgeshadow sim --bootloader": "download",
+         "edgeshadow sim": "running; Ctrl-C stops"}
+# Commands that run in the foreground until Ctrl-C, and what they print once they are up (None:
+# any line).
+UNTIL_CTRL_C = {"make demo": "grid-sensor-003: running on", "edgeshadow logs": None}
 
 
 def commands(text):
@@ -130,37 +137,68 @@ class Walk:
     def run(self, cmd):
         real = self.port_for(cmd)
         t0 = time.monotonic()
-        p = subprocess.run(["bash", "-c", real], cwd=self.home, env=self.env, capture_output=True,
-                           text=True, timeout=LINE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(["bash", "-c", real], cwd=self.home, env=self.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                             start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=LINE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)  # the line and everything it started
+            out, err = p.communicate()
+            raise AssertionError(f"README line {cmd!r} did not finish within {LINE_TIMEOUT_S} s: {err[-2000:]}")
         self.transcript.append(f"$ {cmd}  ({time.monotonic() - t0:.1f} s, exit {p.returncode})")
         assert p.returncode == 0, (f"README line failed: {cmd!r} (ran {real!r}), exit {p.returncode}\n"
-                                   f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-3000:]}")
+                                   f"stdout: {out[-2000:]}\nstderr: {err[-3000:]}")
 
-    def start(self, cmd):
+    def _spawn(self, cmd):
         real = self.port_for(cmd)
         log = self.home / f".walk-{len(self.background)}.log"
         f = open(log, "wb")
         p = subprocess.Popen(["bash", "-c", f"exec {real}"], cwd=self.home, env=self.env, stdout=f,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.background.append((cmd, p, log, f))
-        deadline = time.monotonic() + 120
+        return p, log, f
+
+    def _wait_for(self, cmd, p, log, marker, timeout=180):
+        deadline = time.monotonic() + timeout
         while True:
             text = log.read_text(errors="replace")
-            ports = PTS.findall(text)
-            first_line = "\n" in text
-            wants_port = re.match(r"edgeshadow sim\b", cmd)
-            if (ports if wants_port else first_line) and (not wants_port or "ready" in text.lower()
-                                                           or len(ports) >= 1):
-                break
-            assert p.poll() is None, f"{cmd!r} stopped at once (exit {p.returncode}): {text[-2000:]}"
-            assert time.monotonic() < deadline, f"{cmd!r} printed nothing within 120 s: {text[-2000:]}"
+            if (marker in text) if marker else ("\n" in text):
+                return text
+            assert p.poll() is None, f"{cmd!r} stopped (exit {p.returncode}) before it was up: {text[-2000:]}"
+            assert time.monotonic() < deadline, f"{cmd!r}: no {marker!r} within {timeout} s: {text[-2000:]}"
             time.sleep(0.1)
-        if wants_port:
+
+    def start(self, cmd):
+        """`cmd &`: started, and left running once it says it is ready."""
+        p, log, f = self._spawn(cmd)
+        self.background.append((cmd, p, log, f))
+        marker = next((m for k, m in sorted(READY.items(), key=lambda kv: -len(kv[0])) if cmd.startswith(k)), None)
+        text = self._wait_for(cmd, p, log, marker)
+        if cmd.startswith("edgeshadow sim"):
+            ports = PTS.findall(text)
+            assert ports, f"{cmd!r} printed no port: {text[-1000:]}"
             if "--bootloader" in cmd:
                 self.rom_port = ports[0]
             else:
                 self.board_port = ports[0]
         self.transcript.append(f"$ {cmd} &")
+
+    def until_ctrl_c(self, cmd, marker):
+        """A foreground command that runs until Ctrl-C: once it is up, Ctrl-C; it must stop cleanly."""
+        t0 = time.monotonic()
+        p, log, f = self._spawn(cmd)
+        try:
+            self._wait_for(cmd, p, log, marker)
+            os.killpg(p.pid, signal.SIGINT)
+            p.wait(timeout=90)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            f.close()
+        self.transcript.append(f"$ {cmd}  (Ctrl-C after {time.monotonic() - t0:.1f} s, exit {p.returncode})")
+        assert p.returncode in (0, 130, -signal.SIGINT, 2 if cmd.startswith("make ") else 0), \
+            f"{cmd!r} exited {p.returncode} on Ctrl-C: {log.read_text(errors='replace')[-2000:]}"
 
     def stop_all(self):
         problems = []
@@ -198,7 +236,13 @@ def test_every_readme_command_runs_as_written(tmp_path, moto_endpoint):
                 continue
             if cmd.startswith((". .venv/bin/activate", "source .venv/bin/activate")):
                 continue  # PATH above is what it does
-            (walk.start if background else walk.run)(cmd)
+            fg = next((k for k in UNTIL_CTRL_C if cmd.startswith(k)), None)
+            if background:
+                walk.start(cmd)
+            elif fg:
+                walk.until_ctrl_c(cmd, UNTIL_CTRL_C[fg])
+            else:
+                walk.run(cmd)
     finally:
         problems = walk.stop_all()
         print("\n".join(walk.transcript), file=sys.stderr)

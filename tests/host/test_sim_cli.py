@@ -116,3 +116,19 @@ def test_sim_image_needs_bootloader(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and p.stderr.strip() == (
         "edgeshadow: error: --image goes with --bootloader (an image to flash onto the virtual ROM)")
+
+
+def test_logs_says_what_it_follows_before_anything_arrives():
+    """A port that stays silent: logs names what it waits on at once (stderr), instead of nothing."""
+    import pty
+    master, slave = pty.openpty()
+    name = os.ttyname(slave)
+    try:
+        p = subprocess.run(EDGESHADOW + ["logs", "--port", name, "--seconds", "0.5"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0 and p.stdout == "", p.stderr
+    assert p.stderr.splitlines()[0] == (f"following {name} at 115200 baud (nothing is sent "
+                                        "to the board); Ctrl-C stops")
