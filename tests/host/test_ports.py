@@ -100,6 +100,7 @@ def test_flash_port_auto_writes_to_the_only_candidate(machine_ports, tmp_path, c
 def test_logs_port_auto_follows_the_only_candidate(machine_ports, pty, capsys):
     machine_ports(port_info(pty, 0x1A86, 0x55D4))
     assert main(["logs", "--port", "auto", "--seconds", "0.2"]) == 0
+    capsys.readouterr()
     machine_ports()
     assert main(["logs", "--port", "auto", "--seconds", "0.2"]) == 3
     assert capsys.readouterr().err.startswith("edgeshadow: error: --port auto: no ESP32 board found")
