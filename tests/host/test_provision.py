@@ -4,7 +4,6 @@ moto's CreateCertificateFromCsr signs a fresh key of its own instead of the CSR'
 the CSR's public key. The `faithful_csr` fixture makes moto do what AWS does (sign the CSR's key,
 with an issuer shaped like AWS IoT's); one test keeps moto's behaviour to show that provision
 refuses a certificate that is not for its key."""
-import datetime
 import fnmatch
 import json
 import os
@@ -12,8 +11,7 @@ import os
 import boto3
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from moto import mock_aws
 from moto.iot import models as iot_models
 
@@ -21,6 +19,7 @@ from host_tools.cloud import certs
 from host_tools.cloud import provision as lib
 from host_tools.cli import main as cli
 from host_tools.errors import EdgeshadowError
+from tests.host._aws import sign_csrs_as_aws_does
 
 REGION = "eu-west-1"
 THING_VAR = "${iot:Connection.Thing.ThingName}"
@@ -41,22 +40,7 @@ def aws(monkeypatch, tmp_path):
 
 @pytest.fixture
 def faithful_csr(monkeypatch):
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-
-    def create_certificate_from_csr(self, csr, set_as_active):
-        req = x509.load_pem_x509_csr(csr.encode())
-        assert req.is_signature_valid
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(req.subject).issuer_name(certs.aws_device_issuer())
-                .public_key(req.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=1))
-                .not_valid_after(datetime.datetime(2049, 12, 31, tzinfo=datetime.timezone.utc))
-                .sign(ca_key, hashes.SHA256()))
-        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active,
-                                         status="INACTIVE")
-
-    monkeypatch.setattr(iot_models.IoTBackend, "create_certificate_from_csr", create_certificate_from_csr)
+    sign_csrs_as_aws_does(monkeypatch)
 
 
 def run(*argv):

@@ -88,36 +88,13 @@ def moto_endpoint(monkeypatch, tmp_path):
     """moto as an HTTP server in this process, with AWS IoT's CSR signing (see test_provision)."""
     pytest.importorskip("flask", reason="moto's server needs flask (requirements.txt: moto[server])")
     from moto.server import ThreadedMotoServer
-    _patch_csr(monkeypatch)
+    from tests.host._aws import sign_csrs_as_aws_does
+    sign_csrs_as_aws_does(monkeypatch)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-def _patch_csr(monkeypatch):
-    import datetime
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from moto.iot import models as iot_models
-    from host_tools.cloud import certs
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-
-    def create_certificate_from_csr(self, csr, set_as_active):
-        req = x509.load_pem_x509_csr(csr.encode())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(req.subject).issuer_name(certs.aws_device_issuer())
-                .public_key(req.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=1))
-                .not_valid_after(datetime.datetime(2049, 12, 31, tzinfo=datetime.timezone.utc))
-                .sign(ca_key, hashes.SHA256()))
-        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active,
-                                         status="INACTIVE")
-
-    monkeypatch.setattr(iot_models.IoTBackend, "create_certificate_from_csr", create_certificate_from_csr)
 
 
 class Walk:
