@@ -172,12 +172,18 @@ def ota_rollout(state_path, things, key, workdir, stop, say, after_s):
                 return
 
 
-def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="demo",
-        headless=False, seconds=None, say=print, runtime=None, heap=None, ota_after=None):
+def check_arguments(devices, interval_s):
+    """The boards' things, once the arguments are known to give configs the boards accept."""
     if not 1 <= devices <= 50:
         raise EdgeshadowError(f"--devices {devices}: the demo runs 1 to 50 virtual boards")
     things = [f"{THING_PREFIX}-{i:03d}" for i in range(1, devices + 1)]
     check_device_config(device_config(8883, interval_s), things)
+    return things
+
+
+def run(devices=3, workdir=DEFAULT_WORKDIR, certs_dir=CERTS_DIR, interval_s=5, scenario="demo",
+        headless=False, seconds=None, say=print, runtime=None, heap=None, ota_after=None):
+    things = check_arguments(devices, interval_s)
     workdir, certs_dir = Path(workdir), Path(certs_dir)
     boards_dir = workdir / "boards"
     shutil.rmtree(boards_dir, ignore_errors=True)  # fresh boards: the current firmware, no old spool

@@ -34,8 +34,7 @@ def register(sub):
 
 def do_demo(args):
     from host_tools.locks import folder_lock  # one demo per folder: its broker.json, its boards
-    things = [f"{lib.THING_PREFIX}-{i:03d}" for i in range(1, max(1, min(args.devices, 50)) + 1)]
-    lib.check_device_config(lib.device_config(8883, args.interval), things)  # before any folder is made
+    lib.check_arguments(args.devices, args.interval)  # before the folder is made and locked
     with folder_lock(args.workdir, "demo folder"):
         return lib.run(devices=args.devices, workdir=args.workdir, certs_dir=args.certs_dir,
                        interval_s=args.interval, scenario=args.scenario, headless=args.headless,

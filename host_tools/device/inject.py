@@ -40,6 +40,7 @@ class Plan:
     defaults: dict = field(default_factory=dict)  # certs/<thing>/config.json (endpoint from provision)
     report: object = None      # certs.CheckReport
     config_path: str = None    # where the given config came from (named in errors)
+    endpoint: dict = None      # {"endpoint", "port"} that wins over the config's (--local-broker)
 
 
 @dataclass
@@ -87,17 +88,16 @@ def prepare(thing, port, certs_dir, config=None, root_ca=None, now=None, ota_key
         files[ota.BOARD_PUBKEY] = ota.board_pubkey(ota_key)
     given = _read_json(config, "config") if config else None
     defaults = _read_json(thing_dir / "config.json", "config") if (thing_dir / "config.json").exists() else {}
-    if endpoint:
-        defaults = dict(defaults, mqtt=dict(endpoint), endpoint_wins=True)
     if given is not None:  # what the board will run, checked now; the board's own is checked once read
-        validate_config(merge_config(given, thing, defaults), where=str(config))
+        validate_config(merge_config(given, thing, defaults, endpoint), where=str(config))
     check_port(port)
-    return Plan(thing, port, files, given, defaults, report, str(config) if config else None)
+    return Plan(thing, port, files, given, defaults, report, str(config) if config else None, endpoint)
 
 
-def merge_config(base, thing, defaults=None):
-    """The board's config after injection: base with the thing name, the certificate paths and,
-    if base has none, the endpoint from certs/<thing>/config.json (written by provision)."""
+def merge_config(base, thing, defaults=None, endpoint=None):
+    """The board's config after injection: base with the thing name, the certificate paths and
+    the endpoint: `endpoint` when given, else, if base has none, the one in certs/<thing>/config.json
+    (written by provision)."""
     cfg = json.loads(json.dumps(base or {}))
     if not isinstance(cfg, dict):
         raise EdgeshadowError("the board's /config.json does not hold a JSON object; pass --config FILE")
@@ -105,8 +105,8 @@ def merge_config(base, thing, defaults=None):
     mqtt = cfg.get("mqtt")
     if not isinstance(mqtt, dict):
         mqtt = cfg["mqtt"] = {}
-    dm = (defaults or {}).get("mqtt") or {}
-    if dm.get("endpoint") and (defaults.get("endpoint_wins") or not mqtt.get("endpoint")):
+    dm = endpoint or (defaults or {}).get("mqtt") or {}
+    if dm.get("endpoint") and (endpoint or not mqtt.get("endpoint")):
         mqtt["endpoint"] = dm["endpoint"]
         if dm.get("port"):
             mqtt["port"] = dm["port"]
@@ -150,7 +150,7 @@ def inject(link, plan, progress=None):
     say = progress or (lambda msg: None)
     where = "the board's /config.json" if plan.config is None else plan.config_path or "config"
     config = merge_config(plan.config if plan.config is not None else _board_config(link),
-                          plan.thing, plan.defaults)
+                          plan.thing, plan.defaults, plan.endpoint)
     try:
         validate_config(config, where=where)
         choose_board(None, config, where, board_on_device(link), link.port)
