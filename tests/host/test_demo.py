@@ -121,7 +121,8 @@ def test_the_demo_shows_a_diagnosis_in_its_first_minute(demo):
         while True:
             snap = fleet.snapshot()["devices"]
             diagnosed = {t: d["diagnoses"] for t, d in snap.items() if d["diagnoses"]}
-            if diagnosed or time.monotonic() > deadline:
+            sag = any(x["name"] == "sag" for ds in diagnosed.values() for x in ds)
+            if sag or time.monotonic() > deadline:  # a swell from the smartgrid draws may come first
                 break
             fleet.changed.wait(0.5)
             fleet.changed.clear()
