@@ -60,7 +60,10 @@ def do_bench(args):
     if args.plot is not None:
         from host_tools.bench import plot
         plot.check_path(args.plot)
-    limits = lib.load_limits(args.limits)
+    try:
+        limits = lib.load_limits(args.limits)
+    except EdgeshadowError as e:  # a --limits file that cannot be used is a bad argument
+        raise EdgeshadowError(f"--limits: {e.args[0]}", hint=e.hint, exit_code=EXIT_USAGE) from None
     report = _run(args, limits)
     emit(args, report, lambda: print("\n".join(lib.summary_lines(report)), flush=True))
     if args.plot is not None:
