@@ -29,6 +29,7 @@ writes workdir/broker.json, which `read_state()` finds for later commands (`edge
 import contextlib
 import datetime
 import json
+import logging
 import os
 import socket
 import ssl
@@ -41,7 +42,11 @@ from host_tools import CERTS_DIR, ROOT
 from host_tools.cloud import certs
 from host_tools.errors import EdgeshadowError
 
+log = logging.getLogger("edgeshadow.broker")
+
 MOSQUITTO = "/usr/sbin/mosquitto"
+# The SUBSCRIBE check Mosquitto 2.0's acl_file lacks (host_tools/cloud/mosquitto_plugin/, `make setup`)
+ACL_PLUGIN = ROOT / ".venv" / "lib" / "mosquitto_edgeshadow_acl.so"
 SERVICE_CN = "edgeshadow-shadow-service"
 JOBS_CN = "edgeshadow-jobs-service"
 MONITOR_CN = "edgeshadow-monitor"
@@ -117,13 +122,14 @@ def _usable(crt_path, ca_dir, min_days=1):
 class Broker:
     """One Mosquitto process; a context manager. `.port`, `.ca_cert`, `.log_path`."""
 
-    def __init__(self, workdir, ca_dir, port=None, host="127.0.0.1", mosquitto=MOSQUITTO):
+    def __init__(self, workdir, ca_dir, port=None, host="127.0.0.1", mosquitto=MOSQUITTO, acl_plugin=ACL_PLUGIN):
         self.workdir = Path(workdir).resolve()
         self.ca_dir = Path(ca_dir).resolve()
         self.host = host
         self.port = port
         self._fixed_port = port is not None
         self.mosquitto = mosquitto
+        self.acl_plugin = Path(acl_plugin) if acl_plugin else None
         self.proc = None
         self.conf_path = self.workdir / "mosquitto.conf"
         self.acl_path = self.workdir / "acl"
@@ -155,6 +161,7 @@ class Broker:
             "allow_anonymous false",
             "persistence false",
             f"acl_file {self.acl_path}",
+            *self._plugin_lines(),
             "log_dest stderr",
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",
@@ -180,6 +187,18 @@ class Broker:
             lines.append("user root")  # see the module docstring
         self.acl_path.write_text(ACL)
         self.conf_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def checks_subscribe(self):
+        """True when SUBSCRIBE filters the ACL does not allow are refused (SUBACK 0x80), as on AWS."""
+        return self.acl_plugin is not None and self.acl_plugin.is_file()
+
+    def _plugin_lines(self):
+        if not self.checks_subscribe:
+            log.warning("%s is missing (`make setup` builds it): SUBSCRIBE requests the ACL denies are "
+                        "answered as granted, unlike AWS IoT", self.acl_plugin)
+            return []
+        return [f"plugin {self.acl_plugin}", f"plugin_opt_acl_file {self.acl_path}"]
 
     def start(self, timeout=10.0):
         if self.proc is not None:

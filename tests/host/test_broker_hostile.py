@@ -1,16 +1,23 @@
 """The local broker refuses what AWS IoT refuses (issue 13): a certificate connects only as its own
 client id, so device A can neither knock device B off nor keep the shadow service off the broker;
-devices cannot forge shadow responses; messages over 128 KB are not delivered. The AWS device
-policy binds the client id to the thing name the same way."""
+devices cannot forge shadow responses; messages over 128 KB are not delivered; a SUBSCRIBE the ACL
+does not allow is refused (SUBACK 0x80), as AWS IoT refuses a filter its policy does not allow. The AWS
+device policy binds the client id to the thing name the same way."""
 import json
 import time
 from pathlib import Path
+
+import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (fixture)
 from host_tools.cloud.broker import MONITOR_CN, SERVICE_CN
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B = "grid-ha", "grid-hb"
+ACL_PLUGIN = ROOT / ".venv" / "lib" / "mosquitto_edgeshadow_acl.so"  # `make setup` builds it
+needs_acl_plugin = pytest.mark.skipif(not ACL_PLUGIN.is_file(), reason=f"{ACL_PLUGIN} is not built (`make "
+                                      "mosquitto-plugin`, needs Debian's mosquitto-dev): no SUBSCRIBE check")
+REFUSED = 0x80  # MQTT 3.1.1 SUBACK failure
 
 
 class Disconnects:
@@ -81,3 +88,26 @@ def test_the_aws_device_policy_binds_the_client_id_to_the_thing_name():
         res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
         assert all("${iot:Connection.Thing.ThingName}" in r for r in res), s
         assert "*" not in s["Action"]
+
+
+@needs_acl_plugin
+def test_a_device_subscribing_outside_its_own_topics_is_refused(local_broker):
+    others = [f"dt/{B}/#", f"$aws/things/{B}/shadow/update/delta", "#", "+/+/#", "$aws/things/+/shadow/#",
+              "$SYS/#", f"dt/+/{A}", f"$share/g/dt/{A}/#", "edgeshadow/jobs/#"]
+    own = [f"dt/{A}/#", f"$aws/things/{A}/shadow/update/delta", f"$aws/things/{A}/shadow/name/+/get/accepted",
+           f"$aws/things/{A}/jobs/notify-next", f"$aws/things/{A}/streams/s1/data/json", f"dt/{A}"]
+    with local_broker.probe(A) as dev:
+        codes = dev.subscribe(*others, *own)
+        assert codes == [REFUSED] * len(others) + [1] * len(own), dict(zip(others + own, codes))
+        marker(dev, A, "still-connected")                    # refused, not disconnected
+
+
+@needs_acl_plugin
+def test_host_services_keep_their_subscriptions_and_nothing_more(local_broker):
+    with local_broker.probe(MONITOR_CN) as mon:
+        assert mon.subscribe("dt/+/telemetry", "$aws/things/+/shadow/update/documents", "dt/+/#") == [1, 1, 1]
+        assert mon.subscribe("#", "dt/#", "edgeshadow/jobs/#", "$aws/things/+/jobs/#") == [REFUSED] * 4
+    with local_broker.probe(A) as dev:                       # the shadow service subscribed and answers
+        dev.subscribe(f"$aws/things/{A}/shadow/update/accepted")
+        dev.publish(f"$aws/things/{A}/shadow/update", {"state": {"reported": {"sub": 1}}})
+        dev.wait_for(lambda m: m.topic.endswith("/update/accepted") and m.json()["state"]["reported"]["sub"] == 1)
