@@ -4,6 +4,9 @@ devices cannot forge shadow responses; messages over 128 KB are not delivered; a
 does not allow is refused (SUBACK 0x80), as AWS IoT refuses a filter its policy does not allow. The AWS
 device policy binds the client id to the thing name the same way."""
 import json
+import selectors
+import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401  (fixture)
 from host_tools.cloud.broker import MONITOR_CN, SERVICE_CN
+from host_tools.cloud.mqtt_clients import tls_context
 
 ROOT = Path(__file__).resolve().parents[2]
 A, B = "grid-ha", "grid-hb"
@@ -111,3 +115,57 @@ def test_host_services_keep_their_subscriptions_and_nothing_more(local_broker):
         dev.subscribe(f"$aws/things/{A}/shadow/update/accepted")
         dev.publish(f"$aws/things/{A}/shadow/update", {"state": {"reported": {"sub": 1}}})
         dev.wait_for(lambda m: m.topic.endswith("/update/accepted") and m.json()["state"]["reported"]["sub"] == 1)
+
+
+IDLE = 500
+
+
+def _closed_by_peer(sock):
+    try:
+        return sock.recv(1) == b""
+    except (ssl.SSLWantReadError, BlockingIOError):   # a TLS 1.3 session ticket, no data
+        return False
+    except OSError:
+        return True
+
+
+def _wait_closed(socks, deadline):
+    """The sockets the peer has not closed by the monotonic deadline."""
+    sel = selectors.DefaultSelector()                  # epoll: more than FD_SETSIZE descriptors
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    left = set(socks)
+    while left and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1.0):
+            if _closed_by_peer(key.fileobj):
+                sel.unregister(key.fileobj)
+                left.discard(key.fileobj)
+    sel.close()
+    return left
+
+
+def test_idle_connections_keep_no_device_out_and_are_closed_within_100_s(local_broker):
+    """500 connections that never start TLS (and 20 that finish TLS but never send CONNECT) do not keep
+    a device off the broker, and Mosquitto closes each within 100 s: it gives a connection that has
+    sent no CONNECT the default keep-alive, 60 s, and drops it at 1.5 times that (swept every 5 s).
+    Mosquitto 2.0.11 has no TLS-handshake or CONNECT timeout option to make that shorter."""
+    broker = local_broker.broker
+    t0 = time.monotonic()
+    idle = [socket.create_connection((broker.host, broker.port)) for _ in range(IDLE)]
+    ctx = tls_context(broker.ca_cert, *local_broker.device_cert(A))
+    idle += [ctx.wrap_socket(socket.create_connection((broker.host, broker.port)), server_hostname="localhost")
+             for _ in range(20)]
+    try:
+        with local_broker.probe(B) as dev:                                  # a device gets in meanwhile
+            dev.subscribe(f"$aws/things/{B}/shadow/update/accepted")
+            dev.publish(f"$aws/things/{B}/shadow/update", {"state": {"reported": {"idle": 1}}})
+            dev.wait_for(lambda m: m.topic.endswith("/update/accepted"))
+        assert time.monotonic() - t0 < 30
+        open_ = _wait_closed(idle, t0 + 100)
+        took = time.monotonic() - t0
+        print(f"\n{len(idle) - len(open_)} of {len(idle)} idle connections closed by the broker after {took:.1f} s")
+        assert not open_, f"{len(open_)} idle connections still open after {took:.0f} s"
+    finally:
+        for s in idle:
+            s.close()
