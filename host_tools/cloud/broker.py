@@ -6,7 +6,15 @@ port of 127.0.0.1 and returns once a TLS handshake succeeds. Every client needs 
 that CA; its CN is its MQTT user name and its client id (whatever id it connects with: nobody can
 take over another's session). A device (CN = thing name) may use only its own
 `$aws/things/<thing>/shadow/...` request topics (reading the responses) and `dt/<thing>/#`;
-messages are at most 128 KB (AWS IoT's limit); the host services have named ACL entries:
+messages are at most 128 KB (AWS IoT's limit). Mosquitto 2.0's acl_file grants every SUBSCRIBE (it
+only filters what is delivered); the plugin `make setup` builds (ACL_PLUGIN, from
+host_tools/cloud/mosquitto_plugin/) refuses a filter the same ACL does not wholly allow, SUBACK 0x80
+as AWS IoT answers for a filter its policy does not allow (without the plugin: a warning, and
+granted). A connection that never sends CONNECT (no TLS, or TLS and nothing more) is closed after
+90 to 95 s (Mosquitto's keep-alive before CONNECT, 60 s, times 1.5; 2.0.11 has no option to make it
+shorter). No `max_connections`: idle connections would take the slots devices need, while the open
+file limit (ulimit -n) is far above a local fleet; each idle connection costs Mosquitto about 42 KB.
+The host services have named ACL entries:
 
   edgeshadow-shadow-service  readwrite $aws/things/+/shadow/#   (answers every thing's requests)
   edgeshadow-jobs-service    readwrite $aws/things/+/jobs/#, $aws/things/+/streams/#, edgeshadow/jobs/#
