@@ -43,16 +43,18 @@ mosquitto:
 
 # The broker's SUBSCRIBE check (host_tools/cloud/mosquitto_plugin/edgeshadow_acl.c): Mosquitto 2.0's
 # acl_file grants every SUBSCRIBE; AWS IoT refuses a filter its policy does not allow. Built against
-# the installed Mosquitto's plugin headers (Debian's mosquitto-dev, installed when missing).
+# the installed Mosquitto's plugin headers (Debian's mosquitto-dev, installed when missing); without
+# them setup says so in one line, the broker grants such SUBSCRIBEs and the tests of it are skipped.
 ACL_PLUGIN := $(VENV)/lib/mosquitto_edgeshadow_acl.so
 .PHONY: mosquitto-plugin
 mosquitto-plugin: $(ACL_PLUGIN)
 $(ACL_PLUGIN): host_tools/cloud/mosquitto_plugin/edgeshadow_acl.c
 	@test -f /usr/include/mosquitto_plugin.h || { \
 	  echo "Installing Mosquitto's plugin headers from the system's packages"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-dev libmosquitto-dev; }
-	@mkdir -p $(@D)
-	cc -shared -fPIC -O2 -Wall -Wextra -o $@ $<
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-dev libmosquitto-dev; } || true
+	@if test -f /usr/include/mosquitto_plugin.h; then \
+	  mkdir -p $(@D) && echo "cc -shared -fPIC -O2 -Wall -Wextra -o $@ $<" && cc -shared -fPIC -O2 -Wall -Wextra -o $@ $<; \
+	else echo "No Mosquitto plugin headers (mosquitto-dev): the local broker will grant SUBSCRIBE requests its ACL denies"; fi
 
 # Headless Chromium for the dashboard's browser test (tests/host/test_demo.py), driven over the
 # DevTools protocol; Debian's package, never a browser download.

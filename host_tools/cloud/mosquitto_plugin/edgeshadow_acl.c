@@ -15,6 +15,7 @@
  * mosquitto_security_module_init). `deny` lines are refused at start-up (not modelled here), so the
  * plugin can never allow what the file forbids. Built by `make mosquitto-plugin` (make setup).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,8 @@ static int add_rule(const char *user, const char *topic, int pattern)
 /* One `topic`/`pattern` line's rest ("[access] topic"): the rule added if it grants read. */
 static int parse_rule(char *rest, const char *user, int pattern)
 {
-	char *topic = rest, *sp = strchr(rest, ' ');
+	while(*rest == ' ' || *rest == '\t') rest++;
+	char *topic = rest, *sp = strpbrk(rest, " \t");
 	int read = 1;
 	if(sp){
 		*sp = '\0';
@@ -154,13 +156,14 @@ static int parse_rule(char *rest, const char *user, int pattern)
 		else if(!strcmp(rest, "write")) read = 0;
 		else *sp = ' ';  /* no access word: the whole rest is the topic, readwrite */
 	}
-	while(*topic == ' ') topic++;
+	while(*topic == ' ' || *topic == '\t') topic++;
 	return read && *topic ? add_rule(user, topic, pattern) : MOSQ_ERR_SUCCESS;
 }
 
 static int parse_line(char *line, char **user)
 {
-	line[strcspn(line, "\r\n")] = '\0';
+	size_t len = strlen(line);
+	while(len && isspace((unsigned char)line[len - 1])) line[--len] = '\0';  /* as Mosquitto */
 	while(*line == ' ' || *line == '\t') line++;
 	if(!*line || *line == '#') return MOSQ_ERR_SUCCESS;
 	if(!strncmp(line, "user ", 5)){
