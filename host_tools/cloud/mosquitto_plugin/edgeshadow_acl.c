@@ -39,6 +39,7 @@ struct acl {
 
 static mosquitto_plugin_id_t *plugin_id;
 static struct acl acl;
+static char *acl_path;
 
 /* 1 if every topic matching `filter` also matches the ACL topic `rule` (both MQTT filters). */
 static int filter_within(const char *filter, const char *rule)
@@ -205,6 +206,19 @@ static void free_acl(void)
 	acl.count = 0;
 }
 
+/* SIGHUP: Mosquitto reads its acl_file again, and so does the plugin (no rules if that fails:
+ * every SUBSCRIBE refused, never granted). */
+static int on_reload(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	(void)event_data;
+	(void)userdata;
+	free_acl();
+	if(load_acl(acl_path) != MOSQ_ERR_SUCCESS) free_acl();
+	mosquitto_log_printf(MOSQ_LOG_INFO, "edgeshadow_acl: %zu readable ACL rules from %s", acl.count, acl_path);
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
 /* -- the plugin interface --------------------------------------------------------------------- */
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -228,13 +242,16 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 	int rc = load_acl(path);
+	acl_path = strdup(path);
+	if(rc == MOSQ_ERR_SUCCESS && !acl_path) rc = MOSQ_ERR_NOMEM;
 	if(rc != MOSQ_ERR_SUCCESS){
 		free_acl();
 		return rc;
 	}
 	plugin_id = identifier;
 	mosquitto_log_printf(MOSQ_LOG_INFO, "edgeshadow_acl: %zu readable ACL rules from %s", acl.count, path);
-	return mosquitto_callback_register(plugin_id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
+	rc = mosquitto_callback_register(plugin_id, MOSQ_EVT_RELOAD, on_reload, NULL, NULL);
+	return rc ? rc : mosquitto_callback_register(plugin_id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
 }
 
 int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
@@ -244,7 +261,10 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	(void)option_count;
 	if(plugin_id){
 		mosquitto_callback_unregister(plugin_id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+		mosquitto_callback_unregister(plugin_id, MOSQ_EVT_RELOAD, on_reload, NULL);
 	}
 	free_acl();
+	free(acl_path);
+	acl_path = NULL;
 	return MOSQ_ERR_SUCCESS;
 }
