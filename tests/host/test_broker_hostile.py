@@ -98,9 +98,11 @@ def test_the_aws_device_policy_binds_the_client_id_to_the_thing_name():
 @needs_acl_plugin
 def test_a_device_subscribing_outside_its_own_topics_is_refused(local_broker):
     others = [f"dt/{B}/#", f"$aws/things/{B}/shadow/update/delta", "#", "+/+/#", "$aws/things/+/shadow/#",
-              "$SYS/#", f"dt/+/{A}", f"$share/g/dt/{A}/#", "edgeshadow/jobs/#"]
+              "$SYS/#", f"dt/+/{A}", f"$share/g/dt/{A}/#", "edgeshadow/jobs/#", f"$aws/things/{A}/+/#",
+              f"$aws/things/{A}", f"dt/{A}x/#", f"$aws/things/{A}/shadowx"]
     own = [f"dt/{A}/#", f"$aws/things/{A}/shadow/update/delta", f"$aws/things/{A}/shadow/name/+/get/accepted",
-           f"$aws/things/{A}/jobs/notify-next", f"$aws/things/{A}/streams/s1/data/json", f"dt/{A}"]
+           f"$aws/things/{A}/jobs/notify-next", f"$aws/things/{A}/streams/s1/data/json", f"dt/{A}",
+           f"$aws/things/{A}/shadow/#", f"dt/{A}/+/x"]
     with local_broker.probe(A) as dev:
         codes = dev.subscribe(*others, *own)
         assert codes == [REFUSED] * len(others) + [1] * len(own), dict(zip(others + own, codes))
