@@ -4,6 +4,7 @@ requests over 128 KB (413). What a thing can make the service hold is bounded: n
 thing (AWS documents no number; a local limit, 400) and the records kept in memory."""
 import json
 
+from _broker_fixtures import local_broker  # noqa: F401  (fixture)
 from host_tools.cloud import shadow_store
 from host_tools.cloud.shadow_store import MAX_NAMED_SHADOWS, ShadowStore
 
@@ -101,3 +102,17 @@ def test_records_held_in_memory_are_bounded_and_the_rest_read_from_disk(tmp_path
         assert store.get(f"grid-{i}")["state"]["reported"] == {"i": i}
     assert store.update("grid-0", REPORT)[0]["version"] == 2
     assert len(store._records) == 10
+
+
+def test_a_device_is_told_when_it_has_too_many_named_shadows(local_broker, monkeypatch):
+    monkeypatch.setattr(shadow_store, "MAX_NAMED_SHADOWS", 2)
+    thing = "grid-many"
+    base = f"$aws/things/{thing}/shadow/name"
+    with local_broker.probe(thing) as dev:
+        dev.subscribe(f"{base}/+/update/accepted", f"{base}/+/update/rejected")
+        for name in ("a", "b", "c"):
+            dev.publish(f"{base}/{name}/update", {"state": {"reported": {"v": 1}}, "clientToken": name})
+        got = dev.wait_for(lambda m: m.json().get("clientToken") == "c")
+        assert got.topic == f"{base}/c/update/rejected" and got.json()["code"] == 400, got
+        assert [m.topic for m in dev.messages if m.topic.endswith("/accepted")] == \
+            [f"{base}/a/update/accepted", f"{base}/b/update/accepted"]
