@@ -6,15 +6,8 @@ port of 127.0.0.1 and returns once a TLS handshake succeeds. Every client needs 
 that CA; its CN is its MQTT user name and its client id (whatever id it connects with: nobody can
 take over another's session). A device (CN = thing name) may use only its own
 `$aws/things/<thing>/shadow/...` request topics (reading the responses) and `dt/<thing>/#`;
-messages are at most 128 KB (AWS IoT's limit). Mosquitto 2.0's acl_file grants every SUBSCRIBE (it
-only filters what is delivered); the plugin `make setup` builds (ACL_PLUGIN, from
-host_tools/cloud/mosquitto_plugin/) refuses a filter the same ACL does not wholly allow, SUBACK 0x80
-as AWS IoT answers for a filter its policy does not allow (without the plugin: a warning, and
-granted). A connection that never sends CONNECT (no TLS, or TLS and nothing more) is closed after
-90 to 95 s (Mosquitto's keep-alive before CONNECT, 60 s, times 1.5; 2.0.11 has no option to make it
-shorter). No `max_connections`: idle connections would take the slots devices need, while the open
-file limit (ulimit -n) is far above a local fleet; each idle connection costs Mosquitto about 42 KB.
-The host services have named ACL entries:
+messages are at most 128 KB (AWS IoT's limit); other SUBSCRIBEs get SUBACK 0x80 (the plugin and idle
+connections: host_tools/cloud/mosquitto_plugin/). The host services have named ACL entries:
 
   edgeshadow-shadow-service  readwrite $aws/things/+/shadow/#   (answers every thing's requests)
   edgeshadow-jobs-service    readwrite $aws/things/+/jobs/#, $aws/things/+/streams/#, edgeshadow/jobs/#
@@ -37,7 +30,6 @@ writes workdir/broker.json, which `read_state()` finds for later commands (`edge
 import contextlib
 import datetime
 import json
-import logging
 import os
 import socket
 import ssl
@@ -48,13 +40,10 @@ from pathlib import Path
 from host_tools import CERTS_DIR, ROOT
 
 from host_tools.cloud import certs
+from host_tools.cloud.mosquitto_plugin import ACL_PLUGIN, config_lines
 from host_tools.errors import EdgeshadowError
 
-log = logging.getLogger("edgeshadow.broker")
-
 MOSQUITTO = "/usr/sbin/mosquitto"
-# The SUBSCRIBE check Mosquitto 2.0's acl_file lacks (host_tools/cloud/mosquitto_plugin/, `make setup`)
-ACL_PLUGIN = ROOT / ".venv" / "lib" / "mosquitto_edgeshadow_acl.so"
 SERVICE_CN = "edgeshadow-shadow-service"
 JOBS_CN = "edgeshadow-jobs-service"
 MONITOR_CN = "edgeshadow-monitor"
@@ -169,7 +158,7 @@ class Broker:
             "allow_anonymous false",
             "persistence false",
             f"acl_file {self.acl_path}",
-            *self._plugin_lines(),
+            *config_lines(self.acl_plugin, self.acl_path),
             "log_dest stderr",
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",
@@ -195,18 +184,6 @@ class Broker:
             lines.append("user root")  # see the module docstring
         self.acl_path.write_text(ACL)
         self.conf_path.write_text("\n".join(lines) + "\n")
-
-    @property
-    def checks_subscribe(self):
-        """True when SUBSCRIBE filters the ACL does not allow are refused (SUBACK 0x80), as on AWS."""
-        return self.acl_plugin is not None and self.acl_plugin.is_file()
-
-    def _plugin_lines(self):
-        if not self.checks_subscribe:
-            log.warning("%s is missing (`make setup` builds it): SUBSCRIBE requests the ACL denies are "
-                        "answered as granted, unlike AWS IoT", self.acl_plugin)
-            return []
-        return [f"plugin {self.acl_plugin}", f"plugin_opt_acl_file {self.acl_path}"]
 
     def start(self, timeout=10.0):
         if self.proc is not None:
