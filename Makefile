@@ -26,7 +26,7 @@ help:
 	@echo "make sim [DEVICES=N]    virtual boards until Ctrl-C"
 	@echo "make broker  local Mosquitto (mutual TLS) and shadow service until Ctrl-C"
 
-setup: $(STAMP) mosquitto chromium esp32like-if-source
+setup: $(STAMP) mosquitto mosquitto-plugin chromium esp32like-if-source
 
 # Re-run pip only when the pins or the package definition change.
 $(STAMP): requirements.txt pyproject.toml
@@ -40,6 +40,21 @@ mosquitto:
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
 	  echo "Installing Mosquitto from the system's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+# The broker's SUBSCRIBE check (host_tools/cloud/mosquitto_plugin/edgeshadow_acl.c): Mosquitto 2.0's
+# acl_file grants every SUBSCRIBE; AWS IoT refuses a filter its policy does not allow. Built against
+# the installed Mosquitto's plugin headers (Debian's mosquitto-dev, installed when missing); without
+# them setup says so in one line, the broker grants such SUBSCRIBEs and the tests of it are skipped.
+ACL_PLUGIN := $(VENV)/lib/mosquitto_edgeshadow_acl.so
+.PHONY: mosquitto-plugin
+mosquitto-plugin: $(ACL_PLUGIN)
+$(ACL_PLUGIN): host_tools/cloud/mosquitto_plugin/edgeshadow_acl.c
+	@test -f /usr/include/mosquitto_plugin.h || { \
+	  echo "Installing Mosquitto's plugin headers from the system's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-dev libmosquitto-dev; } || true
+	@if test -f /usr/include/mosquitto_plugin.h; then \
+	  mkdir -p $(@D) && echo "cc -shared -fPIC -O2 -Wall -Wextra -o $@ $<" && cc -shared -fPIC -O2 -Wall -Wextra -o $@ $<; \
+	else echo "No Mosquitto plugin headers (mosquitto-dev): the local broker will grant SUBSCRIBE requests its ACL denies"; fi
 
 # Headless Chromium for the dashboard's browser test (tests/host/test_demo.py), driven over the
 # DevTools protocol; Debian's package, never a browser download.

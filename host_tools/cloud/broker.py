@@ -6,7 +6,8 @@ port of 127.0.0.1 and returns once a TLS handshake succeeds. Every client needs 
 that CA; its CN is its MQTT user name and its client id (whatever id it connects with: nobody can
 take over another's session). A device (CN = thing name) may use only its own
 `$aws/things/<thing>/shadow/...` request topics (reading the responses) and `dt/<thing>/#`;
-messages are at most 128 KB (AWS IoT's limit); the host services have named ACL entries:
+messages are at most 128 KB (AWS IoT's limit); other SUBSCRIBEs get SUBACK 0x80 (the plugin and idle
+connections: host_tools/cloud/mosquitto_plugin/). The host services have named ACL entries:
 
   edgeshadow-shadow-service  readwrite $aws/things/+/shadow/#   (answers every thing's requests)
   edgeshadow-jobs-service    readwrite $aws/things/+/jobs/#, $aws/things/+/streams/#, edgeshadow/jobs/#
@@ -39,6 +40,7 @@ from pathlib import Path
 from host_tools import CERTS_DIR, ROOT
 
 from host_tools.cloud import certs
+from host_tools.cloud.mosquitto_plugin import ACL_PLUGIN, config_lines
 from host_tools.errors import EdgeshadowError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -117,13 +119,14 @@ def _usable(crt_path, ca_dir, min_days=1):
 class Broker:
     """One Mosquitto process; a context manager. `.port`, `.ca_cert`, `.log_path`."""
 
-    def __init__(self, workdir, ca_dir, port=None, host="127.0.0.1", mosquitto=MOSQUITTO):
+    def __init__(self, workdir, ca_dir, port=None, host="127.0.0.1", mosquitto=MOSQUITTO, acl_plugin=ACL_PLUGIN):
         self.workdir = Path(workdir).resolve()
         self.ca_dir = Path(ca_dir).resolve()
         self.host = host
         self.port = port
         self._fixed_port = port is not None
         self.mosquitto = mosquitto
+        self.acl_plugin = Path(acl_plugin) if acl_plugin else None
         self.proc = None
         self.conf_path = self.workdir / "mosquitto.conf"
         self.acl_path = self.workdir / "acl"
@@ -155,6 +158,7 @@ class Broker:
             "allow_anonymous false",
             "persistence false",
             f"acl_file {self.acl_path}",
+            *config_lines(self.acl_plugin, self.acl_path),
             "log_dest stderr",
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "connection_messages true",

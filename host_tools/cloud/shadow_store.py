@@ -16,12 +16,22 @@ Where moto 5.2.5 differs from AWS's documentation we follow AWS (tests/host/test
 `"desired": null` removes the whole section (moto ignores it); a nested object whose fields all
 match is not in the delta (moto lists it as {}); JSON true differs from 1 (moto compares with ==).
 Not modelled: 429 (more than 10 requests in flight): this service answers each request before
-reading the next, so none is ever in flight.
+reading the next, so none is ever in flight; nor AWS's 20 requests per second per thing (429), which
+the benchmarks exceed on purpose.
+
+Bounds (issue 13). AWS IoT's quotas bound a shadow (8 KB of state, names of 64 characters) but
+document no number of named shadows per thing. Here a device can write only its own thing's topics,
+so its own shadows are what it could fill the disk with: a thing keeps at most MAX_NAMED_SHADOWS named
+shadows (deleted ones included: their files keep the version count); creating one more is refused
+with 400 (a local limit, not AWS's). Memory: a request for a shadow that does not exist is not
+cached, and with a state_dir at most MAX_CACHED records are held (least recently used dropped; the
+files are the truth).
 """
 import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from host_tools.cloud.shadow_doc import delta_of, depth, merge, meta_of, meta_subset, restrict  # JSON algebra
@@ -31,6 +41,8 @@ MAX_STATE_BYTES = 8 * 1024   # desired + reported, metadata excluded
 MAX_DEPTH = 6                # levels inside desired or reported
 MAX_TOKEN_BYTES = 64
 MAX_PAYLOAD_BYTES = 128 * 1024  # an MQTT message to AWS IoT
+MAX_NAMED_SHADOWS = 1000     # per thing; a local limit (see the module docstring)
+MAX_CACHED = 10_000          # records held in memory when they are also on disk
 
 
 def _no_constant(name):
@@ -100,7 +112,7 @@ class ShadowStore:
     def __init__(self, state_dir=None, clock=time.time):
         self.state_dir = Path(state_dir) if state_dir else None
         self.clock = clock
-        self._records = {}
+        self._records = OrderedDict()  # (thing, name) -> record; LRU order when persisted
         self._lock = threading.Lock()
 
     # records: {"state": {...}, "metadata": {...}, "version": n, "timestamp": t, "deleted": bool}
@@ -109,20 +121,36 @@ class ShadowStore:
 
     def _record(self, thing, name):
         key = (thing, name)
-        if key not in self._records:
-            rec = None
-            if self.state_dir:
-                path = self._path(thing, name)
-                if path.exists():
-                    try:
-                        rec = json.loads(path.read_text())
-                    except ValueError as e:
-                        raise EdgeshadowError(f"shadow file {path} is not valid JSON ({e})")
-            self._records[key] = rec
-        return self._records[key]
+        if key in self._records:
+            self._records.move_to_end(key)
+            return self._records[key]
+        rec = None
+        if self.state_dir:
+            path = self._path(thing, name)
+            if path.exists():
+                try:
+                    rec = json.loads(path.read_text())
+                except ValueError as e:
+                    raise EdgeshadowError(f"shadow file {path} is not valid JSON ({e})")
+        if rec is not None:  # a miss is not cached: asking for any name costs no memory
+            self._cache(key, rec)
+        return rec
+
+    def _cache(self, key, rec):
+        self._records[key] = rec
+        self._records.move_to_end(key)
+        while self.state_dir and len(self._records) > MAX_CACHED:
+            self._records.popitem(last=False)
+
+    def _named_count(self, thing):
+        """How many named shadows (deleted ones included) the thing has."""
+        if self.state_dir:
+            folder = self.state_dir / thing
+            return sum(1 for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else 0
+        return sum(1 for t, n in self._records if t == thing and n is not None)
 
     def _save(self, thing, name, rec):
-        self._records[(thing, name)] = rec
+        self._cache((thing, name), rec)
         if not self.state_dir:
             return
         path = self._path(thing, name)
@@ -198,6 +226,9 @@ class ShadowStore:
     def _update(self, thing, name, req, token):
         state = _checked_state(req)
         old = self._record(thing, name)
+        if old is None and name is not None and self._named_count(thing) >= MAX_NAMED_SHADOWS:
+            raise Rejected(400, f"Too many named shadows: thing '{thing}' has {MAX_NAMED_SHADOWS}, "
+                                "the local service's limit")
         current_version = old["version"] if old else 0
         if "version" in req and req["version"] != current_version:
             raise Rejected(409, "Version conflict")
