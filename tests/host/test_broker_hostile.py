@@ -5,6 +5,7 @@ does not allow is refused (SUBACK 0x80), as AWS IoT refuses a filter its policy 
 connections that never start TLS keep no device out and are closed within 100 s (this one takes
 about 95 s). The AWS device policy binds the client id to the thing name the same way."""
 import json
+import os
 import selectors
 import socket
 import ssl
@@ -148,6 +149,8 @@ def _wait_closed(socks, deadline):
     return left
 
 
+@pytest.mark.skipif(not os.environ.get("EDGESHADOW_LONG"),
+                    reason="waits up to 100 s for Mosquitto's own sweep: run by `make soak` (EDGESHADOW_LONG=1)")
 def test_idle_connections_keep_no_device_out_and_are_closed_within_100_s(local_broker):
     """500 connections that never start TLS (and 20 that finish TLS but never send CONNECT) do not keep
     a device off the broker, and Mosquitto closes each within 100 s: it gives a connection that has
