@@ -84,7 +84,7 @@ demo-ota: setup
 # broker and boards start once), files in the order tests/conftest.py gives them, the longest first
 # (xdist would otherwise start the files with the most tests first: --no-loadscope-reorder). The
 # short versions run here, the long ones have their own targets: FUZZ_SCALE=0.2 here (make fuzz: 5),
-# a 15 s soak of 3 boards here (make soak: 600 s of 5 boards), the broker outage on a compressed
+# a 60 s soak of 5 boards here (make soak: 600 s of 5 boards), the broker outage on a compressed
 # clock here (make soak: the real 60 s one). The last line says how long it took, wall and CPU.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: setup
@@ -102,7 +102,7 @@ fuzz: setup
 	FUZZ_SCALE=$(or $(FUZZ_SCALE),5) $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
 
 # The long runs make test leaves out: the broker outage at the board's real 1 s interval (60 s down;
-# make test runs it at 0.1 s) and the chaos soak (make test runs 15 s of 3 boards).
+# make test runs it at 0.1 s) and the chaos soak (make test runs 60 s of 5 boards, SOAK_S=60).
 soak: setup
 	OUTAGE_INTERVAL_S=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/host/test_net_outage.py
 	$(BIN)/edgeshadow soak --seconds $(or $(SOAK_S),600) --boards $(or $(BOARDS),5) $(if $(SOAK_JSON),--json $(SOAK_JSON),)
