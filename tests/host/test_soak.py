@@ -45,9 +45,10 @@ def test_soak_loses_nothing_and_crashes_nothing(tmp_path):
     if runtimes.available("esp32like"):   # the board's own heap, not a larger one
         assert report["runtime"] == "esp32like" and report["heap"] == 112000, (report["runtime"], report["heap"])
         assert all(b["heap_low"] for b in report["boards"].values()), text
-    # the setup is one boot per board; CPU about 0.6 core-seconds per second of chaos (60 s of 5
+    # the setup is one boot per board (the serial injection took four more), and CPU about 0.6 core-seconds per second of chaos (60 s of 5
     # boards measured at ~30 s on 2 loaded cores): a bound at twice that catches a return of the
     # serial injection's extra boots (~25 s more at 5 boards) or a busy loop
+    assert {b["boots_before_chaos"] for b in report["boards"].values()} == {1}, text
     assert report["timing"]["setup"] < 30, report["timing"]
     assert cpu < 1.2 * SOAK_S * max(1, BOARDS / 5) + 30, f"{cpu:.1f} s of CPU"
     # nothing left running: no supervisor, firmware or mosquitto of this run

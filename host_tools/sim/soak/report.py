@@ -79,7 +79,7 @@ def board_row(soak, vb):
            "outages": len(outages), "reconnects_missed": missed,
            "hostile_deltas_sent": soak.hostile_sent.get(vb.thing, 0),
            "hostile_deltas_applied": hostile_applied(vb.flash_dir),
-           "heap_low": soak.heap_low.get(vb.thing)}
+           "heap_low": soak.heap_low.get(vb.thing), "boots_before_chaos": soak.setup_boots.get(vb.thing)}
     row["ok"] = not (row["lost"] or dups > bound or row["watchdog_resets"] or row["crashes"]
                      or row["tracebacks"] or row["memory_errors"] or missed
                      or row["hostile_deltas_applied"] or produced == 0)

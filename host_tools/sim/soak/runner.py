@@ -31,7 +31,7 @@ class Soak(ChaosEvents):
         self.events = []        # what was done: {"at", "kind", "thing", "outage_end", "affects"}
         self.hostile_sent = {}  # thing -> count
         self.boards, self.relays = [], []
-        self.marks = {}
+        self.marks, self.setup_boots = {}, {}
         self.heap_low = {}
         self.timing = {}        # wall seconds per phase: setup, chaos, drain, stop
         self.broker = self.service = self.monitor = None
@@ -88,6 +88,7 @@ class Soak(ChaosEvents):
         for vb in self.boards:
             vb.wait_for_log("net: connected", timeout=60)
         self.marks = {vb.thing: len(vb.log()) for vb in self.boards}
+        self.setup_boots = {vb.thing: vb.boots for vb in self.boards}   # 1 each: provisioned in flash
 
     def _provision(self, vb, relay):
         """inject's files for this board (checked by inject.prepare), written into its flash."""
