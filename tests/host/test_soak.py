@@ -60,7 +60,7 @@ def test_schedule_has_what_the_issue_asks_for_600_s():
     import random
     events = soak.schedule(600, 5, random.Random(1))
     kinds = [k for _, k, _ in events]
-    assert kinds.count("broker_kill") + kinds.count("broker_restart") >= 10
+    assert kinds.count("broker_kill") >= 10 and kinds.count("broker_restart") >= 1
     assert kinds.count("board_kill") >= 5 and kinds.count("wifi_drop") >= 3 and kinds.count("delta_hostile") >= 20
     times = [t for t, _, _ in events]
     assert times == sorted(times) and times[-1] <= 600 * 0.9

@@ -22,9 +22,10 @@ BOARD_EVENTS = ("board_kill", "power_cycle", "wifi_drop", "delta_hostile", "delt
 
 def schedule(seconds, n_boards, rng):
     """[(at_s, kind, board index or None)] for a run of `seconds`: the 600 s run has 10 broker
-    kills, 5 board kills, 3 Wi-Fi drops, 20 hostile deltas (and fewer, at least one each, below)."""
+    SIGKILLs and 5 restarts, 5 board kills and 2 power cycles, 3 Wi-Fi drops, 20 hostile deltas
+    (issue 13's must-show), and fewer, at least one of each kind, in shorter runs."""
     scale = seconds / 600
-    counts = {"broker_kill": 5, "broker_restart": 5, "service_kill": 3, "board_kill": 5,
+    counts = {"broker_kill": 10, "broker_restart": 5, "service_kill": 3, "board_kill": 5,
               "power_cycle": 2, "wifi_drop": 3, "delta_hostile": 20, "delta_valid": 5}
     events = []
     for kind, n in counts.items():

@@ -64,6 +64,7 @@ class Soak(ChaosEvents):
     # -- set-up and teardown --------------------------------------------------------------------
     def _setup(self):
         from host_tools.sim.board import VirtualBoard
+        t0 = time.monotonic()
         self._fresh_workdir()
         ca = self.workdir / "ca"
         certs.init_ca(ca)
@@ -71,6 +72,7 @@ class Soak(ChaosEvents):
         self.service = ServiceProcess(self.broker, self.workdir / "shadows")
         self.service.start()
         self.monitor = Monitor(self.broker)
+        self.say(f"soak: broker, shadow service and monitor up at {time.monotonic() - t0:.1f} s")
         for i in range(1, self.n + 1):
             thing = f"soak-{i:03d}"
             certs.issue_device(thing, self.workdir / "certs" / thing, ca)
@@ -81,10 +83,12 @@ class Soak(ChaosEvents):
             self.boards.append(vb)
             vb.prepare()
             self._provision(vb, relay)
+        self.say(f"soak: {self.n} boards laid out and provisioned at {time.monotonic() - t0:.1f} s")
         for vb in self.boards:
             vb.launch()
         for vb in self.boards:
             vb.wait_ready()
+        self.say(f"soak: {self.n} boards booted at {time.monotonic() - t0:.1f} s")
         for vb in self.boards:
             vb.wait_for_log("net: connected", timeout=60)
         self.marks = {vb.thing: len(vb.log()) for vb in self.boards}
