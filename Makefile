@@ -102,7 +102,7 @@ fuzz: setup
 	FUZZ_SCALE=$(or $(FUZZ_SCALE),5) $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
 
 # The long runs make test leaves out: the broker outage at the board's real 1 s interval (60 s down;
-# make test runs it at 0.1 s) and the chaos soak (make test runs 60 s of 5 boards, SOAK_S=60).
+# make test runs it at 0.1 s) and the chaos soak (make test runs 15 s of 3 boards).
 soak: setup
 	OUTAGE_INTERVAL_S=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/host/test_net_outage.py
 	$(BIN)/edgeshadow soak --seconds $(or $(SOAK_S),600) --boards $(or $(BOARDS),5) $(if $(SOAK_JSON),--json $(SOAK_JSON),)
