@@ -99,7 +99,7 @@ demo-ota: setup
 # broker and boards start once), files in the order tests/conftest.py gives them, the longest first
 # (xdist would otherwise start the files with the most tests first: --no-loadscope-reorder). The
 # short versions run here, the long ones have their own targets: FUZZ_SCALE=0.2 here (make fuzz: 5),
-# a 15 s soak of 3 boards here (make soak: 600 s of 5 boards), the broker outage on a compressed
+# a 60 s soak of 5 boards here (make soak: 600 s of 5 boards), the broker outage on a compressed
 # clock here (make soak: the real 60 s one). The last line says how long it took, wall and CPU.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: setup

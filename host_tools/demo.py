@@ -219,6 +219,25 @@ def history_and_dashboard(state_path, workdir, config_path, say):
         log.close()
 
 
+def _inject(boards, scenario, certs_dir, config_path, ota_pub, stop, say):
+    """Certificates and config into every board (a learned model per board for a "streams" scenario)."""
+    if load_scenario(scenario).get("source") == "streams":
+        cfg = json.loads(config_path.read_text())
+        results = []
+        for b in boards:
+            say(f"{b.thing}: training its model on two normal days of its device...")
+            path = config_path.parent / f"device-config-{b.thing}.json"
+            path.write_text(json.dumps(model_config(cfg, b.thing, b.seed), indent=1))
+            results += inject_boards([(b.port, b.thing)], certs_dir, config=path, progress=say,
+                                     ota_key=ota_pub, link_factory=stop.open_link)
+    else:
+        results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
+                                config=config_path, progress=say, ota_key=ota_pub, link_factory=stop.open_link)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.detail}" for r in failed))
+
+
 def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_path, state_path, headless,
                 seconds, stop, hist, say, ota_after=None):
     say(f"starting {devices} virtual boards (scenario {scenario}, {runtime} runtime"
@@ -230,21 +249,7 @@ def _run_boards(devices, boards_dir, scenario, runtime, heap, certs_dir, config_
         if ota_after is not None:
             from host_tools.cloud import ota
             ota_key, ota_pub = ota.keygen(config_path.parent / "ota", force=True)
-        if load_scenario(scenario).get("source") == "streams":  # a learned model per board
-            cfg = json.loads(config_path.read_text())
-            results = []
-            for b in boards:
-                say(f"{b.thing}: training its model on two normal days of its device...")
-                path = config_path.parent / f"device-config-{b.thing}.json"
-                path.write_text(json.dumps(model_config(cfg, b.thing, b.seed), indent=1))
-                results += inject_boards([(b.port, b.thing)], certs_dir, config=path, progress=say,
-                                         ota_key=ota_pub, link_factory=stop.open_link)
-        else:
-            results = inject_boards([(b.port, b.thing) for b in boards], certs_dir,
-                                    config=config_path, progress=say, ota_key=ota_pub, link_factory=stop.open_link)
-        failed = [r for r in results if not r.ok]
-        if failed:
-            raise EdgeshadowError("injection failed: " + "; ".join(f"{r.thing}: {r.detail}" for r in failed))
+        _inject(boards, scenario, certs_dir, config_path, ota_pub, stop, say)
         boot_boards(boards, say, stop.open_link)
         stop.running = True  # from here Ctrl-C ends the demo the normal way
         if stop.is_set():

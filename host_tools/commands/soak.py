@@ -19,8 +19,8 @@ def register(sub):
     p.add_argument("--seconds", type=int, default=600, metavar="S", help="chaos duration, 10 to 86400 (default 600)")
     p.add_argument("--boards", type=int, default=5, metavar="N", help="virtual boards, 1 to 20 (default 5)")
     p.add_argument("--seed", type=int, help="schedule seed (default: random, printed in the report)")
-    p.add_argument("--heap", metavar="SIZE", help="the boards' GC heap, e.g. 112000 (default with the "
-                   "ESP32-like runtime: 136k, see host_tools/sim/soak.py SOAK_HEAP)")
+    p.add_argument("--heap", metavar="SIZE", help="the boards' GC heap, e.g. 128k (default with the "
+                   "ESP32-like runtime: the virtual board's own, 112000, the firmware's modules in its ROMFS)")
     p.add_argument("--runtime", choices=("auto", "unix", "esp32like"), default="auto",
                    help="auto: the ESP32-like runtime when it is built (make esp32like), else unix")
     p.add_argument("--workdir", type=Path, default=RUN_DIR / "soak", metavar="DIR",

@@ -73,6 +73,15 @@ class VirtualBoard:
         self.wait_ready(timeout)
         return self
 
+    def prepare(self):
+        """Lay the board's folder out (firmware, config, board.json) without powering it on, so
+        the host can put files in its flash first, as a factory provisions a board."""
+        self._lock.acquire()
+        try:
+            self._prepare()
+        finally:
+            self._lock.release()
+
     def launch(self):
         if self.proc is not None:
             raise EdgeshadowError(f"virtual board {self.thing} is already running on {self.port}")

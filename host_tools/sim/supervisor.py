@@ -59,11 +59,7 @@ class Supervisor:
         # on through soft and hard resets (the unix port's ticks and CPython's monotonic clock are
         # the same CLOCK_MONOTONIC)
         self.world_t0_ms = int(time.monotonic() * 1000)
-        self.user_master, self.user_slave = pty.openpty()
-        tty.setraw(self.user_slave)  # no echo of our own output back to us before a tool opens it
-        self.port = os.ttyname(self.user_slave)
-        for fd in (self.user_master,):
-            os.set_blocking(fd, False)
+        self._open_port()
         self.child = None
         self.child_fd = None
         self.boots = 0
@@ -99,6 +95,13 @@ class Supervisor:
             except FileNotFoundError:
                 pass
             os.symlink(self.port, link)
+
+    def _open_port(self):
+        """The user side: a pseudo-terminal pair whose slave is the board's serial port."""
+        self.user_master, self.user_slave = pty.openpty()
+        tty.setraw(self.user_slave)  # no echo of our own output back to us before a tool opens it
+        self.port = os.ttyname(self.user_slave)
+        os.set_blocking(self.user_master, False)
 
     # -- state the host reads ------------------------------------------------------------------
     def write_state(self, state):
