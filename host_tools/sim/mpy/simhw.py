@@ -299,16 +299,16 @@ def _pin_volts(pin):
         v = value(cfg["signal"], False)
         return cfg.get("bias_v", 0.0) + (v or 0.0) / cfg.get("ratio", 1.0) + gauss(cfg.get("noise_v", 0.002))
     slot = ticks_ms() // 50
-    cached = _amp_cache.get(pin)
-    if cached is None or cached[0] != slot:
+    c = _amp_cache.get(pin)
+    if c is None or c[0] != slot:   # the signal's amplitude and the pin's constants, every 50 ms
         v = value(cfg["signal"], False)
-        cached = (slot, math.sqrt(2.0) * (v or 0.0) / cfg.get("ratio", 1.0))
-        _amp_cache[pin] = cached
-    hz = cfg.get("mains_hz") or _scn["hardware"].get("mains_hz", 50)
-    period_ns = int(1e9 / hz)
+        hz = cfg.get("mains_hz") or _scn["hardware"].get("mains_hz", 50)
+        c = (slot, math.sqrt(2.0) * (v or 0.0) / cfg.get("ratio", 1.0), int(1e9 / hz),
+             math.radians(cfg.get("phase_deg", 0.0)), cfg.get("bias_v", 1.55), cfg.get("noise_v", 0.002))
+        _amp_cache[pin] = c
+    period_ns = c[2]
     phase = 2.0 * math.pi * ((_sample_ns(cfg) - _ns0) % period_ns) / period_ns
-    return cfg.get("bias_v", 1.55) + cached[1] * math.sin(phase + math.radians(cfg.get("phase_deg", 0.0))) \
-        + gauss(cfg.get("noise_v", 0.002))
+    return c[4] + c[1] * math.sin(phase + c[3]) + gauss(c[5])
 
 
 # Reads closer than this belong to one burst: up to 1 s, as long as the sim board's drivers accept a
@@ -343,6 +343,9 @@ def _shape(x):
     return x - 2.5 * d * d
 
 
+_SHAPE_FS = _shape(1.0)   # the transfer at full scale
+
+
 def _raw12(pin, atten):
     _ensure()
     if atten is None:
@@ -353,7 +356,7 @@ def _raw12(pin, atten):
         return 0, fs
     if x >= 1.0:
         return 4095, fs
-    return int(4095.0 * _shape(x) / _shape(1.0) + 0.5), fs
+    return int(4095.0 * _shape(x) / _SHAPE_FS + 0.5), fs
 
 
 def adc_read_u16(pin, atten=None):
@@ -369,7 +372,7 @@ def adc_read_uv(pin, atten=None):
         return 0
     if raw == 4095:
         return int(fs * 1e6)
-    y = raw / 4095.0 * _shape(1.0)
+    y = raw / 4095.0 * _SHAPE_FS
     if y <= _KNEE:
         x = y
     else:    # invert x - 2.5 (x - k)^2 = y on the knee
