@@ -101,9 +101,13 @@ demo-ota: setup
 # short versions run here, the long ones have their own targets: FUZZ_SCALE=0.2 here (make fuzz: 5),
 # a 60 s soak of 5 boards here (make soak: 600 s of 5 boards), the broker outage on a compressed
 # clock here (make soak: the real 60 s one). The last line says how long it took, wall and CPU.
+# Python writes its bytecode caches here even where PYTHONDONTWRITEBYTECODE is set: without them each
+# worker rewrites every test module's asserts (9 s of CPU a worker) and each command a test starts
+# compiles host_tools again. CPU_REPORT=DIR: CPU per test file (tests/_cpu_report.py DIR prints it).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: setup
-	@TIMEFORMAT='make test: %0R s (CPU %0U s user + %0S s sys)'; \
+	@TIMEFORMAT='make test: %0R s (CPU %0U s user + %0S s sys)'; unset PYTHONDONTWRITEBYTECODE; \
+	$(if $(CPU_REPORT),mkdir -p $(CPU_REPORT) && export CPU_REPORT_DIR=$(abspath $(CPU_REPORT));) \
 	time FUZZ_SCALE=$(or $(FUZZ_SCALE),0.2) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 test-hw: setup

@@ -98,6 +98,13 @@ def pytest_addoption(parser):
                     help="tests/hardware also makes the board open a TLS connection to its endpoint")
 
 
+def pytest_configure(config):
+    if os.environ.get("CPU_REPORT_DIR"):  # make test CPU_REPORT=DIR: CPU per test file
+        sys.path.insert(0, str(ROOT / "tests"))
+        import _cpu_report
+        config.pluginmanager.register(_cpu_report, "cpu_report")
+
+
 def pytest_ignore_collect(collection_path, config):
     """`pytest tests` (make test) leaves tests/hardware out unless --port names a board; named
     on its own without --port, its tests are skipped with the reason."""

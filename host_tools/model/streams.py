@@ -86,80 +86,98 @@ def stream(spec, dev, day=0, days=1, fault=None, seed=0, start_h=None, start_ts=
     if fault is not None and fault not in spec["faults"]:
         raise EdgeshadowError(f"unknown fault kind {fault!r} (known: {', '.join(spec['faults'])})")
     dt = spec["interval_s"]
-    rated = spec["rated_current"]
     rng = random.Random((dev["seed"] * 31 + day * 1009 + seed * 7) & 0x7FFFFFFF)
     n = int(days * 86400 // dt)
     t0 = EPOCH + day * 86400 if start_ts is None else start_ts // dt * dt
-    day = (t0 - EPOCH) // 86400
     info = None
     if fault is not None:
-        f = spec["faults"][fault]
-        lo, hi = spec["fault_start_h"] if start_h is None else (start_h, start_h)
-        start = t0 + int(rng.uniform(lo, hi) * 3600) // dt * dt if fault_at is None else fault_at
-        signal = f.get("signal") or rng.choice(f["signals"])
-        info = {"kind": fault, "signal": signal, "start": start, "end": t0 + n * dt,
-                "fault": f.get("fault", True)}
-        if fault == "hot_joint":
-            info["extra_rise"] = _draw(rng, f["extra_rise"])
-        elif fault == "drift":
-            info["per_day"] = _draw(rng, f["per_day"][signal]) * rng.choice((-1, 1))
-        elif fault == "degradation":
-            info["noise_factor"] = _draw(rng, f["noise_factor"])
-        elif fault == "broken_relationship":
-            info["sag_left"] = _draw(rng, f["sag_left"])
-        elif fault == "load_step":
-            info["step"] = _draw(rng, f["step"]) * rated
-            info["end"] = min(info["end"], start + int(_draw(rng, f["hold_s"])))
+        info = _fault_info(spec, fault, rng, t0, n, start_h, fault_at)
         info.update(overrides or {})
+    return _generate(spec, dev, rng, t0, n, days, info), info
+
+
+def _fault_info(spec, fault, rng, t0, n, start_h, fault_at):
+    """Where the fault starts and ends, which signal it touches and its drawn parameters."""
+    dt = spec["interval_s"]
+    f = spec["faults"][fault]
+    lo, hi = spec["fault_start_h"] if start_h is None else (start_h, start_h)
+    start = t0 + int(rng.uniform(lo, hi) * 3600) // dt * dt if fault_at is None else fault_at
+    signal = f.get("signal") or rng.choice(f["signals"])
+    info = {"kind": fault, "signal": signal, "start": start, "end": t0 + n * dt,
+            "fault": f.get("fault", True)}
+    if fault == "hot_joint":
+        info["extra_rise"] = _draw(rng, f["extra_rise"])
+    elif fault == "drift":
+        info["per_day"] = _draw(rng, f["per_day"][signal]) * rng.choice((-1, 1))
+    elif fault == "degradation":
+        info["noise_factor"] = _draw(rng, f["noise_factor"])
+    elif fault == "broken_relationship":
+        info["sag_left"] = _draw(rng, f["sag_left"])
+    elif fault == "load_step":
+        info["step"] = _draw(rng, f["step"]) * spec["rated_current"]
+        info["end"] = min(info["end"], start + int(_draw(rng, f["hold_s"])))
+    return info
+
+
+def _day_blend(draws, ts):
+    """The load level and ambient offset at ts: they change smoothly from one day's noon to the next."""
+    h = (ts % 86400) / 3600.0
+    d = (ts - EPOCH) // 86400
+    share = (h - 12.0) / 24.0
+    a, b = (draws[d - 1], draws[d]) if share < 0 else (draws[d], draws[d + 1])
+    share = share + 1 if share < 0 else share
+    return a["load"] + (b["load"] - a["load"]) * share, a["ambient"] + (b["ambient"] - a["ambient"]) * share
+
+
+def _generate(spec, dev, rng, t0, n, days, info):
+    """The records: n samples from t0, the device's physics, and the fault while it is active."""
+    dt = spec["interval_s"]
+    rated = spec["rated_current"]
+    day = (t0 - EPOCH) // 86400
     draws = {d: _day_draws(dev, d) for d in range(day - 1, day + int(math.ceil(days)) + 1)}
-    wander_i = _AR(rng, dev["load_wander"], dev["load_wander_tau_s"], dt)
-    wander_h = _AR(rng, dev["humidity_wander"], 10800, dt)
-    wander_v = _AR(rng, dev["voltage_wander"], dev["voltage_wander_tau_s"], dt)
+    wander = (_AR(rng, dev["load_wander"], dev["load_wander_tau_s"], dt),
+              _AR(rng, dev["humidity_wander"], 10800, dt),
+              _AR(rng, dev["voltage_wander"], dev["voltage_wander_tau_s"], dt))
     noise = {"temperature": dev["temperature_noise"], "voltage": dev["voltage_noise"]}
-    temp = None
-    frozen = None
+    lag = 1 - math.exp(-dt / dev["thermal_tau_s"])
+    state = {"temp": None, "frozen": None}
     out = []
     for i in range(n):
         ts = t0 + i * dt
         h = (ts % 86400) / 3600.0
-        d = (ts - EPOCH) // 86400
-        # weather and load level change smoothly from one day's noon to the next
-        share = (h - 12.0) / 24.0
-        a, b = (draws[d - 1], draws[d]) if share < 0 else (draws[d], draws[d + 1])
-        share = share + 1 if share < 0 else share
-        level = a["load"] + (b["load"] - a["load"]) * share
-        amb_off = a["ambient"] + (b["ambient"] - a["ambient"]) * share
-        active = info is not None and info["start"] <= ts < info["end"]
-        kind = info["kind"] if active else None
-        load = (dev["load_base"] + dev["load_peak"] * _shape(h)) * level + wander_i.step()
-        current = max(0.02, load) * rated
-        if kind == "load_step":
-            current += info["step"]
+        level, amb_off = _day_blend(draws, ts)
+        kind = info["kind"] if info is not None and info["start"] <= ts < info["end"] else None
+        load = (dev["load_base"] + dev["load_peak"] * _shape(h)) * level + wander[0].step()
+        current = max(0.02, load) * rated + (info["step"] if kind == "load_step" else 0)
         ambient = dev["ambient_mean"] + amb_off + dev["ambient_amplitude"] * math.cos(2 * math.pi * (h - 15) / 24)
         humidity = (dev["humidity_mean"] + dev["humidity_per_c"] * (ambient - dev["ambient_mean"])
-                    + wander_h.step())
-        heat = dev["thermal_rise"] * (current / rated) ** 2
-        if kind == "hot_joint":
-            heat *= 1 + info["extra_rise"]
+                    + wander[1].step())
+        heat = dev["thermal_rise"] * (current / rated) ** 2 * (1 + info["extra_rise"] if kind == "hot_joint" else 1)
         steady = ambient + dev["thermal_offset"] + heat
-        temp = steady if temp is None else temp + (steady - temp) * (1 - math.exp(-dt / dev["thermal_tau_s"]))
+        temp = state["temp"] = steady if state["temp"] is None else state["temp"] + (steady - state["temp"]) * lag
         sag = dev["sag_per_a"] * (info["sag_left"] if kind == "broken_relationship" else 1.0)
         voltage = (dev["voltage_nominal"] + dev["voltage_daily"] * math.cos(2 * math.pi * (h - 4) / 24)
-                   - sag * current + wander_v.step())
+                   - sag * current + wander[2].step())
         raw = {"voltage": voltage + rng.gauss(0, noise["voltage"]),
                "current": current + rng.gauss(0, dev["current_noise"]),
                "temperature": temp + rng.gauss(0, noise["temperature"]),
                "humidity": humidity + rng.gauss(0, dev["humidity_noise"])}
-        if kind == "drift":
-            raw[info["signal"]] += info["per_day"] * (ts - info["start"]) / 86400
-        elif kind == "degradation":
-            raw[info["signal"]] += rng.gauss(0, noise[info["signal"]] * math.sqrt(info["noise_factor"] ** 2 - 1))
-        elif kind == "frozen_sensor":
-            if frozen is None:
-                frozen = raw[info["signal"]]
-            raw[info["signal"]] = frozen
+        if kind is not None:
+            _apply_fault(raw, kind, info, ts, rng, noise, state)
         out.append({"ts": ts, "thing": dev["thing"], "raw": {m: round(raw[m], 2) for m in METRICS}})
-    return out, info
+    return out
+
+
+def _apply_fault(raw, kind, info, ts, rng, noise, state):
+    """A sensor fault on the readings (the physical ones, hot_joint and the rest, are in _generate)."""
+    if kind == "drift":
+        raw[info["signal"]] += info["per_day"] * (ts - info["start"]) / 86400
+    elif kind == "degradation":
+        raw[info["signal"]] += rng.gauss(0, noise[info["signal"]] * math.sqrt(info["noise_factor"] ** 2 - 1))
+    elif kind == "frozen_sensor":
+        if state["frozen"] is None:
+            state["frozen"] = raw[info["signal"]]
+        raw[info["signal"]] = state["frozen"]
 
 
 def interleave(streams):

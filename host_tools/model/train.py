@@ -115,6 +115,21 @@ def _fit(rule, model_mod, records):
     return w, frac, float(np.sqrt(np.mean(resid ** 2))), len(rows)
 
 
+def _pick_lag(model_mod, spec, target, scales, records):
+    """(rule without weights, tau): the thermal lag of TAUS whose fit on the first day leaves the
+    smallest residual (0 when no input is low-passed)."""
+    fit_taus = list(TAUS) if any(i[2] == "fit" for i in spec["inputs"]) else [0]
+    search = records[:TAU_SEARCH_SAMPLES] if len(fit_taus) > 1 else []
+    best = None
+    for tau in fit_taus:  # the lag on the first days, then the weights on everything
+        inputs = [[m, scales[m], p, tau if t == "fit" else t] for m, p, t in spec["inputs"]]
+        rule = {"metric": target, "type": "model", "scale": scales[target], "inputs": inputs, "daily": True}
+        rms = _fit(rule, model_mod, search)[2] if search else 0.0
+        if best is None or rms < best[1]:
+            best = (rule, rms, tau)
+    return best[0], best[2]
+
+
 def train_metric(cfg, records, target):
     """One model rule for `target`, and a report dict."""
     model_mod = _edge()
@@ -125,16 +140,7 @@ def train_metric(cfg, records, target):
         if len(vals) < MIN_SAMPLES:
             raise EdgeshadowError(f"{m}: {len(vals)} readings; need at least {MIN_SAMPLES} of normal operation")
         scales[m] = choose_scale(vals)
-    fit_taus = list(TAUS) if any(i[2] == "fit" for i in spec["inputs"]) else [0]
-    search = records[:TAU_SEARCH_SAMPLES] if len(fit_taus) > 1 else []
-    best = None
-    for tau in fit_taus:  # the lag on the first days, then the weights on everything
-        inputs = [[m, scales[m], p, tau if t == "fit" else t] for m, p, t in spec["inputs"]]
-        rule = {"metric": target, "type": "model", "scale": scales[target], "inputs": inputs, "daily": True}
-        rms = _fit(rule, model_mod, search)[2] if search else 0.0
-        if best is None or rms < best[1]:
-            best = (rule, rms, tau)
-    rule, _, tau = best
+    rule, tau = _pick_lag(model_mod, spec, target, scales, records)
     w, frac, rms, n = _fit(rule, model_mod, records)
     rule["w"] = w
     rule["frac"] = frac

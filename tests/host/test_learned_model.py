@@ -101,9 +101,11 @@ def _alerts(path):
 def test_model_alerts_are_identical_on_every_runtime(spec, trained):
     tmp, dev, cfg_path = trained
     parts = []
-    for k, cls in enumerate(spec["faults"]):  # each fault and the load step, from 02:30
+    # each fault and the load step from 02:30, to 03:36: by then each stream has raised its alerts
+    # and diagnoses (the model needs the night's first 2.5 h to settle; six hours cost 60 % more)
+    for k, cls in enumerate(spec["faults"]):
         d = dict(dev, thing="grid-sensor-001-" + cls.replace("_", "-"))
-        recs, _ = streams.stream(spec, d, 30 + k, 0.25, fault=cls, seed=3, start_h=2.5)
+        recs, _ = streams.stream(spec, d, 30 + k, 0.15, fault=cls, seed=3, start_h=2.5)
         parts.append(recs)
     streams.write_jsonl(streams.interleave(parts), tmp / "faults.jsonl")
     outs = {}
@@ -125,10 +127,11 @@ def test_model_alerts_are_identical_on_every_runtime(spec, trained):
 
 
 def test_evaluation_meets_the_must_show_thresholds():
-    """A smaller seeded set than the closing note's (make test keeps it short): every fault class
-    found on at least 90 % of devices, and under 0.1 false alarms per device-day, the legitimate
-    load step included."""
-    res = model_eval.evaluate(n_devices=2, seed=5, hours=16)
+    """A smaller seeded set than the closing note's (make test keeps it short: 2 devices trained
+    on 7 normal days, not 12 on 14; the 14 test days cost as much as the training): every fault
+    class found on at least 90 % of devices, and under 0.1 false alarms per device-day, the
+    legitimate load step included."""
+    res = model_eval.evaluate(n_devices=2, seed=5, hours=16, train_days=7)
     rows = res["rows"]
     for cls in ("hot_joint", "drift", "degradation", "frozen_sensor", "broken_relationship"):
         r = rows[cls]

@@ -13,6 +13,7 @@ What the walk does beyond running each line with bash (the README says the same 
 """
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -97,6 +98,12 @@ def moto_endpoint(monkeypatch, tmp_path):
     server.stop()
 
 
+def _children_cpu():
+    """CPU seconds of the finished processes this test waited for (a line's cost in the transcript)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 class Walk:
     def __init__(self, home, env):
         self.home, self.env = home, env
@@ -113,7 +120,7 @@ class Walk:
 
     def run(self, cmd):
         real = self.port_for(cmd)
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), _children_cpu()
         p = subprocess.Popen(["bash", "-c", real], cwd=self.home, env=self.env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                              start_new_session=True)
@@ -123,7 +130,8 @@ class Walk:
             os.killpg(p.pid, signal.SIGKILL)  # the line and everything it started
             out, err = p.communicate()
             raise AssertionError(f"README line {cmd!r} did not finish within {LINE_TIMEOUT_S} s: {err[-2000:]}")
-        self.transcript.append(f"$ {cmd}  ({time.monotonic() - t0:.1f} s, exit {p.returncode})")
+        self.transcript.append(f"$ {cmd}  ({time.monotonic() - t0:.1f} s, CPU {_children_cpu() - cpu0:.1f} s, "
+                               f"exit {p.returncode})")
         assert p.returncode == 0, (f"README line failed: {cmd!r} (ran {real!r}), exit {p.returncode}\n"
                                    f"stdout: {out[-2000:]}\nstderr: {err[-3000:]}")
 
@@ -162,7 +170,7 @@ class Walk:
 
     def until_ctrl_c(self, cmd, marker):
         """A foreground command that runs until Ctrl-C: once it is up, Ctrl-C; it must stop cleanly."""
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), _children_cpu()
         p, log, f = self._spawn(cmd)
         try:
             self._wait_for(cmd, p, log, marker)
@@ -173,12 +181,14 @@ class Walk:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
             f.close()
-        self.transcript.append(f"$ {cmd}  (Ctrl-C after {time.monotonic() - t0:.1f} s, exit {p.returncode})")
+        self.transcript.append(f"$ {cmd}  (Ctrl-C after {time.monotonic() - t0:.1f} s, CPU "
+                               f"{_children_cpu() - cpu0:.1f} s, exit {p.returncode})")
         assert p.returncode in (0, 130, -signal.SIGINT, 2 if cmd.startswith("make ") else 0), \
             f"{cmd!r} exited {p.returncode} on Ctrl-C: {log.read_text(errors='replace')[-2000:]}"
 
     def stop_all(self):
         problems = []
+        cpu0 = _children_cpu()
         for cmd, p, log, f in reversed(self.background):
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGINT)
@@ -192,6 +202,7 @@ class Walk:
             if p.returncode not in (0, 130, -signal.SIGINT):
                 problems.append(f"{cmd!r} exited {p.returncode} on Ctrl-C: "
                                 f"{log.read_text(errors='replace')[-1500:]}")
+        self.transcript.append(f"(the background commands: CPU {_children_cpu() - cpu0:.1f} s)")
         return problems
 
 
