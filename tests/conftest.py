@@ -115,12 +115,15 @@ def pytest_ignore_collect(collection_path, config):
 
 # -- order: the longest files first -----------------------------------------------------------------
 # make test runs pytest-xdist with --dist loadfile: a worker takes whole files in collection order.
-# The files that take longest (measured: over ~20 s each) start first, so the workers end together
-# instead of one of them picking up a long file last. Order within a file is unchanged.
-LONG_FIRST = ("host/test_ota_fleet.py", "host/test_soak.py", "host/test_ota_cli.py",
-              "host/test_learned_model.py", "host/test_memory_budget.py", "host/test_historian.py",
-              "host/test_hardware_tier.py", "host/test_provision.py", "host/test_sim_board.py",
-              "host/test_demo.py", "host/test_bench.py", "fuzz/test_fuzz_board.py")
+# The files that take longest start first, so the workers end together instead of one of them
+# picking up a long file last; order within a file is unchanged. Measured (make test CPU_REPORT=DIR,
+# 2026-12-01, wall per file under load): the soak (a fixed run) first, then the CPU-heavy ones
+# (learned_model: training and three runtimes' replays in the worker itself), then by wall.
+LONG_FIRST = ("host/test_soak.py", "host/test_learned_model.py", "host/test_ota_fleet.py",
+              "host/test_readme.py", "host/test_bench.py", "host/test_memory_budget.py",
+              "host/test_provision.py", "host/test_deploy.py", "host/test_demo.py",
+              "host/test_sim_board.py", "host/test_historian.py", "host/test_hardware_tier.py",
+              "fuzz/test_fuzz_board.py", "host/test_cli_conventions.py", "host/test_ota_cli.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
