@@ -92,6 +92,56 @@ def demo(tmp_path_factory):
     assert _processes_mentioning(str(workdir)) == []
 
 
+# -- bad input and Ctrl-C while it starts ---------------------------------------------------------
+
+def _demo_cmd(tmp_path, *extra):
+    return [sys.executable, "-m", "host_tools", "demo", "--headless", "--devices", "2",
+            "--workdir", str(tmp_path / "demo"), "--certs-dir", str(tmp_path / "certs"), *extra]
+
+
+def test_demo_refuses_a_config_every_board_would_refuse_before_starting(tmp_path):
+    run = subprocess.run(_demo_cmd(tmp_path, "--interval", "0"), cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.strip() == "edgeshadow: error: the boards would refuse this config: --interval: must be a number >= 1"
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "certs").exists()  # nothing started
+
+
+def test_ctrl_c_while_injecting_stops_at_once_with_one_line(tmp_path):
+    proc = subprocess.Popen(_demo_cmd(tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    lines = []
+    try:
+        _wait_for_line(proc, "staged /certs/", lines, timeout=120)
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+        rest, _ = proc.communicate(timeout=30)  # the deadline: today it stops within about 2 s
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and output.rstrip().endswith("edgeshadow: interrupted"), output
+    assert _processes_mentioning(str(tmp_path / "demo")) == []
+
+
+def test_a_board_that_refuses_its_config_at_boot_fails_the_demo(tmp_path):
+    from host_tools.demo import boot_boards, device_config
+    from host_tools.device.link import BoardLink
+    from host_tools.errors import EdgeshadowError
+    from host_tools.sim.board import VirtualBoard
+    with VirtualBoard(tmp_path / "board", thing="grid-sensor-009", scenario="nominal") as vb:
+        cfg = dict(device_config(8883, 5), thing="grid-sensor-009", interval_s="ten")
+        with BoardLink(vb.port) as link:  # as inject writes it: the running app stopped first
+            link.write_file_atomic("/config.json", json.dumps(cfg).encode())
+        with pytest.raises(EdgeshadowError) as e:
+            boot_boards([vb], say=lambda m: None, timeout=60)
+    assert "grid-sensor-009 refused its config at boot: interval_s: must be a number >= 1" in str(e.value)
+
+
+# -- the running demo (its module fixture starts at the first of these: the tests above run before it,
+# so the demo runs only while it is looked at) ----------------------------------------------------
+
 def test_demo_starts_shows_three_devices(demo):
     snap = subprocess.run(
         [sys.executable, "-m", "host_tools", "monitor", "--once", "--json", "--expect", "3",
@@ -179,50 +229,3 @@ def test_the_demo_shows_a_diagnosis_in_its_first_minute(demo):
     assert diagnosed, f"no diagnosis by {time.monotonic() - demo.t0:.0f} s after the start: {snap}"
     assert any(x["name"] == "sag" for ds in diagnosed.values() for x in ds), diagnosed
     print(f"first diagnosis {time.monotonic() - demo.t0:.1f} s after the start: {diagnosed}")
-
-
-# -- bad input and Ctrl-C while it starts ---------------------------------------------------------
-
-def _demo_cmd(tmp_path, *extra):
-    return [sys.executable, "-m", "host_tools", "demo", "--headless", "--devices", "2",
-            "--workdir", str(tmp_path / "demo"), "--certs-dir", str(tmp_path / "certs"), *extra]
-
-
-def test_demo_refuses_a_config_every_board_would_refuse_before_starting(tmp_path):
-    run = subprocess.run(_demo_cmd(tmp_path, "--interval", "0"), cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert run.stderr.strip() == "edgeshadow: error: the boards would refuse this config: --interval: must be a number >= 1"
-    assert not (tmp_path / "demo").exists() and not (tmp_path / "certs").exists()  # nothing started
-
-
-def test_ctrl_c_while_injecting_stops_at_once_with_one_line(tmp_path):
-    proc = subprocess.Popen(_demo_cmd(tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    lines = []
-    try:
-        _wait_for_line(proc, "staged /certs/", lines, timeout=120)
-        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
-        rest, _ = proc.communicate(timeout=30)  # the deadline: today it stops within about 2 s
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    output = "".join(lines) + rest
-    assert proc.returncode == 130, output
-    assert "Traceback" not in output and output.rstrip().endswith("edgeshadow: interrupted"), output
-    assert _processes_mentioning(str(tmp_path / "demo")) == []
-
-
-def test_a_board_that_refuses_its_config_at_boot_fails_the_demo(tmp_path):
-    from host_tools.demo import boot_boards, device_config
-    from host_tools.device.link import BoardLink
-    from host_tools.errors import EdgeshadowError
-    from host_tools.sim.board import VirtualBoard
-    with VirtualBoard(tmp_path / "board", thing="grid-sensor-009", scenario="nominal") as vb:
-        cfg = dict(device_config(8883, 5), thing="grid-sensor-009", interval_s="ten")
-        with BoardLink(vb.port) as link:  # as inject writes it: the running app stopped first
-            link.write_file_atomic("/config.json", json.dumps(cfg).encode())
-        with pytest.raises(EdgeshadowError) as e:
-            boot_boards([vb], say=lambda m: None, timeout=60)
-    assert "grid-sensor-009 refused its config at boot: interval_s: must be a number >= 1" in str(e.value)
