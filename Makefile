@@ -93,9 +93,10 @@ demo: setup
 demo-ota: setup
 	$(BIN)/edgeshadow demo --headless --ota-after 15 --seconds 75
 
-# `make test` runs every tier on pytest-xdist workers: TEST_WORKERS, default one more than the
+# `make test` runs every tier on pytest-xdist workers: TEST_WORKERS, default two more than the
 # cores (much of the suite waits on boards, brokers and schedules: on 2 cores, 3 workers took 288 s
-# where 2 took 458 s, at the same load), each test file on one worker (--dist loadfile: a module's
+# where 2 took 458 s, at the same load; on 653 of its tests 2, 3 and 4 workers took 147, 122 and
+# 119 s, the last at a higher load), each test file on one worker (--dist loadfile: a module's
 # broker and boards start once), files in the order tests/conftest.py gives them, the longest first
 # (xdist would otherwise start the files with the most tests first: --no-loadscope-reorder). The
 # short versions run here, the long ones have their own targets: FUZZ_SCALE=0.2 here (make fuzz: 5),
@@ -104,7 +105,7 @@ demo-ota: setup
 # Python writes its bytecode caches here even where PYTHONDONTWRITEBYTECODE is set: without them each
 # worker rewrites every test module's asserts (9 s of CPU a worker) and each command a test starts
 # compiles host_tools again. CPU_REPORT=DIR: CPU per test file (tests/_cpu_report.py DIR prints it).
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 test: setup
 	@TIMEFORMAT='make test: %0R s (CPU %0U s user + %0S s sys)'; unset PYTHONDONTWRITEBYTECODE; \
 	$(if $(CPU_REPORT),mkdir -p $(CPU_REPORT) && export CPU_REPORT_DIR=$(abspath $(CPU_REPORT));) \
