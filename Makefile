@@ -103,8 +103,8 @@ demo-ota: setup
 # a 60 s soak of 5 boards here (make soak: 600 s of 5 boards), the broker outage on a compressed
 # clock here (make soak: the real 60 s one). The last line says how long it took, wall and CPU.
 # Python writes its bytecode caches here even where PYTHONDONTWRITEBYTECODE is set: without them each
-# worker rewrites every test module's asserts (9 s of CPU a worker) and each command a test starts
-# compiles host_tools again. CPU_REPORT=DIR: CPU per test file (tests/_cpu_report.py DIR prints it).
+# worker rewrites every test module's asserts again (its collection took 9 s of CPU, 3 s with them)
+# and each command a test starts compiles host_tools again. CPU_REPORT=DIR: CPU per test file (tests/_cpu_report.py DIR prints it).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 test: setup
 	@TIMEFORMAT='make test: %0R s (CPU %0U s user + %0S s sys)'; unset PYTHONDONTWRITEBYTECODE; \
