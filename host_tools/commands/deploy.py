@@ -1,4 +1,6 @@
 """`edgeshadow deploy`: copy the firmware to a board, sending only what changed."""
+import argparse
+
 from host_tools import FIRMWARE_DIR
 from host_tools.output import Progress, add_json_arg, emit, say
 
@@ -19,6 +21,11 @@ def register(sub):
     p.add_argument("--board", metavar="NAME",
                    help="board definition: written as /board.json, gives the --mpy architecture "
                         "(default: the config's \"board\", else the board's own /board.json)")
+    p.add_argument("--romfs", action=argparse.BooleanOptionalAction, default=None,
+                   help="put the firmware's modules (.mpy) in the board's ROMFS partition, run in place "
+                        "from flash (MicroPython 1.25+ built with one; the whole firmware then fits an "
+                        "ESP32-WROOM's heap), and remove their filesystem copies; --no-romfs keeps them "
+                        "on the filesystem (default: ROMFS where the board has the partition)")
     p.add_argument("--firmware-dir", default=str(FIRMWARE_DIR), help="firmware folder (default: %(default)s)")
     add_json_arg(p, "the deploy report")
     p.set_defaults(func=do_deploy)
@@ -35,6 +42,8 @@ class _Events:
             self.bar = Progress("sending", total=nbytes, unit="files").__enter__()
         elif kind == "sent" and self.bar is not None:
             self.bar.advance(1, f"{path} ({nbytes} bytes)")
+        elif kind == "romfs":
+            say(f"  ROMFS image ({nbytes} bytes): {path}")
         elif kind == "removed":
             say(f"  removed  {path}")
         elif kind == "reset":
@@ -64,17 +73,20 @@ def do_deploy(args):
             say(f"deploying {args.firmware_dir} to {args.port}: waiting for the board to answer "
                 f"(Ctrl-C, raw REPL) ...")
             r = deploy(link, args.firmware_dir, config=args.config, mpy=args.mpy,
-                       board=args.board, on_event=events)
+                       board=args.board, on_event=events, romfs=args.romfs)
     finally:
         events.close()
     doc = {"ok": True, "port": args.port, "version": r.version, "thing": r.thing,
            "config": r.app.get("config"), "sent": [{"path": p, "bytes": n} for p, n in r.sent],
            "skipped": r.skipped, "removed": r.removed, "bytes_sent": r.bytes_sent,
-           "wire_bytes": r.wire_bytes, "seconds": round(r.seconds, 2)}
+           "wire_bytes": r.wire_bytes, "seconds": round(r.seconds, 2), "romfs": r.romfs or None}
 
     def text():
         if r.skipped:
             print(f"unchanged: {', '.join(r.skipped)}")
+        if r.romfs:
+            print(f"ROMFS image {r.romfs['bytes']} bytes of the partition's {r.romfs['partition']}: "
+                  f"{'written and verified' if r.romfs['written'] else 'unchanged'}")
         print(f"sent {len(r.sent)} file(s), {r.bytes_sent} bytes ({r.wire_bytes} on the serial "
               f"line); skipped {len(r.skipped)} unchanged; removed {len(r.removed)}")
         print(f"running: firmware v{r.version} thing={r.thing} config={r.app.get('config')} "

@@ -56,6 +56,13 @@ def partition_size(link):
     return size
 
 
+def held_sha256(link, n):
+    """SHA-256 (hex) of the first n bytes of the board's ROMFS partition 0."""
+    return link.exec("import vfs, hashlib, binascii\n"
+                     f"print(binascii.hexlify(hashlib.sha256(memoryview(vfs.rom_ioctl(2, 0))[:{n}])"
+                     ".digest()).decode())").strip()
+
+
 def write_image(link, image, on_progress=None):
     """Erase, write and verify the board's ROMFS partition 0 (SHA-256 of what the board holds)."""
     size = partition_size(link)
