@@ -9,6 +9,14 @@
 #    "pending": {"job", "version", "tries"} or null,   a new slot on trial
 #    "result": {"job", "status", "reason", "version"} or null,   still to report to the job
 #    "seq": n}                     seq of the running manifest (older ones are refused)
+#
+# A ROMFS slot (boards with a ROMFS partition; a "romfs" manifest) holds one file, romfs.img: the
+# app as a ROMFS image. The firmware runs from the partition (in place: ~80 KB of heap, where files
+# need ~112-160 KB), so at boot select() makes the partition hold the active slot's image: copied
+# when its SHA-256 differs (erase and write block by block through the partition object the ESP32
+# port gives, vfs.rom_ioctl(2, 0); 1 KB of buffer), verified, mounted again. A cut copy is simply
+# redone at the next boot; a rollback copies the previous slot's image back. The image deployed over
+# USB is kept as a slot (keep_rom) before the first update overwrites it.
 import json
 import os
 import sys
@@ -40,6 +48,122 @@ def slot_ok(slot):
         return True
     except OSError:
         return False
+
+
+ROM_IMG = "romfs.img"
+_ROM_MAGIC = b"\xd2\xcd\x31"
+
+
+def rom_dev():
+    """The ROMFS partition (vfs.rom_ioctl(2, 0): an esp32.Partition on the ESP32), or None."""
+    try:
+        import vfs
+        if vfs.rom_ioctl(1) > 0:
+            dev = vfs.rom_ioctl(2, 0)
+            if not isinstance(dev, int):
+                return dev
+    except (ImportError, AttributeError, OSError):
+        pass
+    return None
+
+
+def rom_size(mv):
+    """Bytes of the ROMFS image at the start of mv (its header's length), 0 if it holds none."""
+    if bytes(mv[:3]) != _ROM_MAGIC:
+        return 0
+    n, i = 0, 3
+    while i < 9:
+        b = mv[i]
+        i += 1
+        n = (n << 7) | (b & 0x7F)
+        if not b & 0x80:
+            return i + n
+    return 0
+
+
+def _file_sha(path, buf):
+    import hashlib
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while True:
+            k = f.readinto(buf)
+            if not k:
+                return h.digest(), n
+            h.update(memoryview(buf)[:k])
+            n += k
+
+
+def _rom_copy(dev, path, n, buf):
+    """Erase and write the partition's first n bytes from the file, one erase block at a time."""
+    import vfs
+    try:
+        vfs.umount("/rom")
+    except OSError:
+        pass
+    bs = dev.ioctl(5, 0)
+    off = 0
+    with open(path, "rb") as f:
+        while off < n:
+            if off % bs == 0:
+                dev.ioctl(6, off // bs)
+            k = f.readinto(buf)
+            dev.writeblocks(off // bs, memoryview(buf)[:k], off % bs)
+            off += k
+    dev.ioctl(3, 0)
+
+
+def rom_sync(slot):
+    """Make the ROMFS partition hold slot's image. None: not a ROMFS slot; False: it already did;
+    True: copied (and verified). OSError when the copy does not verify."""
+    path = "%s/%s/%s" % (DIR, slot, ROM_IMG)
+    try:
+        os.stat(path)
+    except OSError:
+        return None
+    dev = rom_dev()
+    if dev is None:
+        raise OSError("slot %s is a ROMFS image and this board has no ROMFS partition" % slot)
+    import hashlib
+    import time
+    buf = bytearray(1024)
+    want, n = _file_sha(path, buf)
+    mv = memoryview(dev)
+    if hashlib.sha256(mv[:n]).digest() == want:
+        return False
+    print("ota: copying slot %s into the ROMFS partition (%d bytes)" % (slot, n))
+    t = time.ticks_ms()
+    _rom_copy(dev, path, n, buf)
+    if hashlib.sha256(mv[:n]).digest() != want:
+        raise OSError("the ROMFS partition does not hold slot %s after the copy" % slot)
+    import vfs
+    vfs.mount(vfs.VfsRom(dev), "/rom")
+    if "/rom" not in sys.path:
+        sys.path.extend(("/rom", "/rom/lib"))
+    print("ota: ROMFS partition holds slot %s (copied in %d ms)" % (slot, time.ticks_diff(time.ticks_ms(), t)))
+    return True
+
+
+def keep_rom(slot, version):
+    """The image in the ROMFS partition (deployed over USB) saved as slot, before the first ROMFS
+    update overwrites it, so a rollback can copy it back. Through 1 KB of RAM (not straight from
+    the mapped flash to the filesystem). True if the partition held an image."""
+    dev = rom_dev()
+    mv = memoryview(dev) if dev is not None else b""
+    n = rom_size(mv)
+    if not n:
+        return False
+    d = "%s/%s" % (DIR, slot)
+    os.mkdir(d)
+    buf = bytearray(1024)
+    with open(d + "/" + ROM_IMG + ".part", "wb") as f:
+        for off in range(0, n, len(buf)):
+            k = min(len(buf), n - off)
+            buf[:k] = mv[off:off + k]
+            f.write(memoryview(buf)[:k])
+    os.rename(d + "/" + ROM_IMG + ".part", d + "/" + ROM_IMG)
+    with open(d + "/.manifest", "w") as f:
+        f.write(json.dumps({"kind": "romfs", "version": version, "size": n, "deployed": True}))
+    return True
 
 
 def _rollback(st, reason):
@@ -75,8 +199,9 @@ def _arm_watchdog(trial_s):
 
 
 def select():
-    """At boot: count a pending slot's try (rolling back after MAX_TRIES), then put the active slot
-    first on sys.path. Returns the active slot or None (factory)."""
+    """At boot: count a pending slot's try (rolling back after MAX_TRIES), make the ROMFS
+    partition hold a ROMFS slot's image, or put a file slot first on sys.path. Returns the active
+    slot or None (factory)."""
     st = load()
     if st is None:
         return None
@@ -89,26 +214,43 @@ def select():
         if p["tries"] > MAX_TRIES:
             _rollback(st, "not confirmed after %d boots" % MAX_TRIES)
         save(st)
-    if st.get("pending"):
+    slot = _usable(st)
+    if st.get("pending"):  # after the copy: erasing flash can take seconds on a board
         _arm_watchdog(st["pending"].get("trial_s", TRIAL_S))
-    slot = st.get("active")
-    if slot and not slot_ok(slot):
-        if st.get("pending"):
-            save(_rollback(st, "slot %s is incomplete" % slot))
-        else:
-            st["active"] = None
-            save(st)
-        slot = st.get("active")
     if slot:
-        sys.path.insert(0, "%s/%s" % (DIR, slot))
         print("ota: running slot %s%s" % (slot, " (pending)" if st.get("pending") else ""))
     return slot
 
 
-def switch(slot, job, version, seq, trial_s=TRIAL_S):
-    """The commit point of an update: the staged slot becomes active, on trial. One rename."""
+def _usable(st):
+    """The active slot made ready to run (rolled back if it cannot be): its name or None."""
+    for _ in range(2):
+        slot = st.get("active")
+        if not slot:
+            return None
+        if not slot_ok(slot):
+            if not st.get("pending"):
+                st["active"] = None
+                save(st)
+                return None
+            save(_rollback(st, "slot %s is incomplete" % slot))
+            continue
+        try:
+            if rom_sync(slot) is None:
+                sys.path.insert(0, "%s/%s" % (DIR, slot))
+            return slot
+        except OSError as e:
+            if not st.get("pending"):
+                raise
+            save(_rollback(st, str(e)))
+    return None
+
+
+def switch(slot, job, version, seq, trial_s=TRIAL_S, previous=None):
+    """The commit point of an update: the staged slot becomes active, on trial. One rename.
+    previous: the slot a rollback returns to (default: the active one; keep_rom's slot)."""
     st = load() or {}
-    st["previous"] = st.get("active")
+    st["previous"] = previous or st.get("active")
     st["prev_seq"] = st.get("seq", 0)
     st["active"] = slot
     st["pending"] = {"job": job, "version": version, "tries": 0, "trial_s": trial_s}
