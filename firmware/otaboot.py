@@ -93,12 +93,17 @@ def _file_sha(path, buf):
             n += k
 
 
+def _ms():
+    import time
+    return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+
+
 def _rom_copy(dev, path, n, buf):
     """Erase and write the partition's first n bytes from the file, one erase block at a time."""
-    import vfs
     try:
-        vfs.umount("/rom")
-    except OSError:
+        import vfs
+        vfs.umount("/rom")   # nothing is imported from it yet: boot.py runs select() first
+    except (ImportError, OSError):
         pass
     bs = dev.ioctl(5, 0)
     off = 0
@@ -124,22 +129,24 @@ def rom_sync(slot):
     if dev is None:
         raise OSError("slot %s is a ROMFS image and this board has no ROMFS partition" % slot)
     import hashlib
-    import time
     buf = bytearray(1024)
     want, n = _file_sha(path, buf)
     mv = memoryview(dev)
     if hashlib.sha256(mv[:n]).digest() == want:
         return False
     print("ota: copying slot %s into the ROMFS partition (%d bytes)" % (slot, n))
-    t = time.ticks_ms()
+    t = _ms()
     _rom_copy(dev, path, n, buf)
     if hashlib.sha256(mv[:n]).digest() != want:
         raise OSError("the ROMFS partition does not hold slot %s after the copy" % slot)
-    import vfs
-    vfs.mount(vfs.VfsRom(dev), "/rom")
-    if "/rom" not in sys.path:
-        sys.path.extend(("/rom", "/rom/lib"))
-    print("ota: ROMFS partition holds slot %s (copied in %d ms)" % (slot, time.ticks_diff(time.ticks_ms(), t)))
+    try:  # mounted again as at start-up (it may have held no image then)
+        import vfs
+        vfs.mount(vfs.VfsRom(dev), "/rom")
+        if "/rom" not in sys.path:
+            sys.path.extend(("/rom", "/rom/lib"))
+    except (ImportError, AttributeError):
+        pass
+    print("ota: ROMFS partition holds slot %s (copied in %d ms)" % (slot, (_ms() - t) % (1 << 30)))
     return True
 
 

@@ -181,7 +181,7 @@ async def _to_slot(jobs, job, doc, m, digest, st):
     if _digest_of(slot_dir + "/.manifest") != digest:   # else: staged and moved before a restart
         if not await _going_on(jobs, job, {"step": "download", "version": m["version"]}):
             return None
-        done = _stage_begin(job, digest, m)
+        done = _stage_begin(job, digest, m, st.get("active"))
         await _download(jobs, doc, m, job, digest, done)
         rmtree(slot_dir)
         os.rename(_stage(), slot_dir)
@@ -289,7 +289,7 @@ def _free_bytes():
         return None
 
 
-def _stage_begin(job, digest, m):
+def _stage_begin(job, digest, m, active):
     """The stage for this job: kept (returns the files already done) or made anew with the checked
     manifest moved into it (the marker a finished slot carries); the free space is checked first."""
     prog = _read(_stage() + "/.progress")
@@ -299,8 +299,9 @@ def _stage_begin(job, digest, m):
             return int(p[2])   # resumed (None: a fresh stage)
     rmtree(_stage())
     free = _free_bytes()
-    if free is not None and free < m["size"] + 8192:
-        raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, m["size"]))
+    need = m["size"] * (2 if m["kind"] == "romfs" and not active else 1)  # + the deployed image kept
+    if free is not None and free < need + 8192:
+        raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, need))
     _mkdirs(_stage())
     os.rename(_incoming(), _stage() + "/.manifest")
     write_atomic(_stage() + "/.progress", "%s %s 0" % (job, digest))
