@@ -12,11 +12,12 @@
 #
 # A ROMFS slot (boards with a ROMFS partition; a "romfs" manifest) holds one file, romfs.img: the
 # app as a ROMFS image. The firmware runs from the partition (in place: ~80 KB of heap, where files
-# need ~112-160 KB), so at boot select() makes the partition hold the active slot's image: copied
-# when its SHA-256 differs (erase and write block by block through the partition object the ESP32
-# port gives, vfs.rom_ioctl(2, 0); 1 KB of buffer), verified, mounted again. A cut copy is simply
-# redone at the next boot; a rollback copies the previous slot's image back. The image deployed over
-# USB is kept as a slot (keep_rom) before the first update overwrites it.
+# need ~112-160 KB), so at boot select() makes the partition hold the active slot's image
+# (otaboot_rom.sync: copied when its SHA-256 differs, block by block through the partition object
+# the ESP32 port gives, verified, mounted again). A cut copy is redone at the next boot; a rollback
+# copies the previous slot's image back. The image deployed over USB is kept as a slot (keep_rom)
+# before the first update overwrites it.
+#    "rom": slot or null           the slot the ROMFS partition was last verified to hold
 import json
 import os
 import sys
@@ -51,126 +52,45 @@ def slot_ok(slot):
 
 
 ROM_IMG = "romfs.img"
-_ROM_MAGIC = b"\xd2\xcd\x31"
+_DEV = None  # the ROMFS partition for otaboot_rom (None: vfs.rom_ioctl(2, 0)); tests put a stand-in here
 
 
-def rom_dev():
-    """The ROMFS partition (vfs.rom_ioctl(2, 0): an esp32.Partition on the ESP32), or None."""
-    try:
-        import vfs
-        if vfs.rom_ioctl(1) > 0:
-            dev = vfs.rom_ioctl(2, 0)
-            if not isinstance(dev, int):
-                return dev
-    except (ImportError, AttributeError, OSError):
-        pass
-    return None
+def _romlib():
+    """otaboot_rom (root-only too): its code is in RAM only while a ROMFS slot is copied or kept."""
+    import otaboot_rom
+    sys.modules.pop("otaboot_rom", None)
+    return otaboot_rom
 
 
-def rom_size(mv):
-    """Bytes of the ROMFS image at the start of mv (its header's length), 0 if it holds none."""
-    if bytes(mv[:3]) != _ROM_MAGIC:
-        return 0
-    n, i = 0, 3
-    while i < 9:
-        b = mv[i]
-        i += 1
-        n = (n << 7) | (b & 0x7F)
-        if not b & 0x80:
-            return i + n
-    return 0
+def rom_room():
+    """Bytes of the board's ROMFS partition (0: it has none)."""
+    return _romlib().room(_DEV)
 
 
-def _file_sha(path, buf):
-    import hashlib
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while True:
-            k = f.readinto(buf)
-            if not k:
-                return h.digest(), n
-            h.update(memoryview(buf)[:k])
-            n += k
+def keep_rom(slot, version):
+    """The image deployed over USB (in the partition) saved as slot, before the first ROMFS update
+    overwrites it, so a rollback can copy it back. True if the partition held an image."""
+    return _romlib().keep("%s/%s" % (DIR, slot), ROM_IMG, version, _DEV)
 
 
-def _ms():
-    import time
-    return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
-
-
-def _rom_copy(dev, path, n, buf):
-    """Erase and write the partition's first n bytes from the file, one erase block at a time."""
-    try:
-        import vfs
-        vfs.umount("/rom")   # nothing is imported from it yet: boot.py runs select() first
-    except (ImportError, OSError):
-        pass
-    bs = dev.ioctl(5, 0)
-    off = 0
-    with open(path, "rb") as f:
-        while off < n:
-            if off % bs == 0:
-                dev.ioctl(6, off // bs)
-            k = f.readinto(buf)
-            dev.writeblocks(off // bs, memoryview(buf)[:k], off % bs)
-            off += k
-    dev.ioctl(3, 0)
-
-
-def rom_sync(slot):
-    """Make the ROMFS partition hold slot's image. None: not a ROMFS slot; False: it already did;
-    True: copied (and verified). OSError when the copy does not verify."""
+def _rom_sync(st, slot):
+    """A ROMFS slot: make the partition hold its image. None for a file slot; else whether it was
+    copied. st["rom"] names the slot the partition was last verified to hold; it is cleared before a
+    copy, so after a cut copy the next boot checks (SHA-256) and copies again."""
     path = "%s/%s/%s" % (DIR, slot, ROM_IMG)
     try:
         os.stat(path)
     except OSError:
         return None
-    dev = rom_dev()
-    if dev is None:
-        raise OSError("slot %s is a ROMFS image and this board has no ROMFS partition" % slot)
-    import hashlib
-    buf = bytearray(1024)
-    want, n = _file_sha(path, buf)
-    mv = memoryview(dev)
-    if hashlib.sha256(mv[:n]).digest() == want:
+    if st.get("rom") == slot:
         return False
-    print("ota: copying slot %s into the ROMFS partition (%d bytes)" % (slot, n))
-    t = _ms()
-    _rom_copy(dev, path, n, buf)
-    if hashlib.sha256(mv[:n]).digest() != want:
-        raise OSError("the ROMFS partition does not hold slot %s after the copy" % slot)
-    try:  # mounted again as at start-up (it may have held no image then)
-        import vfs
-        vfs.mount(vfs.VfsRom(dev), "/rom")
-        if "/rom" not in sys.path:
-            sys.path.extend(("/rom", "/rom/lib"))
-    except (ImportError, AttributeError):
-        pass
-    print("ota: ROMFS partition holds slot %s (copied in %d ms)" % (slot, (_ms() - t) % (1 << 30)))
-    return True
-
-
-def keep_rom(slot, version):
-    """The image in the ROMFS partition (deployed over USB) saved as slot, before the first ROMFS
-    update overwrites it, so a rollback can copy it back. Through 1 KB of RAM (not straight from
-    the mapped flash to the filesystem). True if the partition held an image."""
-    dev = rom_dev()
-    mv = memoryview(dev) if dev is not None else b""
-    n = rom_size(mv)
-    if not n:
-        return False
-    d = "%s/%s" % (DIR, slot)
-    os.mkdir(d)
-    buf = bytearray(1024)
-    with open(d + "/" + ROM_IMG + ".part", "wb") as f:
-        for off in range(0, n, len(buf)):
-            k = min(len(buf), n - off)
-            buf[:k] = mv[off:off + k]
-            f.write(memoryview(buf)[:k])
-    os.rename(d + "/" + ROM_IMG + ".part", d + "/" + ROM_IMG)
-    with open(d + "/.manifest", "w") as f:
-        f.write(json.dumps({"kind": "romfs", "version": version, "size": n, "deployed": True}))
-    return True
+    if st.get("rom") is not None:
+        st["rom"] = None
+        save(st)
+    copied = _romlib().sync(path, _DEV, "slot " + slot)
+    st["rom"] = slot
+    save(st)
+    return copied
 
 
 def _rollback(st, reason):
@@ -243,7 +163,7 @@ def _usable(st):
             save(_rollback(st, "slot %s is incomplete" % slot))
             continue
         try:
-            if rom_sync(slot) is None:
+            if _rom_sync(st, slot) is None:
                 sys.path.insert(0, "%s/%s" % (DIR, slot))
             return slot
         except OSError as e:

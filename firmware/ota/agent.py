@@ -208,11 +208,10 @@ def _keep_deployed(m, st, target):
 
 def _check_romfs(m):
     """A ROMFS update needs a ROMFS partition that holds it (checked before anything is written)."""
-    dev = otaboot.rom_dev()
-    if dev is None:
+    room = otaboot.rom_room()
+    if not room:
         raise OtaError("REJECTED", "this board has no ROMFS partition: send it an app update built "
                                    "without --romfs")
-    room = dev.ioctl(4, 0) * dev.ioctl(5, 0)
     if m["size"] > room:
         raise OtaError("REJECTED", "the ROMFS image (%d bytes) does not fit the partition (%d bytes)"
                        % (m["size"], room))

@@ -8,7 +8,7 @@
 #            "size": total, "files": [{"path": "app.py", "offset": 0, "size": n, "sha256": hex}]}
 #        or {"kind": "image", "version": "1.24.1", "seq": ..., "chip": "esp32", "size": n, "sha256": hex}
 #        or {"kind": "romfs", ... as "app", "files": [{"path": "romfs.img", ...}]}: the app as one
-#           ROMFS image, for boards with a ROMFS partition (run in place from it: otaboot.rom_sync)
+#           ROMFS image, for boards with a ROMFS partition (run in place from it: otaboot_rom.sync)
 import binascii
 import hashlib
 import json
@@ -18,7 +18,8 @@ from ota import OtaError
 PUBKEY = "/certs/ota.pub"           # 65 bytes, uncompressed P-256 point, written by `inject`
 OPERATION = "edgeshadow-ota"
 # Never replaced by an update: the slot pointer and entry points, the device's own data.
-_PROTECTED = ("boot.py", "main.py", "otaboot.py", "otaboot.mpy", "config.json", "board.json")
+_PROTECTED = ("boot.py", "main.py", "otaboot.py", "otaboot.mpy", "otaboot_rom.py", "otaboot_rom.mpy",
+              "config.json", "board.json")
 _PROTECTED_DIRS = ("certs/", "spool/", "update/", "lib/")
 
 

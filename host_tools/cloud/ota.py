@@ -40,7 +40,7 @@ OPERATION = "edgeshadow-ota"
 BOARD_PUBKEY = "/certs/ota.pub"
 KEY_DIR = CERTS_DIR / "ota"
 KEY_NAME, PUB_NAME = "ota-signing.key", "ota-signing.pub"
-ROOT_ONLY = ("/boot.py", "/main.py", "/otaboot.py", "/otaboot.mpy")
+ROOT_ONLY = ("/boot.py", "/main.py", "/otaboot.py", "/otaboot.mpy", "/otaboot_rom.py", "/otaboot_rom.mpy")
 ROMFS_FILE = "romfs.img"  # a "romfs" bundle's one file
 
 

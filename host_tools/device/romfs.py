@@ -8,7 +8,7 @@ docs.micropython.org, "Working with ROMFS"); `vfs.rom_ioctl` is how the board ex
 mpremote's `romfs deploy` and this module write it.
 
 The image is built by mpremote's own ROMFS writer (mpremote.romfs.make_romfs) from the .mpy files
-deploy would send; /boot.py, /main.py and /otaboot.py stay on the filesystem (the board runs
+deploy would send; /boot.py, /main.py and /otaboot.py (+ otaboot_rom.py) stay on the filesystem (the board runs
 /boot.py and /main.py from there, and otaboot decides which app version runs: an OTA update in
 /update/ still takes precedence over the ROMFS). On the board, sys.path puts "" (the filesystem)
 before "/rom", so the filesystem's copies of the modules in the image are removed.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
 
-ON_FILESYSTEM = ("/boot", "/main", "/otaboot")  # .py or .mpy
+ON_FILESYSTEM = ("/boot", "/main", "/otaboot", "/otaboot_rom")  # .py or .mpy
 CHUNK = 2048  # bytes of image per command (base64 in the raw REPL: about 2.7 KB on the line)
 
 

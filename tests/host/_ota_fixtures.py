@@ -50,12 +50,13 @@ def wait_until(fn, timeout, what, every=0.1):
 def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, mpy_arch=None, firmware=True):
     """A board folder as `deploy [--mpy]` + `inject --ota-key` leave it (written directly: quicker).
     firmware="romfs": laid as the virtual board lays a fresh one on the ESP32-like runtime (its
-    modules in the ROMFS partition, boot.py, main.py and otaboot.py in the filesystem)."""
+    modules in the ROMFS partition, boot.py, main.py and otaboot.py in the filesystem); the default
+    when ROMFS. firmware="files": on the filesystem whatever the runtime."""
     from host_tools.device.deploy import local_files
     flash = workdir / "flash"
     if firmware is True and ROMFS:
         firmware = "romfs"
-    files = local_files(FIRMWARE_DIR, mpy_arch)[0] if firmware is True else {}
+    files = local_files(FIRMWARE_DIR, mpy_arch)[0] if firmware in (True, "files") else {}
     if firmware == "romfs":
         VirtualBoard(workdir, thing=thing, scenario=None, runtime="esp32like", romfs="firmware")._prepare()
     for path, data in files.items():

@@ -167,5 +167,5 @@ def test_build_for_a_board_with_a_romfs_partition_makes_one_romfs_image(keys, tm
     from host_tools.device import romfs
     from host_tools.device.deploy import local_files
     rom, on_fs = romfs.split(local_files(FIRMWARE_DIR, "x64")[0])  # what `deploy --romfs` lays
-    assert sorted(on_fs) == ["/boot.py", "/main.py", "/otaboot.mpy"] and "/app.mpy" in rom
+    assert sorted(on_fs) == ["/boot.py", "/main.py", "/otaboot.mpy", "/otaboot_rom.mpy"] and "/app.mpy" in rom
     assert b.blob == romfs.build_image(rom)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not runtimes.available("esp32like"),
 def image():
     files, _ = local_files(FIRMWARE_DIR, "x64")
     rom, on_fs = romfs.split(files)
-    assert sorted(on_fs) == ["/boot.py", "/main.py", "/otaboot.mpy"]
+    assert sorted(on_fs) == ["/boot.py", "/main.py", "/otaboot.mpy", "/otaboot_rom.mpy"]
     assert "/app.mpy" in rom and "/net/mqtt.mpy" in rom
     return romfs.build_image(rom)
 

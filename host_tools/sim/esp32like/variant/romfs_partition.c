@@ -5,6 +5,10 @@
 //   EDGESHADOW_ROMFS=path   the partition's file (the virtual board keeps it in its sim/ folder);
 //                           created erased (0xFF) when absent. Without it: no partition.
 //   EDGESHADOW_ROMFS_SIZE   its size in bytes when created (default 256 KiB)
+//   EDGESHADOW_ROMFS_TIMING "erase_us,page_us": time a 4 KB erase and a 256 B page write take
+//                           (default "45000,400": an ESP32's SPI flash, W25Q32JV typical tSE, tPP),
+//                           so a copy into the partition takes as long as on a board and a power
+//                           cut can land in the middle of one; "0,0" for none
 //
 // As on the ESP32 port (ports/esp32/esp32_partition.c), vfs.rom_ioctl answers only 1 (how many
 // partitions) and 2 (the partition): rom_ioctl(2, 0) is a Partition object, readable as a buffer
@@ -36,12 +40,19 @@
 static uint8_t *part = NULL;
 static size_t part_size = 0;
 static int part_tried = 0;
+static useconds_t erase_us = 45000, page_us = 400;
 
 static void part_open(void) {
     if (part_tried) {
         return;
     }
     part_tried = 1;
+    const char *timing = getenv("EDGESHADOW_ROMFS_TIMING");
+    if (timing != NULL) {
+        char *end;
+        erase_us = (useconds_t)strtoul(timing, &end, 10);
+        page_us = *end == ',' ? (useconds_t)strtoul(end + 1, NULL, 10) : 0;
+    }
     const char *path = getenv("EDGESHADOW_ROMFS");
     if (path == NULL || *path == '\0') {
         return;
@@ -85,7 +96,12 @@ static void part_erase(mp_int_t offset, size_t len) {  // esp_partition_erase_ra
     if (offset % ROMFS_BLOCK || len % ROMFS_BLOCK) {
         mp_raise_OSError(MP_EINVAL);
     }
-    memset(part + offset, 0xff, len);
+    for (size_t done = 0; done < len; done += ROMFS_BLOCK) {
+        memset(part + offset + done, 0xff, ROMFS_BLOCK);
+        if (erase_us) {
+            usleep(erase_us);
+        }
+    }
 }
 
 static mp_obj_t rom_part_readblocks(size_t n_args, const mp_obj_t *args) {
@@ -111,6 +127,9 @@ static mp_obj_t rom_part_writeblocks(size_t n_args, const mp_obj_t *args) {
     const uint8_t *src = buf.buf;
     for (size_t i = 0; i < buf.len; i++) {
         part[offset + i] &= src[i];
+        if (page_us && ((offset + i) % 256 == 255 || i + 1 == buf.len)) {
+            usleep(page_us);  // each 256 B page written takes its program time
+        }
     }
     return mp_const_none;
 }
