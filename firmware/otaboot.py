@@ -15,9 +15,10 @@
 # need ~112-160 KB), so at boot select() makes the partition hold the active slot's image
 # (otaboot_rom.sync: copied when its SHA-256 differs, block by block through the partition object
 # the ESP32 port gives, verified, mounted again). A cut copy is redone at the next boot; a rollback
-# copies the previous slot's image back. The image deployed over USB is kept as a slot (keep_rom)
-# before the first update overwrites it.
+# copies the previous slot's image back. The image deployed over USB is saved as the previous slot
+# at the first boot of the first ROMFS update, before the copy overwrites it.
 #    "rom": slot or null           the slot the ROMFS partition was last verified to hold
+#    "keep": {"slot", "version"}   the slot to save the USB-deployed ROMFS image as, at the next boot
 import json
 import os
 import sys
@@ -67,10 +68,16 @@ def rom_room():
     return _romlib().room(_DEV)
 
 
-def keep_rom(slot, version):
-    """The image deployed over USB (in the partition) saved as slot, before the first ROMFS update
-    overwrites it, so a rollback can copy it back. True if the partition held an image."""
-    return _romlib().keep("%s/%s" % (DIR, slot), ROM_IMG, version, _DEV)
+def _keep_rom(st):
+    """The image deployed over USB (still in the partition) saved as the slot st["keep"] names,
+    before the first ROMFS copy overwrites it, so a rollback can copy it back: at boot, in a clean
+    heap. Redone if cut (the slot's .manifest is written last); no image there: no previous slot."""
+    k = st.get("keep")
+    if not slot_ok(k["slot"]):
+        if not _romlib().keep("%s/%s" % (DIR, k["slot"]), ROM_IMG, k["version"], _DEV):
+            st["previous"] = None
+    st["keep"] = None
+    save(st)
 
 
 def _rom_sync(st, slot):
@@ -84,6 +91,8 @@ def _rom_sync(st, slot):
         return None
     if st.get("rom") == slot:
         return False
+    if st.get("keep"):
+        _keep_rom(st)
     if st.get("rom") is not None:
         st["rom"] = None
         save(st)
@@ -173,11 +182,13 @@ def _usable(st):
     return None
 
 
-def switch(slot, job, version, seq, trial_s=TRIAL_S, previous=None):
+def switch(slot, job, version, seq, trial_s=TRIAL_S, keep=None):
     """The commit point of an update: the staged slot becomes active, on trial. One rename.
-    previous: the slot a rollback returns to (default: the active one; keep_rom's slot)."""
+    keep: (slot, version) to save the USB-deployed ROMFS image as at the next boot (the slot a
+    rollback returns to); else the active slot is the previous one."""
     st = load() or {}
-    st["previous"] = previous or st.get("active")
+    st["previous"] = keep[0] if keep else st.get("active")
+    st["keep"] = {"slot": keep[0], "version": keep[1]} if keep else None
     st["prev_seq"] = st.get("seq", 0)
     st["active"] = slot
     st["pending"] = {"job": job, "version": version, "tries": 0, "trial_s": trial_s}

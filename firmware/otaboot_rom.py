@@ -121,7 +121,10 @@ def keep(d, name, version, dev=None):
     n = rom_size(mv)
     if not n:
         return False
-    os.mkdir(d)
+    try:
+        os.mkdir(d)
+    except OSError:  # there from a keep a power cut stopped: written again
+        pass
     buf = bytearray(_BUF)
     with open(d + "/" + name + ".part", "wb") as f:
         for off in range(0, n, _BUF):

@@ -197,13 +197,14 @@ async def _to_slot(jobs, job, doc, m, digest, st):
 
 def _keep_deployed(m, st, target):
     """The first ROMFS update of a board running what was deployed over USB: that image (in the
-    partition) is saved as the other slot, what a rollback returns to. Its name, or None."""
+    partition) is to be saved as the other slot, what a rollback returns to; otaboot does it at
+    the next boot (in a clean heap), before the copy. (slot, version) or None."""
     if m["kind"] != "romfs" or st.get("active"):
         return None
     other = "b" if target == "a" else "a"
     rmtree(otaboot.DIR + "/" + other)
     from edge import VERSION
-    return other if otaboot.keep_rom(other, VERSION) else None
+    return other, VERSION
 
 
 def _check_romfs(m):

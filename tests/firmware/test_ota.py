@@ -250,16 +250,17 @@ def test_romfs_slots_are_copied_into_the_partition_at_boot_and_back_on_rollback(
     otaboot._DEV = part
     path = list(sys.path)
     try:
-        assert otaboot.keep_rom("b", "0.1.0")                     # the image deployed over USB
-        with open(d + "/b/romfs.img", "rb") as f:
-            assert f.read() == old
         os.mkdir(d + "/a")
         with open(d + "/a/romfs.img", "wb") as f:
             f.write(new)
         with open(d + "/a/.manifest", "w") as f:
             f.write("{}")
-        otaboot.switch("a", "job-1", "0.2.0", 2, previous="b")
+        otaboot.switch("a", "job-1", "0.2.0", 2, keep=("b", "0.1.0"))
         assert otaboot.select() == "a" and bytes(part[:len(new)]) == new
+        with open(d + "/b/romfs.img", "rb") as f:                 # the image deployed over USB,
+            assert f.read() == old                                 # saved before the copy
+        st = otaboot.load()
+        assert st["previous"] == "b" and st["keep"] is None
         assert d + "/a" not in sys.path                            # runs from the partition, not files
         st = otaboot.load()
         assert st["rom"] == "a" and otaboot._rom_sync(st, "a") is False   # the next boot copies nothing

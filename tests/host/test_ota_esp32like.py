@@ -140,7 +140,7 @@ def _kill_during_the_copy(vb, old, rng, deadline_s=120):
         with open(path, "rb") as f:
             held = f.read(len(old))
         if held != old:
-            time.sleep(rng.uniform(0.0, 0.6))
+            time.sleep(rng.uniform(0.2, 0.9))
             os.kill(vb.state()["child_pid"], signal.SIGKILL)
             return path.read_bytes()
     raise AssertionError("the copy-on-boot did not start")
