@@ -52,54 +52,22 @@ def slot_ok(slot):
         return False
 
 
-ROM_IMG = "romfs.img"
 _DEV = None  # the ROMFS partition for otaboot_rom (None: vfs.rom_ioctl(2, 0)); tests put a stand-in here
 
 
-def _romlib():
-    """otaboot_rom (root-only too): its code is in RAM only while a ROMFS slot is copied or kept."""
-    import otaboot_rom
-    sys.modules.pop("otaboot_rom", None)
-    return otaboot_rom
-
-
-def rom_room():
-    """Bytes of the board's ROMFS partition (0: it has none)."""
-    return _romlib().room(_DEV)
-
-
-def _keep_rom(st):
-    """The image deployed over USB (still in the partition) saved as the slot st["keep"] names,
-    before the first ROMFS copy overwrites it, so a rollback can copy it back: at boot, in a clean
-    heap. Redone if cut (the slot's .manifest is written last); no image there: no previous slot."""
-    k = st.get("keep")
-    if not slot_ok(k["slot"]):
-        if not _romlib().keep("%s/%s" % (DIR, k["slot"]), ROM_IMG, k["version"], _DEV):
-            st["previous"] = None
-    st["keep"] = None
-    save(st)
-
-
 def _rom_sync(st, slot):
-    """A ROMFS slot: make the partition hold its image. None for a file slot; else whether it was
-    copied. st["rom"] names the slot the partition was last verified to hold; it is cleared before a
-    copy, so after a cut copy the next boot checks (SHA-256) and copies again."""
-    path = "%s/%s/%s" % (DIR, slot, ROM_IMG)
+    """A ROMFS slot (one file, romfs.img): the partition made to hold its image by otaboot_rom
+    (root-only too, in RAM only then). None for a file slot; else whether it was copied.
+    st["rom"]: the slot the partition was last verified to hold (the check is skipped then)."""
     try:
-        os.stat(path)
+        os.stat("%s/%s/romfs.img" % (DIR, slot))
     except OSError:
         return None
     if st.get("rom") == slot:
         return False
-    if st.get("keep"):
-        _keep_rom(st)
-    if st.get("rom") is not None:
-        st["rom"] = None
-        save(st)
-    copied = _romlib().sync(path, _DEV, "slot " + slot)
-    st["rom"] = slot
-    save(st)
-    return copied
+    import otaboot_rom
+    sys.modules.pop("otaboot_rom", None)
+    return otaboot_rom.boot(st, slot, DIR, save, slot_ok, _DEV)
 
 
 def _rollback(st, reason):

@@ -136,3 +136,23 @@ def keep(d, name, version, dev=None):
     with open(d + "/.manifest", "w") as f:
         f.write(json.dumps({"kind": "romfs", "version": version, "size": n, "deployed": True}))
     return True
+
+
+def boot(st, slot, top, save, slot_ok, dev=None):
+    """otaboot.select()'s ROMFS step for the active slot: first the USB-deployed image saved as the
+    slot st["keep"] names (while the partition still holds it: before any copy; redone if cut, the
+    slot's .manifest is written last; no image there: no previous slot), then the copy. st["rom"] is
+    cleared before a copy, so after a cut copy the next boot checks and copies again."""
+    k = st.get("keep")
+    if k:
+        if not slot_ok(k["slot"]) and not keep("%s/%s" % (top, k["slot"]), "romfs.img", k["version"], dev):
+            st["previous"] = None
+        st["keep"] = None
+        save(st)
+    if st.get("rom") is not None:
+        st["rom"] = None
+        save(st)
+    copied = sync("%s/%s/romfs.img" % (top, slot), dev, "slot " + slot)
+    st["rom"] = slot
+    save(st)
+    return copied

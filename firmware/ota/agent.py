@@ -11,6 +11,7 @@ import gc
 import hashlib
 import json
 import os
+import sys
 
 import asyncio
 
@@ -209,7 +210,10 @@ def _keep_deployed(m, st, target):
 
 def _check_romfs(m):
     """A ROMFS update needs a ROMFS partition that holds it (checked before anything is written)."""
-    room = otaboot.rom_room()
+    import otaboot_rom
+    room = otaboot_rom.room(otaboot._DEV)
+    del otaboot_rom
+    sys.modules.pop("otaboot_rom", None)
     if not room:
         raise OtaError("REJECTED", "this board has no ROMFS partition: send it an app update built "
                                    "without --romfs")

@@ -209,11 +209,13 @@ def board_figures(tmp, bundle, key):
             t1, u1, d1 = marks[(b.thing, "switch")]
             kb = bundle.manifest["size"] / 1024
             print(f"bundle: {bundle.manifest['size']} bytes in {len(bundle.manifest['files'])} files, "
-                  f"blocks of {1024} bytes, {4} per request")
+                  "blocks sized from the free heap (512 B under 48 KB free, else 1 KB), 4 per request")
             print(f"download throughput over MQTT (virtual board, loopback TLS): {kb / (t1 - t0):.1f} KB/s "
                   f"({t1 - t0:.2f} s incl. writing and hashing)")
             print(f"bytes on the wire per KB of payload: {(u1 - u0 + d1 - d0) / kb:.0f} "
                   f"(board->broker {(u1 - u0) / kb:.0f}, broker->board {(d1 - d0) / kb:.0f})")
+            print(f"stream blocks the board asked for: {jobs.bytes_sent / max(1, jobs.blocks_sent):.0f} bytes "
+                  f"on average ({jobs.blocks_sent} blocks)")
             copied = re.findall(r"copied in (\d+) ms", b.log())
             if ROMFS and copied:
                 print(f"esp32like ROMFS copy-on-boot of {bundle.manifest['size']} bytes (erase, write, "
