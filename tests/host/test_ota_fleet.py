@@ -248,6 +248,8 @@ def _phase(board, job):
     if (st.get("result") or {}).get("job") == job:
         return "confirmed, not yet reported"
     if (st.get("pending") or {}).get("job") == job:
+        if ROMFS and st.get("rom") != st.get("active"):
+            return "switched, copying into ROMFS (pending)"
         return "switched, first boot (pending)"
     if (board.flash_dir / "update" / "stage").exists():
         return "downloading"
