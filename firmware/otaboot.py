@@ -9,6 +9,16 @@
 #    "pending": {"job", "version", "tries"} or null,   a new slot on trial
 #    "result": {"job", "status", "reason", "version"} or null,   still to report to the job
 #    "seq": n}                     seq of the running manifest (older ones are refused)
+#
+# A ROMFS slot (boards with a ROMFS partition; a "romfs" manifest) holds one file, romfs.img: the
+# app as a ROMFS image. The firmware runs from the partition (in place: ~80 KB of heap, where files
+# need ~112-160 KB), so at boot select() makes the partition hold the active slot's image
+# (otaboot_rom.sync: copied when its SHA-256 differs, block by block through the partition object
+# the ESP32 port gives, verified, mounted again). A cut copy is redone at the next boot; a rollback
+# copies the previous slot's image back. The image deployed over USB is saved as the previous slot
+# at the first boot of the first ROMFS update, before the copy overwrites it.
+#    "rom": slot or null           the slot the ROMFS partition was last verified to hold
+#    "keep": {"slot", "version"}   the slot to save the USB-deployed ROMFS image as, at the next boot
 import json
 import os
 import sys
@@ -40,6 +50,24 @@ def slot_ok(slot):
         return True
     except OSError:
         return False
+
+
+_DEV = None  # the ROMFS partition for otaboot_rom (None: vfs.rom_ioctl(2, 0)); tests put a stand-in here
+
+
+def _rom_sync(st, slot):
+    """A ROMFS slot (one file, romfs.img): the partition made to hold its image by otaboot_rom
+    (root-only too, in RAM only then). None for a file slot; else whether it was copied.
+    st["rom"]: the slot the partition was last verified to hold (the check is skipped then)."""
+    try:
+        os.stat("%s/%s/romfs.img" % (DIR, slot))
+    except OSError:
+        return None
+    if st.get("rom") == slot:
+        return False
+    import otaboot_rom
+    sys.modules.pop("otaboot_rom", None)
+    return otaboot_rom.boot(st, slot, DIR, save, slot_ok, _DEV)
 
 
 def _rollback(st, reason):
@@ -75,8 +103,9 @@ def _arm_watchdog(trial_s):
 
 
 def select():
-    """At boot: count a pending slot's try (rolling back after MAX_TRIES), then put the active slot
-    first on sys.path. Returns the active slot or None (factory)."""
+    """At boot: count a pending slot's try (rolling back after MAX_TRIES), make the ROMFS
+    partition hold a ROMFS slot's image, or put a file slot first on sys.path. Returns the active
+    slot or None (factory)."""
     st = load()
     if st is None:
         return None
@@ -89,26 +118,45 @@ def select():
         if p["tries"] > MAX_TRIES:
             _rollback(st, "not confirmed after %d boots" % MAX_TRIES)
         save(st)
-    if st.get("pending"):
+    slot = _usable(st)
+    if st.get("pending"):  # after the copy: erasing flash can take seconds on a board
         _arm_watchdog(st["pending"].get("trial_s", TRIAL_S))
-    slot = st.get("active")
-    if slot and not slot_ok(slot):
-        if st.get("pending"):
-            save(_rollback(st, "slot %s is incomplete" % slot))
-        else:
-            st["active"] = None
-            save(st)
-        slot = st.get("active")
     if slot:
-        sys.path.insert(0, "%s/%s" % (DIR, slot))
         print("ota: running slot %s%s" % (slot, " (pending)" if st.get("pending") else ""))
     return slot
 
 
-def switch(slot, job, version, seq, trial_s=TRIAL_S):
-    """The commit point of an update: the staged slot becomes active, on trial. One rename."""
+def _usable(st):
+    """The active slot made ready to run (rolled back if it cannot be): its name or None."""
+    for _ in range(2):
+        slot = st.get("active")
+        if not slot:
+            return None
+        if not slot_ok(slot):
+            if not st.get("pending"):
+                st["active"] = None
+                save(st)
+                return None
+            save(_rollback(st, "slot %s is incomplete" % slot))
+            continue
+        try:
+            if _rom_sync(st, slot) is None:
+                sys.path.insert(0, "%s/%s" % (DIR, slot))
+            return slot
+        except OSError as e:
+            if not st.get("pending"):
+                raise
+            save(_rollback(st, str(e)))
+    return None
+
+
+def switch(slot, job, version, seq, trial_s=TRIAL_S, keep=None):
+    """The commit point of an update: the staged slot becomes active, on trial. One rename.
+    keep: (slot, version) to save the USB-deployed ROMFS image as at the next boot (the slot a
+    rollback returns to); else the active slot is the previous one."""
     st = load() or {}
-    st["previous"] = st.get("active")
+    st["previous"] = keep[0] if keep else st.get("active")
+    st["keep"] = {"slot": keep[0], "version": keep[1]} if keep else None
     st["prev_seq"] = st.get("seq", 0)
     st["active"] = slot
     st["pending"] = {"job": job, "version": version, "tries": 0, "trial_s": trial_s}

@@ -3,12 +3,15 @@
 # SHA-256), then the staged folder becomes the inactive slot and otaboot.switch() makes it the
 # active one, on trial, in one rename; the board restarts into it. Imported only while a job runs.
 # A restart at any moment resumes: finished files are kept (/update/stage/.progress), the file
-# being written starts again, a slot already in place is switched to without a new download.
+# being written goes on from the bytes it holds (hashed again from flash), a slot already in place
+# is switched to without a new download. A "romfs" update is one file (the app as a ROMFS image)
+# in the slot; otaboot copies it into the ROMFS partition at boot.
 import binascii
 import gc
 import hashlib
 import json
 import os
+import sys
 
 import asyncio
 
@@ -83,25 +86,26 @@ class _Writer:
     """Cuts the stream's bytes into the manifest's files (entries taken one at a time from an
     iterable), hashing as it writes; i: entries already done (skipped)."""
 
-    def __init__(self, files, i, progress):
+    def __init__(self, files, i, progress, resume=False):
         self.it, self.i, self.progress = iter(files), i, progress
         self.fd = self.f = self.h = None
         self.n = 0
         for _ in range(i):
             next(self.it, None)
-        self._open()
+        self._open(resume)
 
-    def _open(self):
+    def _open(self, resume=False):
         while True:
             self.fd = fd = next(self.it, None)
             if fd is None:
                 return
             path = _stage() + "/" + fd["path"]
             _mkdirs(path.rsplit("/", 1)[0])
-            self.f = open(path + ".part", "wb")
             self.h = hashlib.sha256()
-            self.n = 0
-            if fd["size"]:
+            self.n = _rehash(path + ".part", self.h, fd["size"]) if resume else 0
+            self.f = open(path + ".part", "ab" if self.n else "wb")
+            resume = False
+            if fd["size"] > self.n:
                 return
             self._close()
 
@@ -148,6 +152,24 @@ async def _going_on(jobs, job, details):
     return True
 
 
+def _rehash(path, h, most):
+    """Bytes of path (a file cut by a restart) fed to h: where its download goes on; 0 to start
+    again (none, or more than the file should hold)."""
+    buf = bytearray(512)
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            while True:
+                k = f.readinto(buf)
+                if not k:
+                    break
+                h.update(memoryview(buf)[:k])
+                n += k
+    except OSError:
+        return 0
+    return n if n <= most else 0
+
+
 def _incoming():
     return otaboot.DIR + "/incoming.json"   # the manifest as fetched, until it is checked
 
@@ -160,17 +182,44 @@ async def _to_slot(jobs, job, doc, m, digest, st):
     if _digest_of(slot_dir + "/.manifest") != digest:   # else: staged and moved before a restart
         if not await _going_on(jobs, job, {"step": "download", "version": m["version"]}):
             return None
-        done = _stage_begin(job, digest, m)
+        done = _stage_begin(job, digest, m, st.get("active"))
         await _download(jobs, doc, m, job, digest, done)
         rmtree(slot_dir)
         os.rename(_stage(), slot_dir)
     rmtree(_incoming())
+    prev = _keep_deployed(m, st, target)
     # the last word before the switch: a job cancelled during the download is not applied
     if not await _going_on(jobs, job, {"step": "switch", "version": m["version"]}):
         rmtree(slot_dir)
         return None
-    otaboot.switch(target, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S))
+    otaboot.switch(target, job, m["version"], m["seq"], m.get("trial_s", otaboot.TRIAL_S), prev)
     return target
+
+
+def _keep_deployed(m, st, target):
+    """The first ROMFS update of a board running what was deployed over USB: that image (in the
+    partition) is to be saved as the other slot, what a rollback returns to; otaboot does it at
+    the next boot (in a clean heap), before the copy. (slot, version) or None."""
+    if m["kind"] != "romfs" or st.get("active"):
+        return None
+    other = "b" if target == "a" else "a"
+    rmtree(otaboot.DIR + "/" + other)
+    from edge import VERSION
+    return other, VERSION
+
+
+def _check_romfs(m):
+    """A ROMFS update needs a ROMFS partition that holds it (checked before anything is written)."""
+    import otaboot_rom
+    room = otaboot_rom.room(otaboot._DEV)
+    del otaboot_rom
+    sys.modules.pop("otaboot_rom", None)
+    if not room:
+        raise OtaError("REJECTED", "this board has no ROMFS partition: send it an app update built "
+                                   "without --romfs")
+    if m["size"] > room:
+        raise OtaError("REJECTED", "the ROMFS image (%d bytes) does not fit the partition (%d bytes)"
+                       % (m["size"], room))
 
 
 async def _checked_manifest(jobs, doc, st):
@@ -182,6 +231,8 @@ async def _checked_manifest(jobs, doc, st):
     digest = await fetch_manifest(jobs, doc, sizes, _incoming())
     manifest.verify(doc, digest, manifest.read_pubkey())
     m = manifest.parse_file(_incoming(), _board_arch(), st.get("seq", 0), _board("chip"))
+    if m["kind"] == "romfs":
+        _check_romfs(m)
     if sizes.get(doc.get("fileId", 0)) != m["size"]:  # a truncated or padded stream file
         raise OtaError("REJECTED", "stream %s file %s holds %s bytes, the manifest says %d"
                        % (doc["streamId"], doc.get("fileId", 0), sizes.get(doc.get("fileId", 0), "no"), m["size"]))
@@ -242,34 +293,35 @@ def _free_bytes():
         return None
 
 
-def _stage_begin(job, digest, m):
+def _stage_begin(job, digest, m, active):
     """The stage for this job: kept (returns the files already done) or made anew with the checked
     manifest moved into it (the marker a finished slot carries); the free space is checked first."""
     prog = _read(_stage() + "/.progress")
     if prog:
         p = prog.split()
         if len(p) == 3 and p[0] == job and p[1] == digest and _digest_of(_stage() + "/.manifest") == digest:
-            return int(p[2])
+            return int(p[2])   # resumed (None: a fresh stage)
     rmtree(_stage())
     free = _free_bytes()
-    if free is not None and free < m["size"] + 8192:
-        raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, m["size"]))
+    need = m["size"] * (2 if m["kind"] == "romfs" and not active else 1)  # + the deployed image kept
+    if free is not None and free < need + 8192:
+        raise OtaError("FAILED", "not enough flash: %d bytes free, the update needs %d" % (free, need))
     _mkdirs(_stage())
     os.rename(_incoming(), _stage() + "/.manifest")
-    return 0
+    write_atomic(_stage() + "/.progress", "%s %s 0" % (job, digest))
+    return None
 
 
 async def _download(jobs, doc, m, job, digest, done):
-    if done:
-        jobs.log("ota: job %s: resuming the download at file %d" % (job, done + 1))
-
     def progress(i):
         write_atomic(_stage() + "/.progress", "%s %s %d" % (job, digest, i))
 
-    w = _Writer(manifest.files(_stage() + "/.manifest", m), done, progress)
+    w = _Writer(manifest.files(_stage() + "/.manifest", m), done or 0, progress, done is not None)
     if w.done:
         return
-    pos = w.fd["offset"]
+    pos = w.fd["offset"] + w.n
+    if pos:
+        jobs.log("ota: job %s: resuming the download at file %d, byte %d" % (job, w.i + 1, pos))
     bs = block_size()
     try:
         await fetch(jobs, doc, m["size"], pos // bs, pos % bs, w.feed, lambda: w.done, None, bs)

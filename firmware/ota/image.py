@@ -9,24 +9,26 @@ import binascii
 
 import otaboot
 from ota import OtaError
-from ota.stream import fetch
+from ota.stream import block_size, fetch
 
 IMAGE_MAGIC = 0xE9
 CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32c3": 5, "esp32s3": 9, "esp32c6": 13, "esp32h2": 16}
 
 
 class _PartitionWriter:
+    """The image written as it comes: each erase block erased when the image reaches it, the bytes
+    written at their offset (esp32.Partition.writeblocks(block, buf, offset)); no block-sized
+    buffer (4 KB in one piece is often not to be had in a fragmented heap). The header is checked
+    on the first stream block, before anything is written."""
+
     def __init__(self, part, size, chip):
         self.part, self.size, self.chip = part, size, chip
         self.bs = part.ioctl(5, 0) or 4096
-        self.buf = bytearray(self.bs)
-        self.fill = 0
-        self.block = 0
         self.n = 0
         self.h = hashlib.sha256()
 
     def _header(self, b):
-        if b[0] != IMAGE_MAGIC:
+        if len(b) < 14 or b[0] != IMAGE_MAGIC:
             raise OtaError("FAILED", "not an ESP firmware image (first byte 0x%02x, expected 0xE9)" % b[0])
         cid = b[12] | (b[13] << 8)
         if cid != CHIP_IDS.get(self.chip):
@@ -35,32 +37,23 @@ class _PartitionWriter:
 
     def feed(self, data):
         mv = memoryview(data)
+        if self.n == 0:
+            self._header(mv)  # before anything is written to the partition
         self.h.update(mv)
-        self.n += len(mv)
         while len(mv):
-            take = min(len(mv), self.bs - self.fill)
-            self.buf[self.fill:self.fill + take] = mv[:take]
-            self.fill += take
+            block, off = divmod(self.n, self.bs)
+            if off == 0:
+                self.part.ioctl(6, block)
+            take = min(len(mv), self.bs - off)
+            self.part.writeblocks(block, mv[:take], off)
+            self.n += take
             mv = mv[take:]
-            if self.fill == self.bs:
-                self._flush()
-
-    def _flush(self):
-        if self.block == 0:
-            self._header(self.buf)  # before anything is written to the partition
-        for i in range(self.fill, self.bs):
-            self.buf[i] = 0xFF
-        self.part.writeblocks(self.block, self.buf)
-        self.block += 1
-        self.fill = 0
 
     @property
     def done(self):
         return self.n >= self.size
 
     def finish(self, sha256):
-        if self.fill:
-            self._flush()
         got = binascii.hexlify(self.h.digest()).decode()
         if got != sha256:
             raise OtaError("FAILED", "image SHA-256 %s..., the manifest says %s..." % (got[:12], sha256[:12]))
@@ -81,7 +74,7 @@ async def run(jobs, job, doc, m):
     if not await _going_on(jobs, job, {"step": "download", "version": m["version"], "partition": label}):
         return
     w = _PartitionWriter(part, m["size"], m["chip"])
-    await fetch(jobs, doc, m["size"], 0, 0, w.feed, lambda: w.done)
+    await fetch(jobs, doc, m["size"], 0, 0, w.feed, lambda: w.done, None, block_size())
     w.finish(m["sha256"])
     if not await _going_on(jobs, job, {"step": "switch", "version": m["version"], "partition": label}):
         return

@@ -21,6 +21,16 @@ _TOPICS = (("jobs/notify-next", 1), ("jobs/+/get/+", 1), ("jobs/+/update/+", 1),
            ("streams/+/data/json", 0), ("streams/+/rejected/json", 0), ("streams/+/description/json", 0))
 
 
+def _state():
+    """/update/state.json (otaboot's slot pointer), read without importing otaboot: {} if none."""
+    try:
+        with open("/update/state.json") as f:
+            st = json.load(f)
+        return st if isinstance(st, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 class Jobs:
     def __init__(self, conn, thing, log=print):
         self.conn = conn
@@ -96,15 +106,15 @@ class Jobs:
             self._kick.set()
 
     async def run(self):
-        st = _ob("load")
-        if st and st.get("pending"):  # not connected and reported by then: rolled back
+        st = _state()
+        if st.get("pending"):  # not connected and reported by then: rolled back
             asyncio.create_task(self._deadline(st["pending"].get("trial_s", TRIAL_S)))
         while True:
             await self._kick.wait()
             self._kick = asyncio.Event()
             if not self.conn.up:
                 continue
-            st = _ob("load") or {}
+            st = _state()
             try:
                 r = st.get("result")
                 if r:

@@ -7,6 +7,8 @@
 # manifest: {"kind": "app", "version": "0.2.0", "seq": 1764576000, "mpy_arch": null | "xtensawin",
 #            "size": total, "files": [{"path": "app.py", "offset": 0, "size": n, "sha256": hex}]}
 #        or {"kind": "image", "version": "1.24.1", "seq": ..., "chip": "esp32", "size": n, "sha256": hex}
+#        or {"kind": "romfs", ... as "app", "files": [{"path": "romfs.img", ...}]}: the app as one
+#           ROMFS image, for boards with a ROMFS partition (run in place from it: otaboot_rom.sync)
 import binascii
 import hashlib
 import json
@@ -16,7 +18,8 @@ from ota import OtaError
 PUBKEY = "/certs/ota.pub"           # 65 bytes, uncompressed P-256 point, written by `inject`
 OPERATION = "edgeshadow-ota"
 # Never replaced by an update: the slot pointer and entry points, the device's own data.
-_PROTECTED = ("boot.py", "main.py", "otaboot.py", "config.json", "board.json")
+_PROTECTED = ("boot.py", "main.py", "otaboot.py", "otaboot.mpy", "otaboot_rom.py", "otaboot_rom.mpy",
+              "config.json", "board.json")
 _PROTECTED_DIRS = ("certs/", "spool/", "update/", "lib/")
 
 
@@ -72,7 +75,7 @@ def parse(text, board_arch=None, running_seq=0, board_chip=None):
     except ValueError:
         _reject("manifest: not JSON")
     _check_head(m, board_arch, running_seq, board_chip)
-    if m["kind"] == "app":
+    if m["kind"] != "image":
         _check_files(m, m["files"] if isinstance(m.get("files"), list) else ())
     return m
 
@@ -117,14 +120,14 @@ def parse_file(path, board_arch=None, running_seq=0, board_chip=None):
     the header dict, without its files (files(path, m) gives them again)."""
     m = head(path)
     _check_head(m, board_arch, running_seq, board_chip)
-    if m["kind"] == "app":
+    if m["kind"] != "image":
         _check_files(m, files(path, m))
     return m
 
 
 def _check_head(m, board_arch, running_seq, board_chip):
-    if not isinstance(m, dict) or m.get("kind") not in ("app", "image"):
-        _reject("manifest.kind: must be \"app\" or \"image\"")
+    if not isinstance(m, dict) or m.get("kind") not in ("app", "image", "romfs"):
+        _reject("manifest.kind: must be \"app\", \"romfs\" or \"image\"")
     if not isinstance(m.get("version"), str) or not m["version"]:
         _reject("manifest.version: must be a non-empty string")
     seq = m.get("seq")
@@ -152,6 +155,8 @@ def _check_files(m, entries):
         if (not isinstance(p, str) or not p or p[0] == "/" or ".." in p.split("/")
                 or p in _PROTECTED or any(p.startswith(d) for d in _PROTECTED_DIRS)):
             _reject("manifest.files[%d].path: %r may not be written by an update" % (i - 1, p))
+        if m["kind"] == "romfs" and (i > 1 or p != "romfs.img"):
+            _reject("manifest.files: a romfs update is one file, romfs.img")
         h = f.get("sha256")
         if f.get("offset") != off or not isinstance(f.get("size"), int) or f["size"] < 0:
             _reject("manifest.files[%d]: offset/size do not follow the previous file" % (i - 1))

@@ -35,6 +35,7 @@ class JobsService(ServiceClient):
     REQUEST_FILTERS = REQUEST_FILTERS
     STORE = JobStore
     blocks_sent = 0  # stream blocks published
+    bytes_sent = 0   # ... and the file bytes in them
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
@@ -111,6 +112,7 @@ class JobsService(ServiceClient):
                 for block in self.store.get_stream(stream_id, req):
                     self._publish(base + "data/json", block)
                     self.blocks_sent += 1
+                    self.bytes_sent += len(block.get("p", "")) * 3 // 4 - block.get("p", "").count("=")
         except JobsError as e:
             self._publish(base + "rejected/json", {"o": e.code, "m": e.message, "c": req.get("c")})
 

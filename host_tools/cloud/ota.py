@@ -14,6 +14,11 @@ makes a stream of two files (0: the blob, 1: the manifest) and a job whose docum
 signature only: the board fetches the manifest and checks it before it writes anything. The
 root-only files (boot.py, main.py, otaboot.py) are never in a bundle: they choose and roll back
 the slot, so an update cannot break them.
+
+`build(..., romfs=True)` (`ota build --romfs`, for boards with a ROMFS partition) signs the app as
+one ROMFS image instead (mpremote's writer, as `deploy --romfs` lays it; .mpy inside): a "romfs"
+manifest naming one file, romfs.img. The board downloads it into the inactive slot and, at boot,
+copies it into its ROMFS partition, from which the app runs in place (firmware/otaboot.py).
 """
 import base64
 import hashlib
@@ -35,7 +40,8 @@ OPERATION = "edgeshadow-ota"
 BOARD_PUBKEY = "/certs/ota.pub"
 KEY_DIR = CERTS_DIR / "ota"
 KEY_NAME, PUB_NAME = "ota-signing.key", "ota-signing.pub"
-ROOT_ONLY = ("/boot.py", "/main.py", "/otaboot.py")
+ROOT_ONLY = ("/boot.py", "/main.py", "/otaboot.py", "/otaboot.mpy", "/otaboot_rom.py", "/otaboot_rom.mpy")
+ROMFS_FILE = "romfs.img"  # a "romfs" bundle's one file
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -138,7 +144,7 @@ class Bundle:
         return [(0, self.blob), (1, self.manifest_text.encode())]
 
 
-def make_manifest(files, version, seq, mpy_arch=None, trial_s=None):
+def make_manifest(files, version, seq, mpy_arch=None, trial_s=None, kind="app"):
     """(manifest text, blob) for {relative path: bytes}."""
     entries, blob, off = [], bytearray(), 0
     for path, data in files.items():
@@ -146,7 +152,7 @@ def make_manifest(files, version, seq, mpy_arch=None, trial_s=None):
                         "sha256": hashlib.sha256(data).hexdigest()})
         blob += data
         off += len(data)
-    m = {"kind": "app", "version": version, "seq": seq, "mpy_arch": mpy_arch, "size": off, "files": entries}
+    m = {"kind": kind, "version": version, "seq": seq, "mpy_arch": mpy_arch, "size": off, "files": entries}
     if trial_s is not None:
         if not 3 <= trial_s <= 3600:
             raise EdgeshadowError(f"--trial-s {trial_s}: give 3 to 3600 seconds")
@@ -165,14 +171,20 @@ def manifest_text(m):
     return "\n".join(lines) + "]}"
 
 
-def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, seq=None, trial_s=None):
-    """Sign every app file of firmware_dir (compiled for mpy_arch if given) into a Bundle."""
+def build(firmware_dir, key_path, out_path=None, mpy_arch=None, version=None, seq=None, trial_s=None,
+          romfs=False):
+    """Sign every app file of firmware_dir (compiled for mpy_arch if given) into a Bundle; romfs:
+    the app files as one ROMFS image (kind "romfs")."""
     from host_tools.device.deploy import firmware_version, local_files
     key = _load(key_path, True)
     files, _ = local_files(firmware_dir, mpy_arch)
     app = {p.lstrip("/"): data for p, data in files.items() if p not in ROOT_ONLY}
+    if romfs:
+        from host_tools.device import romfs as rom
+        app = {ROMFS_FILE: rom.build_image({"/" + p: data for p, data in app.items()})}
     text, blob = make_manifest(app, version or firmware_version(firmware_dir),
-                               int(time.time()) if seq is None else seq, mpy_arch, trial_s)
+                               int(time.time()) if seq is None else seq, mpy_arch, trial_s,
+                               "romfs" if romfs else "app")
     if len(text) > 24000:
         raise EdgeshadowError(f"the manifest is {len(text)} bytes: a job document holds at most 32 KB")
     return _written(Bundle(text, sign(key, text), blob), out_path)

@@ -32,20 +32,7 @@ def register(sub):
     k.add_argument("--out", type=Path, default=lib.KEY_DIR, metavar="DIR", help=f"default {lib.KEY_DIR}")
     k.add_argument("--force", action="store_true", help="replace an existing key")
     k.set_defaults(func=do_keygen)
-    b = verbs.add_parser("build", help="sign the firmware's app files into a bundle")
-    b.add_argument("--firmware-dir", type=Path, default=FIRMWARE_DIR, metavar="DIR")
-    b.add_argument("--key", type=Path, default=lib.KEY_DIR / lib.KEY_NAME, metavar="KEY")
-    b.add_argument("--mpy", metavar="ARCH", help="compile to .mpy for this arch (xtensawin, rv32imc, x64)")
-    b.add_argument("--image", type=Path, metavar="F.bin",
-                   help="sign a MicroPython image (for boards with OTA partitions) instead of the app")
-    b.add_argument("--board", metavar="NAME", help="with --image: check the image against this board")
-    b.add_argument("--version", help="version to name in the manifest (default: edge.VERSION)")
-    b.add_argument("--trial-s", type=int, metavar="S",
-                   help="seconds the new app gets to connect and report before the board rolls it "
-                        "back (default 300)")
-    b.add_argument("-o", "--out", type=Path, required=True, metavar="FILE")
-    add_json_arg(b)
-    b.set_defaults(func=do_build)
+    _build_parser(verbs)
     u = verbs.add_parser("push", help="create a job (and its stream) for things")
     u.add_argument("bundle", type=Path, metavar="BUNDLE")
     u.add_argument("things", nargs="*", metavar="THING")
@@ -70,6 +57,28 @@ def register(sub):
     s.set_defaults(func=do_status)
 
 
+def _build_parser(verbs):
+    b = verbs.add_parser("build", help="sign the firmware's app files into a bundle")
+    b.add_argument("--firmware-dir", type=Path, default=FIRMWARE_DIR, metavar="DIR")
+    b.add_argument("--key", type=Path, default=lib.KEY_DIR / lib.KEY_NAME, metavar="KEY")
+    b.add_argument("--mpy", metavar="ARCH", help="compile to .mpy for this arch (xtensawin, rv32imc, x64)")
+    b.add_argument("--image", type=Path, metavar="F.bin",
+                   help="sign a MicroPython image (for boards with OTA partitions) instead of the app")
+    b.add_argument("--board", metavar="NAME",
+                   help="with --image: check the image against this board; else: a board with a ROMFS "
+                        "partition (romfs_size) gets a --romfs bundle compiled for its mpy_arch")
+    b.add_argument("--romfs", action="store_true",
+                   help="the app as one ROMFS image, for boards with a ROMFS partition (they run it in "
+                        "place from flash: about 80 KB of heap where files need 112 KB or more)")
+    b.add_argument("--version", help="version to name in the manifest (default: edge.VERSION)")
+    b.add_argument("--trial-s", type=int, metavar="S",
+                   help="seconds the new app gets to connect and report before the board rolls it "
+                        "back (default 300)")
+    b.add_argument("-o", "--out", type=Path, required=True, metavar="FILE")
+    add_json_arg(b)
+    b.set_defaults(func=do_build)
+
+
 def _jobs(args):
     workdir = args.broker_state.parent if args.broker_state else args.workdir
     return lib.LocalJobs.from_state(workdir, args.timeout)
@@ -90,13 +99,19 @@ def do_build(args):
                "chip": m["chip"], "bytes": m["size"]}
         emit(args, out, f"{args.out}: {m['chip']} image {m['version']} (seq {m['seq']}), {m['size']} bytes, signed")
         return 0
-    b = lib.build(args.firmware_dir, args.key, args.out, mpy_arch=args.mpy, version=args.version,
-                  trial_s=args.trial_s)
+    romfs, arch = args.romfs, args.mpy
+    if args.board:
+        from host_tools.device.boards import load_board
+        board = load_board(args.board)
+        romfs = romfs or bool(board.get("romfs_size"))
+        arch = arch or (board.get("mpy_arch") if romfs else None)
+    b = lib.build(args.firmware_dir, args.key, args.out, mpy_arch=arch, version=args.version,
+                  trial_s=args.trial_s, romfs=romfs)
     m = b.manifest
-    out = {"bundle": str(args.out), "version": m["version"], "seq": m["seq"], "files": len(m["files"]),
-           "bytes": m["size"], "mpy_arch": m["mpy_arch"]}
-    emit(args, out, f"{args.out}: app {m['version']} (seq {m['seq']}), {len(m['files'])} files, {m['size']} bytes, "
-                    "signed")
+    out = {"bundle": str(args.out), "kind": m["kind"], "version": m["version"], "seq": m["seq"],
+           "files": len(m["files"]), "bytes": m["size"], "mpy_arch": m["mpy_arch"]}
+    what = "ROMFS image" if romfs else f"{len(m['files'])} files"
+    emit(args, out, f"{args.out}: app {m['version']} (seq {m['seq']}), {what}, {m['size']} bytes, signed")
     return 0
 
 

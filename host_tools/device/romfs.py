@@ -8,7 +8,7 @@ docs.micropython.org, "Working with ROMFS"); `vfs.rom_ioctl` is how the board ex
 mpremote's `romfs deploy` and this module write it.
 
 The image is built by mpremote's own ROMFS writer (mpremote.romfs.make_romfs) from the .mpy files
-deploy would send; /boot.py, /main.py and /otaboot.py stay on the filesystem (the board runs
+deploy would send; /boot.py, /main.py and /otaboot.py (+ otaboot_rom.py) stay on the filesystem (the board runs
 /boot.py and /main.py from there, and otaboot decides which app version runs: an OTA update in
 /update/ still takes precedence over the ROMFS). On the board, sys.path puts "" (the filesystem)
 before "/rom", so the filesystem's copies of the modules in the image are removed.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from host_tools.errors import EdgeshadowError
 
-ON_FILESYSTEM = ("/boot", "/main", "/otaboot")  # .py or .mpy
+ON_FILESYSTEM = ("/boot", "/main", "/otaboot", "/otaboot_rom")  # .py or .mpy
 CHUNK = 2048  # bytes of image per command (base64 in the raw REPL: about 2.7 KB on the line)
 
 
@@ -47,8 +47,8 @@ def build_image(rom_files):
 
 def partition_size(link):
     """Bytes of the board's first ROMFS partition; a clear error when its MicroPython has none."""
-    size = link.eval("(lambda v: len(v.rom_ioctl(2, 0)) if hasattr(v, 'rom_ioctl') and v.rom_ioctl(1) > 0 "
-                     "else -1)(__import__('vfs'))")
+    size = link.eval("(lambda v: len(memoryview(v.rom_ioctl(2, 0))) if hasattr(v, 'rom_ioctl') and "
+                     "v.rom_ioctl(1) > 0 else -1)(__import__('vfs'))")
     if not isinstance(size, int) or size < 0:
         raise EdgeshadowError(f"the board on {link.port} has no ROMFS partition",
                               hint="ROMFS needs a MicroPython build with a 'romfs' partition; "
@@ -64,31 +64,34 @@ def held_sha256(link, n):
 
 
 def write_image(link, image, on_progress=None):
-    """Erase, write and verify the board's ROMFS partition 0 (SHA-256 of what the board holds)."""
+    """Erase, write and verify the board's ROMFS partition 0 (SHA-256 of what the board holds).
+    As on the ESP32 port, vfs.rom_ioctl(2, 0) is the partition object: erased a block at a time
+    (ioctl 6), written with writeblocks(block, buf, offset), as mpremote's `romfs deploy` does."""
     size = partition_size(link)
     if len(image) > size:
         raise EdgeshadowError(f"the firmware's ROMFS image is {len(image)} bytes; the board's "
                               f"partition holds {size}")
-    link.exec("import vfs\ntry:\n vfs.umount('/rom')\nexcept OSError:\n pass")
-    rc = link.eval(f"vfs.rom_ioctl(3, 0, {len(image)})")
-    if not isinstance(rc, int) or rc < 0:
-        raise EdgeshadowError(f"the board on {link.port} could not erase its ROMFS partition (error {rc})")
+    link.exec("import vfs\ntry:\n vfs.umount('/rom')\nexcept OSError:\n pass\n"
+              "_rom = vfs.rom_ioctl(2, 0)\n_bs = _rom.ioctl(5, 0)\n"
+              f"for _b in range(({len(image)} + _bs - 1) // _bs):\n _rom.ioctl(6, _b)")
+    bs = link.eval("_bs")
     for offset in range(0, len(image), CHUNK):
         chunk = image[offset:offset + CHUNK]
         b64 = base64.b64encode(chunk).decode()
-        rc = link.eval(f"__import__('vfs').rom_ioctl(4, 0, {offset}, __import__('binascii').a2b_base64('{b64}'))")
-        if rc != 0:
-            raise EdgeshadowError(f"the board on {link.port} refused a ROMFS write at offset {offset} (error {rc})")
+        try:
+            link.exec(f"_rom.writeblocks({offset // bs}, __import__('binascii').a2b_base64('{b64}'), {offset % bs})")
+        except Exception as e:
+            raise EdgeshadowError(f"the board on {link.port} refused a ROMFS write at offset {offset} ({e})")
         if on_progress:
             on_progress(min(offset + CHUNK, len(image)), len(image))
-    link.eval("__import__('vfs').rom_ioctl(5, 0)")
+    link.exec("_rom.ioctl(3, 0)")
     held = link.exec("import vfs, hashlib, binascii\n"
-                     f"print(binascii.hexlify(hashlib.sha256(memoryview(vfs.rom_ioctl(2, 0))[:{len(image)}])"
+                     f"print(binascii.hexlify(hashlib.sha256(memoryview(_rom)[:{len(image)}])"
                      ".digest()).decode())").strip()
     if held != hashlib.sha256(image).hexdigest():
         raise EdgeshadowError(f"the board on {link.port} holds another ROMFS image than the one written "
                               f"(SHA-256 {held[:16]}...): its partition may be damaged")
     # mounted again as at start-up (a partition that held no image then is not on sys.path yet)
-    link.exec("import vfs, sys\nvfs.mount(vfs.VfsRom(vfs.rom_ioctl(2, 0)), '/rom')\n"
+    link.exec("import vfs, sys\nvfs.mount(vfs.VfsRom(_rom), '/rom')\ndel _rom, _bs\n"
               "if '/rom' not in sys.path:\n sys.path.extend(('/rom', '/rom/lib'))")
     return len(image)

@@ -190,3 +190,98 @@ def test_manifest_read_from_flash_one_entry_at_a_time():
     with open(d + "/m.json", "w") as f:
         f.write(head + "\n{nope]}")
     assert "not JSON" in raises(OtaError, manifest.parse_file, d + "/m.json").reason
+
+
+def test_romfs_manifest_is_one_romfs_image():
+    d = b"\xd2\xcd\x31\x02\x01\x00"
+    f = {"path": "romfs.img", "offset": 0, "size": len(d), "sha256": binascii.hexlify(_h(d)).decode()}
+    m = {"kind": "romfs", "version": "0.2.0", "seq": 5, "mpy_arch": None, "size": len(d), "files": [f]}
+    assert manifest.parse(json.dumps(m))["kind"] == "romfs"
+    assert "one file, romfs.img" in _reason(dict(m, files=[dict(f, path="app.py")]))
+    two = [f, dict(f, offset=len(d))]
+    assert "one file, romfs.img" in _reason(dict(m, files=two, size=2 * len(d)))
+    assert "may not be written" in _reason(dict(m, kind="app", files=[dict(f, path="otaboot.mpy")]))
+
+
+def _romfs(n, fill):
+    """A ROMFS image as mpremote's writer makes it: header, length, one padding record of n bytes."""
+    def uint(v):
+        out = [v & 0x7F]
+        v >>= 7
+        while v:
+            out.insert(0, 0x80 | (v & 0x7F))
+            v >>= 7
+        return bytes(out)
+    data = uint(1) + uint(n) + bytes([fill]) * n
+    length = uint(len(data))
+    if (3 + len(length) + len(data)) % 2:
+        length = b"\x80" + length
+    return b"\xd2\xcd\x31" + length + data
+
+
+class _NorPartition(bytearray):
+    """The ROMFS partition as the ESP32 port gives it (vfs.rom_ioctl(2, 0)): read as a buffer,
+    4 KB erase blocks (ioctl 6), writeblocks(block, buf, offset) only clears bits."""
+
+    def ioctl(self, cmd, arg):
+        if cmd == 4:
+            return len(self) // 4096
+        if cmd == 5:
+            return 4096
+        if cmd == 6:
+            self[arg * 4096:(arg + 1) * 4096] = b"\xff" * 4096
+        return 0
+
+    def writeblocks(self, block, buf, off):
+        o = block * 4096 + off
+        for i in range(len(buf)):
+            self[o + i] &= buf[i]
+
+
+def test_romfs_slots_are_copied_into_the_partition_at_boot_and_back_on_rollback():
+    import sys
+    old, new = _romfs(3000, 0x11), _romfs(6000, 0x22)              # 1 and 2 erase blocks
+    import otaboot_rom
+    assert otaboot_rom.rom_size(old) == len(old) and otaboot_rom.rom_size(b"\xff" * 16) == 0
+    part = _NorPartition(b"\xff" * 8192)
+    part[:len(old)] = old
+    d = tmpdir()
+    otaboot.DIR = d
+    otaboot._DEV = part
+    path = list(sys.path)
+    try:
+        os.mkdir(d + "/a")
+        with open(d + "/a/romfs.img", "wb") as f:
+            f.write(new)
+        with open(d + "/a/.manifest", "w") as f:
+            f.write("{}")
+        otaboot.switch("a", "job-1", "0.2.0", 2, keep=("b", "0.1.0"))
+        os.mkdir(d + "/b")                                         # a save a power cut stopped
+        with open(d + "/b/romfs.img.part", "wb") as f:
+            f.write(old[:100])
+        assert otaboot.select() == "a" and bytes(part[:len(new)]) == new
+        with open(d + "/b/romfs.img", "rb") as f:                 # the image deployed over USB,
+            assert f.read() == old                                 # saved before the copy
+        st = otaboot.load()
+        assert st["previous"] == "b" and st["keep"] is None
+        assert d + "/a" not in sys.path                            # runs from the partition, not files
+        st = otaboot.load()
+        assert st["rom"] == "a" and otaboot._rom_sync(st, "a") is False   # the next boot copies nothing
+        st["rom"] = None                                           # a copy cut by a power cut (the
+        otaboot.save(st)                                           # mark is cleared before it)...
+        part.ioctl(6, 1)
+        assert otaboot.select() == "a" and bytes(part[:len(new)]) == new   # ...is redone
+        assert otaboot.load()["rom"] == "a"
+        assert otaboot.fail("the app raised at start: boom")
+        assert otaboot.select() == "b" and bytes(part[:len(old)]) == old   # rollback: copied back
+        st = otaboot.load()
+        assert st["active"] == "b" and st["pending"] is None and "boom" in st["result"]["reason"]
+    finally:
+        sys.path[:] = path
+        otaboot.DIR = "/update"
+        otaboot._DEV = None
+        try:
+            import vfs
+            vfs.umount("/rom")
+        except (ImportError, OSError):
+            pass

@@ -2,7 +2,12 @@
 
     board = ota_board(root, "ota-001", local_broker, pub)  # firmware, certs, config, OTA key on flash
     fw = firmware_variant(tmp, "0.2.0", extra={"app.py": "...append..."})
-    bundle = ota.build(fw, key, mpy_arch=None, version="0.2.0")
+    bundle = build_app(fw, key, version="0.2.0", seq=2)
+
+Virtual boards run on runtimes.default() (EDGESHADOW_RUNTIME). On the ESP32-like runtime a board
+has the sim definition's ROMFS partition and its GC heap (112,000 B): there the firmware is laid
+into ROMFS and updates are ROMFS images (ROMFS below), as on such a board in the field; from files
+the firmware does not run in that heap.
 """
 import json
 import shutil
@@ -14,9 +19,21 @@ from host_tools.cloud import certs
 
 from host_tools.cloud import ota
 from host_tools.demo import device_config
+from host_tools.device.boards import load_board
+from host_tools.sim import runtimes
 from host_tools.sim.board import VirtualBoard
 
 INTERVAL_S = 2
+ROMFS = runtimes.default() == "esp32like" and bool(load_board("sim").get("romfs_size"))
+ARCH = load_board("sim")["mpy_arch"]
+
+
+def build_app(fw_dir, key, **kw):
+    """An app bundle as the test boards take it: a ROMFS image of .mpy on a ROMFS board (ROMFS),
+    the app files otherwise."""
+    if ROMFS:
+        kw.update(romfs=True, mpy_arch=ARCH)
+    return ota.build(fw_dir, key, **kw)
 
 
 def wait_until(fn, timeout, what, every=0.1):
@@ -33,10 +50,13 @@ def wait_until(fn, timeout, what, every=0.1):
 def prepare_flash(workdir, thing, env, pub, interval_s=INTERVAL_S, mpy_arch=None, firmware=True):
     """A board folder as `deploy [--mpy]` + `inject --ota-key` leave it (written directly: quicker).
     firmware="romfs": laid as the virtual board lays a fresh one on the ESP32-like runtime (its
-    modules in the ROMFS partition, boot.py, main.py and otaboot.py in the filesystem)."""
+    modules in the ROMFS partition, boot.py, main.py and otaboot.py in the filesystem); the default
+    when ROMFS. firmware="files": on the filesystem whatever the runtime."""
     from host_tools.device.deploy import local_files
     flash = workdir / "flash"
-    files = local_files(FIRMWARE_DIR, mpy_arch)[0] if firmware is True else {}
+    if firmware is True and ROMFS:
+        firmware = "romfs"
+    files = local_files(FIRMWARE_DIR, mpy_arch)[0] if firmware in (True, "files") else {}
     if firmware == "romfs":
         VirtualBoard(workdir, thing=thing, scenario=None, runtime="esp32like", romfs="firmware")._prepare()
     for path, data in files.items():

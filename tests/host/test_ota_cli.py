@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from _broker_fixtures import local_broker  # noqa: F401
-from _ota_fixtures import firmware_variant, prepare_flash, state
+from _ota_fixtures import ROMFS, firmware_variant, prepare_flash, state
 from host_tools import ROOT
 from host_tools.cloud import ota
 from host_tools.device.link import BoardLink
@@ -45,10 +45,12 @@ def test_build_push_wait_status_update_a_board(local_broker, keys, tmp_path):
     (certs_dir / thing / "root-ca.crt").write_bytes(local_broker.broker.ca_cert.read_bytes())
     fw = firmware_variant(tmp_path / "fw", "0.7.0")
     out = tmp_path / "fw.ota"
-    r = cli("build", "--firmware-dir", fw, "--key", keys[0], "-o", out, "--json")
+    # a board with a ROMFS partition (the ESP32-like runtime's) takes the app as a ROMFS image
+    r = cli("build", "--firmware-dir", fw, "--key", keys[0], "-o", out, "--json", *(["--board", "sim"] if ROMFS else []))
     assert r.returncode == 0, r.stderr
     built = json.loads(r.stdout)
     assert built["version"] == "0.7.0" and built["bytes"] > 10000
+    assert built["kind"] == ("romfs" if ROMFS else "app")
     with VirtualBoard(tmp_path / "b", thing=thing, scenario="nominal") as vb:
         [res] = inject_boards([(vb.port, thing)], certs_dir, ota_key=keys[1])
         assert res.ok, res.detail
@@ -146,3 +148,24 @@ def test_build_image_checks_the_image_against_the_board(keys, tmp_path):
     assert b.kind == "image" and b.blob == good.read_bytes()
     r = cli("build", "--image", other, "--board", "esp32-devkitc", "--key", keys[0], "-o", tmp_path / "x.ota")
     assert r.returncode == 1 and "ESP32-S3" in r.stderr and not (tmp_path / "x.ota").exists()
+
+
+def test_build_for_a_board_with_a_romfs_partition_makes_one_romfs_image(keys, tmp_path):
+    """--board sim (romfs_size in its definition) or --romfs: the app as one ROMFS image of .mpy
+    files, as the board's partition holds it; the root-only files stay out."""
+    from mpremote.romfs import VfsRomWriter
+    out = tmp_path / "rom.ota"
+    r = cli("build", "--board", "sim", "--key", keys[0], "-o", out, "--version", "0.7.1", "--json")
+    assert r.returncode == 0, r.stderr
+    built = json.loads(r.stdout)
+    assert built["kind"] == "romfs" and built["files"] == 1 and built["mpy_arch"] == "x64"
+    assert "ROMFS image" in cli("build", "--romfs", "--key", keys[0], "-o", tmp_path / "x.ota").stdout
+    b = ota.read_bundle(out)
+    assert [f["path"] for f in b.manifest["files"]] == ["romfs.img"]
+    assert b.blob.startswith(VfsRomWriter.ROMFS_HEADER)
+    from host_tools import FIRMWARE_DIR
+    from host_tools.device import romfs
+    from host_tools.device.deploy import local_files
+    rom, on_fs = romfs.split(local_files(FIRMWARE_DIR, "x64")[0])  # what `deploy --romfs` lays
+    assert sorted(on_fs) == ["/boot.py", "/main.py", "/otaboot.mpy", "/otaboot_rom.mpy"] and "/app.mpy" in rom
+    assert b.blob == romfs.build_image(rom)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not runtimes.available("esp32like"),
 def image():
     files, _ = local_files(FIRMWARE_DIR, "x64")
     rom, on_fs = romfs.split(files)
-    assert sorted(on_fs) == ["/boot.py", "/main.py", "/otaboot.mpy"]
+    assert sorted(on_fs) == ["/boot.py", "/main.py", "/otaboot.mpy", "/otaboot_rom.mpy"]
     assert "/app.mpy" in rom and "/net/mqtt.mpy" in rom
     return romfs.build_image(rom)
 
@@ -61,8 +61,23 @@ def test_the_partition_behaves_as_flash_and_a_bad_write_is_caught(virtual_board,
         romfs.write_image(link, image)
         other = bytes(b ^ 0x5A for b in image[:4096])
         link.exec("import vfs, binascii\n"
-                  f"vfs.rom_ioctl(4, 0, 0, binascii.a2b_base64({__import__('base64').b64encode(other)!r}))")
+                  f"vfs.rom_ioctl(2, 0).writeblocks(0, binascii.a2b_base64({__import__('base64').b64encode(other)!r}), 0)")
         held = bytes(link.eval("bytes(memoryview(__import__('vfs').rom_ioctl(2, 0))[:16])"))
         assert held == bytes(a & b for a, b in zip(image[:16], other[:16])) != other[:16]
         romfs.write_image(link, image)  # erased first: written as it should be
         assert link.exec("import edge\nprint(edge.__file__)").strip() == "/rom/edge/__init__.mpy"
+
+
+def test_the_partition_is_reached_as_on_the_esp32_port(virtual_board):
+    """As ports/esp32/esp32_partition.c: rom_ioctl(2, 0) is a Partition (4 KB erase blocks, a
+    read-only buffer), and the write prepare/write/complete ioctls are refused (-EINVAL), so the
+    firmware and the host tools write the partition only as a real ESP32 lets them."""
+    vb = virtual_board("rom-005", firmware=False, runtime="esp32like", romfs=64 * 1024)
+    with BoardLink(vb.port) as link:
+        link.exec("import vfs\ndev = vfs.rom_ioctl(2, 0)")
+        assert link.eval("[vfs.rom_ioctl(c, 0, 0, b'x') for c in (3, 4, 5)]") == [-22, -22, -22]
+        assert link.eval("(dev.ioctl(4, 0), dev.ioctl(5, 0), len(memoryview(dev)))") == (16, 4096, 65536)
+        assert link.eval("dev.ioctl(6, 1) or bytes(memoryview(dev)[4096:4100])") == b"\xff" * 4
+        assert "EINVAL" in link.exec("try:\n dev.writeblocks(0, b'ab')\nexcept OSError as e:\n print(e)")
+        link.exec("dev.writeblocks(1, b'\\x0f\\xf0', 0)\ndev.writeblocks(1, b'\\xf0\\xff', 0)")
+        assert link.eval("bytes(memoryview(dev)[4096:4099])") == b"\x00\xf0\xff"  # bits only clear
