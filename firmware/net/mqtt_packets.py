@@ -107,9 +107,11 @@ def split_publish(ptype, body):
     return topic, pid, off
 
 
-async def read(r):
-    """(packet type byte, body) of the next packet on stream r; the body read into one buffer of
-    its exact size (at most _MAX_PACKET)."""
+async def read(r, buf=None):
+    """(packet type byte, body) of the next packet on stream r. A body that fits `buf` (a bytearray
+    the client keeps for good) is read into it and returned as a memoryview of it, valid until the
+    next read: no allocation per packet, so a fragmented heap cannot refuse one. A larger body (at
+    most _MAX_PACKET) is read into a new buffer of its exact size."""
     ptype = (await r.readexactly(1))[0]
     n = shift = 0
     while True:
@@ -122,14 +124,16 @@ async def read(r):
             raise MQTTError("mqtt: malformed remaining length")
     if n > _MAX_PACKET:
         raise MQTTError("mqtt: incoming packet of %d bytes exceeds the buffer limit" % n)
-    return ptype, (await _read_body(r, n) if n else b"")
+    return ptype, (await _read_body(r, n, buf) if n else b"")
 
 
-async def _read_body(r, n):
+async def _read_body(r, n, buf):
     if not hasattr(r, "readinto"):  # CPython's StreamReader
         return bytearray(await r.readexactly(n))
-    buf = bytearray(n)
-    mv = memoryview(buf)
+    if buf is not None and n <= len(buf):
+        mv = memoryview(buf)[:n]
+    else:
+        mv = memoryview(bytearray(n))
     got = 0
     while got < n:
         k = await r.readinto(mv[got:])
@@ -138,4 +142,4 @@ async def _read_body(r, n):
         if not k:
             raise EOFError
         got += k
-    return buf
+    return mv

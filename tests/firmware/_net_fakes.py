@@ -131,6 +131,24 @@ class FakeBroker:
             self.feed(b"\xd0\x00")
 
 
+class IntoBroker(FakeBroker):
+    """A FakeBroker whose reader also has readinto, as MicroPython's streams (TLS included) do:
+    net.mqtt then reads packet bodies into its own receive buffer. Like a TLS stream, it hands
+    over at most `chunk` bytes per call."""
+    chunk = 100
+
+    async def readinto(self, buf):
+        while not self.inbox:
+            if self.closed:
+                return 0
+            self._ev = asyncio.Event()
+            await self._ev.wait()
+        n = min(len(buf), len(self.inbox), self.chunk)
+        buf[:n] = self.inbox[:n]
+        self.inbox = self.inbox[n:]
+        return n
+
+
 class Opener:
     """opener= for MQTTClient: each connect gets a new FakeBroker made by `factory`."""
 
