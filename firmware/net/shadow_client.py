@@ -5,11 +5,33 @@
 # than 48 h starts again from 0. So the GET's version is the truth: a delta older than the last one
 # applied makes us GET, and a GET below it (a new shadow, or a bogus version seen before) resets it.
 import asyncio
+import io
 import json
 
 from net.backoff import Backoff
 
 _TOPICS = ("update/delta", "update/accepted", "update/rejected", "get/accepted", "get/rejected")
+
+
+# Requests up to this size (a report is about 1 KB) are written as JSON into one buffer kept for
+# good: json.dumps grows its string by reallocation, and at 80 KB of heap one of those steps (636
+# bytes) was refused by the fragmented heap (measured). Larger ones get a string of their own.
+TX_BUF = 1536
+
+
+class _Out(io.IOBase):
+    """A stream that writes into its buffer (and only counts what does not fit)."""
+
+    def __init__(self, size):
+        self.buf = bytearray(size)
+        self.n = 0
+
+    def write(self, s):
+        k = len(s)  # CPython writes ASCII str (ensure_ascii), MicroPython UTF-8 bytes
+        if self.n + k <= len(self.buf):
+            self.buf[self.n:self.n + k] = s.encode() if isinstance(s, str) else s
+        self.n += k
+        return k
 
 
 class ShadowError(Exception):
@@ -39,6 +61,8 @@ class ShadowClient:
         self._n = 0
         self._pending = {}                # clientToken -> [event, (ok, doc)]
         self._slots = asyncio.Event()
+        self._out = _Out(TX_BUF)
+        self._tx = asyncio.Lock()         # one request at a time in the buffer until it is sent
         for t in _TOPICS:
             conn.subscribe(self.base + t, self._on_message, qos=1)
         conn.on_connect(self._on_connect)
@@ -69,7 +93,8 @@ class ShadowClient:
         p = [asyncio.Event(), None]
         self._pending[tok] = p
         try:
-            await self.conn.client.publish(self.base + op, json.dumps(doc), qos=1)
+            async with self._tx:
+                await self.conn.client.publish(self.base + op, self._encode(doc), qos=1)
             await asyncio.wait_for(p[0].wait(), self.timeout)
         except asyncio.TimeoutError:
             raise ShadowError(0, "no answer to %s within %s s" % (op, self.timeout))
@@ -81,6 +106,15 @@ class ShadowClient:
         if not ok:
             raise ShadowError(body.get("code"), body.get("message", ""))
         return body
+
+    def _encode(self, doc):
+        """doc as JSON: a view of the kept buffer (valid until the next request), or a string."""
+        out = self._out
+        out.n = 0
+        json.dump(doc, out)
+        if out.n > len(out.buf):
+            return json.dumps(doc)
+        return memoryview(out.buf)[:out.n]
 
     async def get(self):
         """GET the shadow; the document (and its delta) is handled as it arrives."""

@@ -173,3 +173,25 @@ def test_a_delta_is_applied_in_a_task_of_its_own_not_inside_the_mqtt_read_loop()
         await asyncio.sleep(0)
         assert len(applied) == 1       # the same version again: stale, ignored
     run(main())
+
+
+def test_requests_are_written_into_one_buffer_kept_for_good_and_larger_ones_still_go_out():
+    """At 80 KB of heap json.dumps' growing string for a 1 KB report was refused by the fragmented
+    heap: a request that fits is written into the client's own buffer; a larger one as before."""
+    async def main():
+        from net import shadow_client
+        script = ShadowScript()
+        op, conn, sh = setup(script, lambda state, version: None)
+        buf = sh._out.buf
+        task = asyncio.create_task(conn.run())
+        await until(lambda: len(script.requests) >= 1)  # the GET on connect
+        small = {"v": 1, "name": "caf\u00e9"}
+        big = {"v": 2, "text": "x" * (shadow_client.TX_BUF + 100)}
+        for rep in (small, big, {"v": 3}):
+            await sh.report(rep)
+        reports = [doc["state"]["reported"] for o, doc in script.requests if o == "update"]
+        assert reports == [small, big, {"v": 3}]
+        assert sh._out.buf is buf and len(buf) == shadow_client.TX_BUF
+        assert b'"reported": {"v": 3}' in bytes(buf)  # the last one was written in it
+        await shut(conn, task)
+    run(main())
