@@ -61,6 +61,9 @@ class MQTTClient:
         # see RX_BUF; a bytearray given is used as it is (allocated by the caller early, before
         # the heap fragments)
         self._rx_buf = bytearray(rx_buf) if type(rx_buf) is int and rx_buf else rx_buf or None
+        # topic prefixes whose handlers take a large payload as mqtt_packets.Chunks (a stream for
+        # json.load); other handlers get it joined in one buffer
+        self.chunked = []
 
     @property
     def connected(self):
@@ -264,7 +267,11 @@ class MQTTClient:
             if self.on_message is not None:
                 # the payload without a copy: a memoryview of the receive buffer (valid until the
                 # next read: handlers parse it at once), or the body itself, cut in place
-                if isinstance(body, memoryview):
+                if isinstance(body, P.Chunks):
+                    body.seek(off)
+                    if not any(topic.startswith(c) for c in self.chunked):
+                        body = body.join()
+                elif isinstance(body, memoryview):
                     body = body[off:]
                 else:
                     body[0:off] = b""

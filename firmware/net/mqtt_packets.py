@@ -1,5 +1,6 @@
 # MQTT 3.1.1 packets: what net/mqtt.py's client writes (CONNECT, PUBLISH, SUBSCRIBE, PUBACK) and
 # how it reads one packet off a stream. No state and no policy; malformed input raises MQTTError.
+import io
 import struct
 
 from compat import const
@@ -8,6 +9,7 @@ MAX_PAYLOAD = const(131072)        # AWS IoT: 128 KB per message
 # The largest packet the board takes in: a shadow document at AWS's 8 KB of state with its
 # metadata, and room to spare. Read into one buffer of its exact size (no growing bytes object).
 _MAX_PACKET = const(24576)
+_CHUNK = const(1024)               # a larger body than the receive buffer is read in pieces this size
 CONNACK = const(0x20)
 PUBLISH = const(0x30)
 PUBACK = const(0x40)
@@ -33,6 +35,48 @@ class MQTTError(Exception):
     def __init__(self, msg, code=None):
         super().__init__(msg)
         self.code = code
+
+
+class Chunks(io.IOBase):
+    """A body larger than the client's receive buffer, in 1 KB pieces: no large contiguous block
+    for a fragmented heap to refuse (a 16 KB shadow document was, at 112 KB of heap). Read as a
+    stream from the position `seek` set: json.load parses it without joining it."""
+
+    def __init__(self, n):
+        self.parts = [bytearray(min(_CHUNK, n - i)) for i in range(0, n, _CHUNK)]
+        self.n = n
+        self.seek(0)
+
+    def __len__(self):
+        return self.n
+
+    def seek(self, pos):
+        self._i, self._off = divmod(pos, _CHUNK)
+
+    def readinto(self, buf):
+        parts = self.parts
+        while self._i < len(parts) and self._off >= len(parts[self._i]):
+            self._i += 1
+            self._off = 0
+        if self._i >= len(parts):
+            return 0
+        p = parts[self._i]
+        k = min(len(buf), len(p) - self._off)
+        buf[:k] = memoryview(p)[self._off:self._off + k]
+        self._off += k
+        return k
+
+    def join(self):
+        """The rest of the body in one buffer of its size (for handlers that parse bytes)."""
+        out = bytearray(self.n - self._i * _CHUNK - self._off)
+        mv = memoryview(out)
+        i = 0
+        while i < len(out):
+            i += self.readinto(mv[i:])
+        return out
+
+    def read(self, n=-1):  # CPython's json.load reads it whole
+        return bytes(self.join())
 
 
 def _varlen(n):
@@ -97,6 +141,8 @@ def puback(pid):
 
 def split_publish(ptype, body):
     """(topic, pid or None, payload offset) of an incoming PUBLISH."""
+    if isinstance(body, Chunks):
+        body = body.parts[0]  # the topic (AWS: 256 bytes at most) is in the first piece
     tlen = struct.unpack_from("!H", body, 0)[0]
     topic = str(body[2:2 + tlen], "utf-8")
     off = 2 + tlen
@@ -132,14 +178,23 @@ async def _read_body(r, n, buf):
         return bytearray(await r.readexactly(n))
     if buf is not None and n <= len(buf):
         mv = memoryview(buf)[:n]
+    elif buf is not None and n > _CHUNK:
+        body = Chunks(n)
+        for p in body.parts:
+            await _read_into(r, memoryview(p))
+        return body
     else:
         mv = memoryview(bytearray(n))
+    await _read_into(r, mv)
+    return mv
+
+
+async def _read_into(r, mv):
     got = 0
-    while got < n:
+    while got < len(mv):
         k = await r.readinto(mv[got:])
         if k is None:  # TLS: a record not complete yet
             continue
         if not k:
             raise EOFError
         got += k
-    return mv

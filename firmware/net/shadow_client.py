@@ -15,7 +15,7 @@ _TOPICS = ("update/delta", "update/accepted", "update/rejected", "get/accepted",
 
 # Requests up to this size (a report is about 1 KB) are written as JSON into one buffer kept for
 # good: json.dumps grows its string by reallocation, and at 80 KB of heap one of those steps (636
-# bytes) was refused by the fragmented heap (measured). Larger ones get a string of their own.
+# bytes) was refused by the fragmented heap (measured). Larger ones get a buffer of their own.
 TX_BUF = 1536
 
 
@@ -63,6 +63,8 @@ class ShadowClient:
         self._slots = asyncio.Event()
         self._out = _Out(TX_BUF)
         self._tx = asyncio.Lock()         # one request at a time in the buffer until it is sent
+        # documents over the client's receive buffer come as a stream of 1 KB pieces (json.load)
+        getattr(getattr(conn, "client", None), "chunked", []).append(self.base)
         for t in _TOPICS:
             conn.subscribe(self.base + t, self._on_message, qos=1)
         conn.on_connect(self._on_connect)
@@ -108,12 +110,15 @@ class ShadowClient:
         return body
 
     def _encode(self, doc):
-        """doc as JSON: a view of the kept buffer (valid until the next request), or a string."""
+        """doc as JSON: a view of the kept buffer (valid until the next request), or a buffer of
+        its own of the exact size (json.dumps would grow a string by reallocation)."""
         out = self._out
         out.n = 0
         json.dump(doc, out)
-        if out.n > len(out.buf):
-            return json.dumps(doc)
+        if out.n > len(out.buf):  # written again into a buffer of its exact size
+            big = _Out(out.n)
+            json.dump(doc, big)
+            return big.buf
         return memoryview(out.buf)[:out.n]
 
     async def get(self):
@@ -140,7 +145,7 @@ class ShadowClient:
 
     def _on_message(self, topic, payload, retain):
         try:
-            doc = json.loads(payload)
+            doc = json.load(payload) if hasattr(payload, "readinto") else json.loads(payload)
         except (ValueError, RuntimeError, MemoryError):  # (RuntimeError: nested too deep)
             self.log("shadow: %s: not JSON (or too deep or large to parse), ignored" % topic)
             return
