@@ -181,8 +181,10 @@ class MQTTClient:
         on_puback(pid, token) runs when the PUBACK arrives (possibly before this returns)."""
         if isinstance(payload, str):
             payload = payload.encode()
-        if len(payload) > MAX_PAYLOAD:
-            raise ValueError("mqtt publish to %s: payload of %d bytes exceeds the 128 KB limit" % (topic, len(payload)))
+        # (buf, start, end): the payload is already in buf, with room for the header in front
+        n = payload[2] - payload[1] if type(payload) is tuple else len(payload)
+        if n > MAX_PAYLOAD:
+            raise ValueError("mqtt publish to %s: payload of %d bytes exceeds the 128 KB limit" % (topic, n))
         if not topic or "+" in topic or "#" in topic:
             raise ValueError("mqtt publish: invalid topic %r" % (topic,))
         if qos not in (0, 1):
@@ -194,7 +196,10 @@ class MQTTClient:
         if not self._up:
             raise MQTTError("mqtt: not connected")
         pid = self._next_pid() if qos else None
-        pkt = P.publish(topic, payload, qos, retain, pid)
+        if type(payload) is tuple:
+            pkt = P.publish_in(payload[0], payload[1], payload[2], topic, qos, retain, pid)
+        else:
+            pkt = P.publish(topic, payload, qos, retain, pid)
         if qos:
             self.inflight[pid] = pkt
             self._order.append(pid)

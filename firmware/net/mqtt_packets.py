@@ -131,6 +131,25 @@ def publish(topic, payload, qos, retain, pid):
     return pkt
 
 
+def publish_in(buf, start, end, topic, qos, retain, pid):
+    """A PUBLISH whose payload is already in buf[start:end]: the header is written just in front
+    of it (start leaves 9 bytes + the topic for it), the packet is a view of buf: no copy."""
+    t = topic.encode()
+    rem = 2 + len(t) + (2 if qos else 0) + end - start
+    vl = _varlen(rem)
+    i = start - rem + (end - start) - 1 - len(vl)
+    if i < 0:
+        raise ValueError("mqtt publish: no room for the header in front of the payload")
+    buf[i] = PUBLISH | (qos << 1) | (1 if retain else 0)
+    j = i + 1 + len(vl)
+    buf[i + 1:j] = vl
+    struct.pack_into("!H", buf, j, len(t))
+    buf[j + 2:j + 2 + len(t)] = t
+    if qos:
+        struct.pack_into("!H", buf, j + 2 + len(t), pid)
+    return memoryview(buf)[i:end]
+
+
 def subscribe(pid, topic, qos):
     return _packet(0x82, struct.pack("!H", pid) + _str(topic) + bytes([qos]))
 

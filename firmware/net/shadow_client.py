@@ -14,8 +14,9 @@ _TOPICS = ("update/delta", "update/accepted", "update/rejected", "get/accepted",
 
 
 # Requests up to this size (a report is about 1 KB) are written as JSON into one buffer kept for
-# good: json.dumps grows its string by reallocation, and at 80 KB of heap one of those steps (636
-# bytes) was refused by the fragmented heap (measured). Larger ones get a buffer of their own.
+# good, and sent as a packet from it: json.dumps grows its string by reallocation, and at 80 KB of
+# heap one of those steps (636 B), or the packet's own buffer (513-796 B), was refused by the
+# fragmented heap (measured). Larger ones get a buffer of their own.
 TX_BUF = 1536
 
 
@@ -63,6 +64,7 @@ class ShadowClient:
         self._slots = asyncio.Event()
         self._out = _Out(TX_BUF)
         self._tx = asyncio.Lock()         # one request at a time in the buffer until it is sent
+        self._pid = None                  # the packet id of the last request sent from it
         # documents over the client's receive buffer come as a stream of 1 KB pieces (json.load)
         getattr(getattr(conn, "client", None), "chunked", []).append(self.base)
         for t in _TOPICS:
@@ -96,7 +98,8 @@ class ShadowClient:
         self._pending[tok] = p
         try:
             async with self._tx:
-                await self.conn.client.publish(self.base + op, self._encode(doc), qos=1)
+                topic = self.base + op
+                self._pid = await self.conn.client.publish(topic, self._encode(doc, topic), qos=1)
             await asyncio.wait_for(p[0].wait(), self.timeout)
         except asyncio.TimeoutError:
             raise ShadowError(0, "no answer to %s within %s s" % (op, self.timeout))
@@ -109,17 +112,22 @@ class ShadowClient:
             raise ShadowError(body.get("code"), body.get("message", ""))
         return body
 
-    def _encode(self, doc):
-        """doc as JSON: a view of the kept buffer (valid until the next request), or a buffer of
-        its own of the exact size (json.dumps would grow a string by reallocation)."""
+    def _encode(self, doc, topic):
+        """doc as the payload of a publish to topic: written into the kept buffer after room for
+        the packet's header, as (buffer, start, end) (the client writes the header in front, the
+        packet in flight is a view of the buffer: no copy); while the packet before is still in
+        flight from it, or when it does not fit, in a buffer of its own of the exact size."""
         out = self._out
-        out.n = 0
-        json.dump(doc, out)
-        if out.n > len(out.buf):  # written again into a buffer of its exact size
-            big = _Out(out.n)
-            json.dump(doc, big)
-            return big.buf
-        return memoryview(out.buf)[:out.n]
+        out.n = start = 9 + len(topic.encode())
+        if self._pid is None or self._pid not in self.conn.client.inflight:
+            json.dump(doc, out)
+            if out.n <= len(out.buf):
+                return out.buf, start, out.n
+        count = _Out(0)  # (json.dumps would grow a string by reallocation)
+        json.dump(doc, count)
+        big = _Out(count.n)
+        json.dump(doc, big)
+        return big.buf
 
     async def get(self):
         """GET the shadow; the document (and its delta) is handled as it arrives."""

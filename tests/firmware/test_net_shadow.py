@@ -195,3 +195,30 @@ def test_requests_are_written_into_one_buffer_kept_for_good_and_larger_ones_stil
         assert b'"reported": {"v": 3}' in bytes(buf)  # the last one was written in it
         await shut(conn, task)
     run(main())
+
+
+def test_a_request_is_sent_from_the_buffer_and_not_overwritten_while_its_packet_is_in_flight():
+    """The packet is built in the kept buffer (no copy); a QoS1 packet not yet acknowledged may be
+    re-sent after a reconnect, so the next request goes into a buffer of its own meanwhile."""
+    async def main():
+        script = ShadowScript()
+        op = Opener(lambda: FakeBroker(on_publish=script.on_publish, ack_publish=False))
+        c = MQTTClient("thing-1", "broker", 8883, opener=op, timeout=2, keepalive=0)
+        conn = Connection(c, backoff=Backoff(base=0.01, cap=0.05, floor=0.01), log=lambda m: None)
+        sh = ShadowClient(conn, "thing-1", lambda state, version: None, log=lambda m: None)
+        buf = sh._out.buf
+        task = asyncio.create_task(conn.run())
+        await until(lambda: len(script.requests) >= 1)  # the GET, sent from the buffer, unacknowledged
+        assert sh._pid in c.inflight
+        head = bytes(buf[:buf.find(b"{")])
+        assert b"\x00" + bytes([len(BASE + "get")]) + (BASE + "get").encode() in head  # the header in front
+        await sh.report({"v": 1})  # the GET's packet still in flight: not written over
+        assert bytes(c.inflight[script_pid(c, 0)]).endswith(bytes(buf[buf.find(b"{"):buf.find(b"}") + 1]))
+        assert [o for o, d in script.requests] == ["get", "update"]
+        assert script.requests[1][1]["state"] == {"reported": {"v": 1}}
+        await shut(conn, task)
+    run(main())
+
+
+def script_pid(client, i):
+    return client.pending()[i]
