@@ -9,7 +9,7 @@ import sys
 
 import asyncio
 
-from edge import VERSION, shadow as _shadow
+from edge import shadow as _shadow
 from edge.pipeline import Device
 from edge.calibration import build_report_filter
 from store import write_atomic
@@ -214,9 +214,11 @@ class App:
         if not m.get("endpoint"):
             log("net: no mqtt.endpoint in the config: sampling and spooling only")
             return []
-        # the network code first, TLS set-up (in RAM only while it is used) after: the other order
-        # leaves the heap too fragmented for the network code at 116 KB (measured)
-        from net.mqtt import MQTTClient
+        # the MQTT receive buffer first (the largest long-lived block: 2 KB), then the network code,
+        # TLS set-up (in RAM only while it is used) after: the other order leaves the heap too
+        # fragmented for the network code at 116 KB, and for the buffer at 80 KB (measured)
+        from net.mqtt import MQTTClient, RX_BUF
+        rx_buf = bytearray(RX_BUF)
         from net.connection import Connection
         from net.forwarder import Forwarder
         from net.shadow_client import ShadowClient
@@ -233,7 +235,7 @@ class App:
         # the broker tells the fleet when the link dies: a retained "connected": false as last will
         client = MQTTClient(thing, m["endpoint"], m["port"], ssl_context=ctx,
                             server_hostname=m["endpoint"], keepalive=m["keepalive_s"],
-                            clean_session=m["clean_session"], max_inflight=_MAX_INFLIGHT,
+                            clean_session=m["clean_session"], max_inflight=_MAX_INFLIGHT, rx_buf=rx_buf,
                             will=(self.status_topic, b'{"connected":false}', 1, True))
         from board import join_wifi
         self.conn = Connection(client, wifi=lambda: join_wifi(self.cfg["wifi"], log),
@@ -310,59 +312,11 @@ class App:
         await asyncio.gather(*tasks)
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def config_id(path=CONFIG_PATH):
-    """First 12 hex digits of the file's SHA-256: which config the application runs with."""
-    import hashlib
-    from binascii import hexlify
-    h = hashlib.sha256()
-    b = bytearray(256)
-    with open(path, "rb") as f:
-        n = f.readinto(b)
-        while n:
-            h.update(memoryview(b)[:n])
-            n = f.readinto(b)
-    return hexlify(h.digest())[:12].decode()
-
-
-def _configured_app():
-    """The App for /board.json and /config.json, or None when the config is not usable. A function
-    of its own so that nothing of the config checks outlives it: a name bound to edge.config's
-    `load` in main() would keep that module (about 11 KB) in RAM for good after unload()."""
-    try:
-        board_def = read_json(BOARD_PATH)
-    except (OSError, ValueError) as e:
-        board_def = {}
-        log("board: %s unreadable (%r): using the config's sensors only" % (BOARD_PATH, e))
-    from edge.config import ConfigError, load
-    try:
-        cfg = load(read_json(CONFIG_PATH))
-    except (OSError, ValueError) as e:
-        problems = e.problems if isinstance(e, ConfigError) else [repr(e)]
-        log("config: %s is not usable: %s" % (CONFIG_PATH, "; ".join(problems)))
-        log("config: fix it with `edgeshadow deploy --config` or `edgeshadow inject`")
-        # The stable line the host tools read after a reset (host_tools/device/console.py).
-        print("edgeshadow: config-error %s: %s" % (CONFIG_PATH, "; ".join(problems)))
-        return None
-    finally:
-        unload(*_CHECKS)  # checked once at boot and on each delta: not kept in RAM between
-    del ConfigError, load
-    # The code a delta loads, loaded once now and dropped: the names it holds (qstrs, which
-    # MicroPython never frees) are made now, in a heap not yet fragmented, not at the first delta.
-    import app_delta, edge.delta, edge.text  # noqa: E401,F401
-    del app_delta, edge
-    unload("app_delta", *_CHECKS)
-    log("edgeshadow %s: thing %s, interval %s s" % (VERSION, cfg["thing"], cfg["interval_s"]))
-    return App(cfg, board_def)
-
-
 def main():
-    app = _configured_app()
+    # the boot's one-off work (config checks, config id) in a module of its own, unloaded after
+    import app_boot
+    app = app_boot.configured_app()
+    del app_boot
+    unload("app_boot")
     if app is not None:
-        # The application started with this config: the stable line deploy and inject wait for.
-        print("edgeshadow: running v%s thing=%s config=%s" % (VERSION, app.cfg["thing"], config_id()))
         asyncio.run(app.run())

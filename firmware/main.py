@@ -45,7 +45,7 @@ def _release():
     gc.collect()
 
 
-_FIRMWARE = ("app", "app_delta", "edge", "net", "store", "drivers", "board", "board_build", "compat", "ota", "otaboot")
+_FIRMWARE = ("app", "app_boot", "app_delta", "edge", "net", "store", "drivers", "board", "board_build", "compat", "ota", "otaboot")
 print("edgeshadow firmware v%s thing=%s" % (edge.VERSION, _thing()))
 del edge
 if _has_app():

@@ -70,8 +70,10 @@ def depth(o):
 
 def trim(reported):
     """(reported, dropped count) within AWS's limits: optional fields too deep, or needed to fit
-    8 KB, are dropped on purpose and counted; ValueError if even the metrics alone do not fit."""
-    rep = dict(reported)
+    8 KB, are dropped on purpose and counted; ValueError if even the metrics alone do not fit.
+    Trimmed in place (the caller's fresh dict): a copy of a 20-key dict per report was one more
+    allocation for a fragmented 80 KB heap to refuse."""
+    rep = reported
     dropped = 0
     for k in list(rep):
         if depth(rep[k]) >= MAX_DEPTH:  # the reported object itself is the first level

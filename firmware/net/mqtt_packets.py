@@ -1,5 +1,6 @@
 # MQTT 3.1.1 packets: what net/mqtt.py's client writes (CONNECT, PUBLISH, SUBSCRIBE, PUBACK) and
 # how it reads one packet off a stream. No state and no policy; malformed input raises MQTTError.
+import io
 import struct
 
 from compat import const
@@ -8,6 +9,7 @@ MAX_PAYLOAD = const(131072)        # AWS IoT: 128 KB per message
 # The largest packet the board takes in: a shadow document at AWS's 8 KB of state with its
 # metadata, and room to spare. Read into one buffer of its exact size (no growing bytes object).
 _MAX_PACKET = const(24576)
+_CHUNK = const(1024)               # a larger body than the receive buffer is read in pieces this size
 CONNACK = const(0x20)
 PUBLISH = const(0x30)
 PUBACK = const(0x40)
@@ -33,6 +35,48 @@ class MQTTError(Exception):
     def __init__(self, msg, code=None):
         super().__init__(msg)
         self.code = code
+
+
+class Chunks(io.IOBase):
+    """A body larger than the client's receive buffer, in 1 KB pieces: no large contiguous block
+    for a fragmented heap to refuse (a 16 KB shadow document was, at 112 KB of heap). Read as a
+    stream from the position `seek` set: json.load parses it without joining it."""
+
+    def __init__(self, n):
+        self.parts = [bytearray(min(_CHUNK, n - i)) for i in range(0, n, _CHUNK)]
+        self.n = n
+        self.seek(0)
+
+    def __len__(self):
+        return self.n
+
+    def seek(self, pos):
+        self._i, self._off = divmod(pos, _CHUNK)
+
+    def readinto(self, buf):
+        parts = self.parts
+        while self._i < len(parts) and self._off >= len(parts[self._i]):
+            self._i += 1
+            self._off = 0
+        if self._i >= len(parts):
+            return 0
+        p = parts[self._i]
+        k = min(len(buf), len(p) - self._off)
+        buf[:k] = memoryview(p)[self._off:self._off + k]
+        self._off += k
+        return k
+
+    def join(self):
+        """The rest of the body in one buffer of its size (for handlers that parse bytes)."""
+        out = bytearray(self.n - self._i * _CHUNK - self._off)
+        mv = memoryview(out)
+        i = 0
+        while i < len(out):
+            i += self.readinto(mv[i:])
+        return out
+
+    def read(self, n=-1):  # CPython's json.load reads it whole
+        return bytes(self.join())
 
 
 def _varlen(n):
@@ -87,6 +131,25 @@ def publish(topic, payload, qos, retain, pid):
     return pkt
 
 
+def publish_in(buf, start, end, topic, qos, retain, pid):
+    """A PUBLISH whose payload is already in buf[start:end]: the header is written just in front
+    of it (start leaves 9 bytes + the topic for it), the packet is a view of buf: no copy."""
+    t = topic.encode()
+    rem = 2 + len(t) + (2 if qos else 0) + end - start
+    vl = _varlen(rem)
+    i = start - rem + (end - start) - 1 - len(vl)
+    if i < 0:
+        raise ValueError("mqtt publish: no room for the header in front of the payload")
+    buf[i] = PUBLISH | (qos << 1) | (1 if retain else 0)
+    j = i + 1 + len(vl)
+    buf[i + 1:j] = vl
+    struct.pack_into("!H", buf, j, len(t))
+    buf[j + 2:j + 2 + len(t)] = t
+    if qos:
+        struct.pack_into("!H", buf, j + 2 + len(t), pid)
+    return memoryview(buf)[i:end]
+
+
 def subscribe(pid, topic, qos):
     return _packet(0x82, struct.pack("!H", pid) + _str(topic) + bytes([qos]))
 
@@ -97,6 +160,8 @@ def puback(pid):
 
 def split_publish(ptype, body):
     """(topic, pid or None, payload offset) of an incoming PUBLISH."""
+    if isinstance(body, Chunks):
+        body = body.parts[0]  # the topic (AWS: 256 bytes at most) is in the first piece
     tlen = struct.unpack_from("!H", body, 0)[0]
     topic = str(body[2:2 + tlen], "utf-8")
     off = 2 + tlen
@@ -107,9 +172,11 @@ def split_publish(ptype, body):
     return topic, pid, off
 
 
-async def read(r):
-    """(packet type byte, body) of the next packet on stream r; the body read into one buffer of
-    its exact size (at most _MAX_PACKET)."""
+async def read(r, buf=None):
+    """(packet type byte, body) of the next packet on stream r. A body that fits `buf` (a bytearray
+    the client keeps for good) is read into it and returned as a memoryview of it, valid until the
+    next read: no allocation per packet, so a fragmented heap cannot refuse one. A larger body (at
+    most _MAX_PACKET) is read into a new buffer of its exact size."""
     ptype = (await r.readexactly(1))[0]
     n = shift = 0
     while True:
@@ -122,20 +189,31 @@ async def read(r):
             raise MQTTError("mqtt: malformed remaining length")
     if n > _MAX_PACKET:
         raise MQTTError("mqtt: incoming packet of %d bytes exceeds the buffer limit" % n)
-    return ptype, (await _read_body(r, n) if n else b"")
+    return ptype, (await _read_body(r, n, buf) if n else b"")
 
 
-async def _read_body(r, n):
+async def _read_body(r, n, buf):
     if not hasattr(r, "readinto"):  # CPython's StreamReader
         return bytearray(await r.readexactly(n))
-    buf = bytearray(n)
-    mv = memoryview(buf)
+    if buf is not None and n <= len(buf):
+        mv = memoryview(buf)[:n]
+    elif buf is not None and n > _CHUNK:
+        body = Chunks(n)
+        for p in body.parts:
+            await _read_into(r, memoryview(p))
+        return body
+    else:
+        mv = memoryview(bytearray(n))
+    await _read_into(r, mv)
+    return mv
+
+
+async def _read_into(r, mv):
     got = 0
-    while got < n:
+    while got < len(mv):
         k = await r.readinto(mv[got:])
         if k is None:  # TLS: a record not complete yet
             continue
         if not k:
             raise EOFError
         got += k
-    return buf

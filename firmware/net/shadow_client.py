@@ -5,11 +5,34 @@
 # than 48 h starts again from 0. So the GET's version is the truth: a delta older than the last one
 # applied makes us GET, and a GET below it (a new shadow, or a bogus version seen before) resets it.
 import asyncio
+import io
 import json
 
 from net.backoff import Backoff
 
 _TOPICS = ("update/delta", "update/accepted", "update/rejected", "get/accepted", "get/rejected")
+
+
+# Requests up to this size (a report is about 1 KB) are written as JSON into one buffer kept for
+# good, and sent as a packet from it: json.dumps grows its string by reallocation, and at 80 KB of
+# heap one of those steps (636 B), or the packet's own buffer (513-796 B), was refused by the
+# fragmented heap (measured). Larger ones get a buffer of their own.
+TX_BUF = 1536
+
+
+class _Out(io.IOBase):
+    """A stream that writes into its buffer (and only counts what does not fit)."""
+
+    def __init__(self, size):
+        self.buf = bytearray(size)
+        self.n = 0
+
+    def write(self, s):
+        k = len(s)  # CPython writes ASCII str (ensure_ascii), MicroPython UTF-8 bytes
+        if self.n + k <= len(self.buf):
+            self.buf[self.n:self.n + k] = s.encode() if isinstance(s, str) else s
+        self.n += k
+        return k
 
 
 class ShadowError(Exception):
@@ -39,6 +62,11 @@ class ShadowClient:
         self._n = 0
         self._pending = {}                # clientToken -> [event, (ok, doc)]
         self._slots = asyncio.Event()
+        self._out = _Out(TX_BUF)
+        self._tx = asyncio.Lock()         # one request at a time in the buffer until it is sent
+        self._pid = None                  # the packet id of the last request sent from it
+        # documents over the client's receive buffer come as a stream of 1 KB pieces (json.load)
+        getattr(getattr(conn, "client", None), "chunked", []).append(self.base)
         for t in _TOPICS:
             conn.subscribe(self.base + t, self._on_message, qos=1)
         conn.on_connect(self._on_connect)
@@ -69,7 +97,9 @@ class ShadowClient:
         p = [asyncio.Event(), None]
         self._pending[tok] = p
         try:
-            await self.conn.client.publish(self.base + op, json.dumps(doc), qos=1)
+            async with self._tx:
+                topic = self.base + op
+                self._pid = await self.conn.client.publish(topic, self._encode(doc, topic), qos=1)
             await asyncio.wait_for(p[0].wait(), self.timeout)
         except asyncio.TimeoutError:
             raise ShadowError(0, "no answer to %s within %s s" % (op, self.timeout))
@@ -81,6 +111,23 @@ class ShadowClient:
         if not ok:
             raise ShadowError(body.get("code"), body.get("message", ""))
         return body
+
+    def _encode(self, doc, topic):
+        """doc as the payload of a publish to topic: written into the kept buffer after room for
+        the packet's header, as (buffer, start, end) (the client writes the header in front, the
+        packet in flight is a view of the buffer: no copy); while the packet before is still in
+        flight from it, or when it does not fit, in a buffer of its own of the exact size."""
+        out = self._out
+        out.n = start = 9 + len(topic.encode())
+        if self._pid is None or self._pid not in self.conn.client.inflight:
+            json.dump(doc, out)
+            if out.n <= len(out.buf):
+                return out.buf, start, out.n
+        count = _Out(0)  # (json.dumps would grow a string by reallocation)
+        json.dump(doc, count)
+        big = _Out(count.n)
+        json.dump(doc, big)
+        return big.buf
 
     async def get(self):
         """GET the shadow; the document (and its delta) is handled as it arrives."""
@@ -106,7 +153,7 @@ class ShadowClient:
 
     def _on_message(self, topic, payload, retain):
         try:
-            doc = json.loads(payload)
+            doc = json.load(payload) if hasattr(payload, "readinto") else json.loads(payload)
         except (ValueError, RuntimeError, MemoryError):  # (RuntimeError: nested too deep)
             self.log("shadow: %s: not JSON (or too deep or large to parse), ignored" % topic)
             return

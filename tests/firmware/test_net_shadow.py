@@ -173,3 +173,52 @@ def test_a_delta_is_applied_in_a_task_of_its_own_not_inside_the_mqtt_read_loop()
         await asyncio.sleep(0)
         assert len(applied) == 1       # the same version again: stale, ignored
     run(main())
+
+
+def test_requests_are_written_into_one_buffer_kept_for_good_and_larger_ones_still_go_out():
+    """At 80 KB of heap json.dumps' growing string for a 1 KB report was refused by the fragmented
+    heap: a request that fits is written into the client's own buffer; a larger one as before."""
+    async def main():
+        from net import shadow_client
+        script = ShadowScript()
+        op, conn, sh = setup(script, lambda state, version: None)
+        buf = sh._out.buf
+        task = asyncio.create_task(conn.run())
+        await until(lambda: len(script.requests) >= 1)  # the GET on connect
+        small = {"v": 1, "name": "caf\u00e9"}
+        big = {"v": 2, "text": "x" * (shadow_client.TX_BUF + 100)}
+        for rep in (small, big, {"v": 3}):
+            await sh.report(rep)
+        reports = [doc["state"]["reported"] for o, doc in script.requests if o == "update"]
+        assert reports == [small, big, {"v": 3}]
+        assert sh._out.buf is buf and len(buf) == shadow_client.TX_BUF
+        assert b'"reported": {"v": 3}' in bytes(buf)  # the last one was written in it
+        await shut(conn, task)
+    run(main())
+
+
+def test_a_request_is_sent_from_the_buffer_and_not_overwritten_while_its_packet_is_in_flight():
+    """The packet is built in the kept buffer (no copy); a QoS1 packet not yet acknowledged may be
+    re-sent after a reconnect, so the next request goes into a buffer of its own meanwhile."""
+    async def main():
+        script = ShadowScript()
+        op = Opener(lambda: FakeBroker(on_publish=script.on_publish, ack_publish=False))
+        c = MQTTClient("thing-1", "broker", 8883, opener=op, timeout=2, keepalive=0)
+        conn = Connection(c, backoff=Backoff(base=0.01, cap=0.05, floor=0.01), log=lambda m: None)
+        sh = ShadowClient(conn, "thing-1", lambda state, version: None, log=lambda m: None)
+        buf = sh._out.buf
+        task = asyncio.create_task(conn.run())
+        await until(lambda: len(script.requests) >= 1)  # the GET, sent from the buffer, unacknowledged
+        assert sh._pid in c.inflight
+        head = bytes(buf[:buf.find(b"{")])
+        assert b"\x00" + bytes([len(BASE + "get")]) + (BASE + "get").encode() in head  # the header in front
+        await sh.report({"v": 1})  # the GET's packet still in flight: not written over
+        assert bytes(c.inflight[script_pid(c, 0)]).endswith(bytes(buf[buf.find(b"{"):buf.find(b"}") + 1]))
+        assert [o for o, d in script.requests] == ["get", "update"]
+        assert script.requests[1][1]["state"] == {"reported": {"v": 1}}
+        await shut(conn, task)
+    run(main())
+
+
+def script_pid(client, i):
+    return client.pending()[i]
