@@ -45,9 +45,9 @@ def register(sub):
 def add_runtime_args(p):
     """--runtime and --heap, shared by `sim` and `demo`."""
     p.add_argument("--runtime", choices=runtimes.NAMES,
-                   help="MicroPython runtime of the boards: unix (PyPI's port: 64-bit, doubles; "
-                        "the default) or esp32like (32-bit, float32, 30-bit ticks, an ESP32's "
-                        "heap: `make esp32like`)")
+                   help="MicroPython runtime of the boards: esp32like (32-bit, float32, 30-bit ticks, "
+                        "an ESP32's heap, the firmware in ROMFS; the default where `make esp32like` "
+                        "built it) or unix (PyPI's port: 64-bit, doubles)")
     p.add_argument("--heap", type=_heap_size, metavar="SIZE",
                    help="GC heap the firmware gets on esp32like, e.g. 80k (default: the board "
                         "definition's gc_heap, 112,000 B for an ESP32-WROOM)")

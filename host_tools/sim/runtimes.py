@@ -4,7 +4,7 @@
 - `esp32like`: the unix port built as an ESP32 runs Python (`make esp32like`): 32-bit objects,
   30-bit ticks, float32, mbedTLS outside the GC heap. Run with the board's GC heap, it is the
   board's stand-in in tests (tests/firmware run on it at the WROOM's 112,000 B); virtual boards
-  use it with `--runtime esp32like`.
+  run on it by default where it is built (`--runtime unix` for the other).
 """
 import os
 import re
@@ -38,11 +38,10 @@ NEEDED_HEAP = 128 * 1024
 
 
 def default():
-    """Virtual boards run on the unix port unless asked for the ESP32-like runtime: on it, at the
-    WROOM's heap, the firmware runs (tests/host/test_memory_budget.py), but the host tools'
-    scripts compiled on the board and several virtual-board tests do not pass yet (issue 10).
-    EDGESHADOW_RUNTIME=esp32like makes it the default (e.g. for a whole test run)."""
-    name = os.environ.get("EDGESHADOW_RUNTIME") or "unix"
+    """The runtime virtual boards run on: the ESP32-like runtime where it is built (the board's
+    stand-in: 32-bit objects, float32, the board's GC heap, the firmware in ROMFS where the board
+    has the partition), else the unix port. EDGESHADOW_RUNTIME=unix|esp32like chooses one."""
+    name = os.environ.get("EDGESHADOW_RUNTIME") or ("esp32like" if available("esp32like") else "unix")
     if name not in PATHS:
         raise EdgeshadowError(f"EDGESHADOW_RUNTIME={name!r}: known runtimes are {', '.join(NAMES)}")
     return name

@@ -26,7 +26,9 @@ def firmware(tmp_path):
 @pytest.fixture
 def board(tmp_path):
     """A virtual board with no firmware on it yet, but certificates, config and a spool file."""
-    with VirtualBoard(tmp_path / "board", thing="deploy-001", firmware=False) as vb:
+    # romfs=0: the stock ESP32 image's layout, the firmware on the filesystem (where the board has a
+    # ROMFS partition deploy puts it there: tests/host/test_deploy_romfs.py)
+    with VirtualBoard(tmp_path / "board", thing="deploy-001", firmware=False, romfs=0) as vb:
         certs = vb.flash_dir / "certs"
         certs.mkdir(exist_ok=True)
         for name in ("device.der", "device.key.der", "root-ca.der"):

@@ -37,7 +37,11 @@ def board(local_broker, tmp_path_factory):
     certs.issue_device(THING, root / "certs" / THING, local_broker.ca_dir)
     config = root / "config.json"
     config.write_text(json.dumps(device_config(local_broker.port, INTERVAL_S)))
-    vb = VirtualBoard(root / "board", thing=THING, scenario="nominal")
+    # On the unix port: the unreportable-state case applies 4.5 KB of rules, and on the ESP32-like
+    # runtime (at 112,000 B and at 128 KB alike) the board then has no 1 KB block left for the
+    # ~16 KB shadow document every later GET returns: it drops its link on each connect. A known
+    # limit of the memory budget (issue 10's closing note), not what this module tests.
+    vb = VirtualBoard(root / "board", thing=THING, scenario="nominal", runtime="unix")
     vb.start()
     try:
         [result] = inject_boards([(vb.port, THING)], root / "certs", config=config)

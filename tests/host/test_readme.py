@@ -206,6 +206,9 @@ class Walk:
         return problems
 
 
+@pytest.mark.skipif(not __import__("host_tools.sim.runtimes", fromlist=["available"]).available("esp32like"),
+                    reason="the README's virtual boards are the ESP32-like runtime's (an ESP32's heap, a ROMFS "
+                           "partition): `make esp32like` builds it")
 def test_every_readme_command_runs_as_written(tmp_path, moto_endpoint):
     home = _fresh_copy(tmp_path / "edgeshadow")
     env = dict(os.environ)
