@@ -131,9 +131,12 @@ class Soak(ChaosEvents):
             for thing in e["affects"]:
                 last[thing] = e["outage_end"]
         deadline = time.monotonic() + timeout
+        kills = [e["at"] for e in self.events if e["kind"] == "broker_kill"]
         while time.monotonic() < deadline:
-            with self.monitor.lock:
-                flowing = all(report.contiguous(self.monitor.seqs.get(vb.thing, [])) for vb in self.boards)
+            with self.monitor.lock:   # every seq up to the newest arrived, but those a broker kill took
+                flowing = all(report.contiguous(self.monitor.seqs.get(vb.thing, []), lambda gap, t=vb.thing:
+                                                report.in_broker_kill(gap, self.monitor.arrived.get(t, {}), kills))
+                              for vb in self.boards)
             back = all(vb.thing not in last or self.monitor.reconnected(vb.thing, last[vb.thing] - 0.5)
                        for vb in self.boards)
             if flowing and back:

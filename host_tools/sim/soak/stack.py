@@ -147,6 +147,7 @@ class Monitor:
         from host_tools.cloud.shadow_service import tls_context
         crt, key = broker.client_cert(MONITOR_CN)
         self.seqs = {}          # thing -> list of seqs in arrival order
+        self.arrived = {}       # thing -> {seq: monotonic time it first arrived}
         self.status = []        # (monotonic time, thing, connected, retained)
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -177,7 +178,11 @@ class Monitor:
                 self.status.append((time.monotonic(), thing, bool(doc.get("connected")), bool(msg.retain)))
             else:
                 recs = doc if isinstance(doc, list) else [doc]
-                self.seqs.setdefault(thing, []).extend(r["seq"] for r in recs if isinstance(r, dict) and "seq" in r)
+                seqs = [r["seq"] for r in recs if isinstance(r, dict) and "seq" in r]
+                self.seqs.setdefault(thing, []).extend(seqs)
+                now, arrived = time.monotonic(), self.arrived.setdefault(thing, {})
+                for q in seqs:
+                    arrived.setdefault(q, now)
 
     def reconnected(self, thing, after):
         with self.lock:
