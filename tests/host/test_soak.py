@@ -80,6 +80,7 @@ def test_a_reading_missing_across_a_broker_sigkill_is_the_brokers_loss_any_other
     arrived = {1: 1.0, 2: 2.0, 3: 3.0, 4: 10.0, 6: 15.0, 7: 16.0}
     assert report.in_broker_kill([5], arrived, kills=[12.0]) == [5]      # killed between 4 and 6
     assert report.in_broker_kill([5], arrived, kills=[2.5, 20.0]) == []  # no kill across the gap
+    assert report.in_broker_kill([5], arrived, kills=[14.0]) == []       # 4 came 4 s before the kill
     assert report.in_broker_kill([5], arrived, kills=[]) == []
     assert not report.contiguous([1, 2, 3, 4, 6, 7])
     assert report.contiguous([1, 2, 3, 4, 6, 7], lambda gap: report.in_broker_kill(gap, arrived, [12.0]))

@@ -61,8 +61,8 @@ def reconnect_times(monitor, thing, outages):
 
 
 def in_broker_kill(lost, arrived, kills):
-    """The lost seqs that went missing across a broker SIGKILL: the kill falls between the arrival
-    of the nearest seq before and the nearest seq after. Mosquitto acknowledges a QoS 1 PUBLISH
+    """The lost seqs that went missing across a broker SIGKILL: the nearest seq before arrived at
+    most 2 s before the kill, the nearest seq after it after the kill. Mosquitto acknowledges a QoS 1 PUBLISH
     (the board then drops it from its spool) when it has passed it on to the subscriber's socket,
     not when that subscriber has read it, and keeps nothing on disk (persistence false); a SIGKILL
     that catches a message there loses it in the broker, not on the board (the kernel resets the
@@ -75,7 +75,7 @@ def in_broker_kill(lost, arrived, kills):
         before = [t for q, t in times if q < s]
         after = [t for q, t in times if q > s]
         lo, hi = (before[-1] if before else float("-inf")), (after[0] if after else float("inf"))
-        if any(lo - 0.5 <= k <= hi for k in kills):
+        if any(k - 2.0 <= lo <= k and k <= hi for k in kills):   # the seq before arrived <= 2 s before it
             out.append(s)
     return out
 
