@@ -247,17 +247,13 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
                 and not p.name.startswith(".") and p.name != "__pycache__"}
     remote, remote_dirs, deployed_dirs = _first_contact(link, top_dirs)
     board, write_board = choose_board(given, cfg, config, board_on_device(link, remote), link.port)
-    rom_size = _rom_partition(link, romfs)
+    rom_size = romfs_lib.partition_for_deploy(link, romfs)
     if (mpy or rom_size) and board is None:
         raise EdgeshadowError(f"{'--mpy' if mpy else 'a ROMFS deploy'} needs the board's architecture: pass "
                               "--board NAME (the board has no /board.json naming a known board)")
     if cfg is not None:
         check_thing_against_certificate(link, cfg, config)
-    local, local_dirs = local_files(firmware_dir, board["mpy_arch"] if (mpy or rom_size) else None)
-    rom = None
-    if rom_size:  # the modules go into the partition; their filesystem copies are removed
-        rom, local = romfs_lib.split(local)
-        local_dirs, deployed_dirs = set(), set(deployed_dirs) | top_dirs
+    local, local_dirs, deployed_dirs, rom = romfs_lib.layout(firmware_dir, board, mpy, rom_size, top_dirs, deployed_dirs)
     extra = {"/config.json": config_bytes} if config_bytes is not None else {}
     if write_board:
         extra["/board.json"] = board_json(board)
@@ -267,8 +263,7 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
     for path, data in extra.items():
         (skip if remote.get(path) == hashlib.sha256(data).hexdigest() else send).append(path)
     report = DeployReport(skipped=skip)
-    if rom is not None:
-        report.romfs = _write_rom(link, rom, rom_size, emit)
+    report.romfs = romfs_lib.put_image(link, rom, rom_size, emit) if rom is not None else {}
     _apply(link, {**local, **extra}, send, remove + [d + "/" for d in remove_dirs], report, emit)
     if deployed_dirs != top_dirs:
         link.write_file_atomic(MANIFEST, (json.dumps({"dirs": sorted(top_dirs)}) + "\n").encode())
@@ -281,33 +276,6 @@ def deploy(link, firmware_dir=FIRMWARE_DIR, *, config=None, mpy=False, board=Non
     report.seconds = time.monotonic() - t0
     report.wire_bytes = getattr(link, "bytes_out", 0) - out0
     return report
-
-
-def _rom_partition(link, romfs):
-    """Bytes of the board's ROMFS partition when the firmware goes there, else 0."""
-    if romfs is False:
-        return 0
-    try:
-        return romfs_lib.partition_size(link)
-    except EdgeshadowError:
-        if romfs:
-            raise
-        return 0
-
-
-def _write_rom(link, rom_files, size, emit):
-    """The firmware's ROMFS image on the board (written only when the board holds another one)."""
-    image = romfs_lib.build_image(rom_files)
-    sha = hashlib.sha256(image).hexdigest()
-    done = {"bytes": len(image), "sha256": sha, "partition": size, "written": False}
-    if romfs_lib.held_sha256(link, len(image)) == sha:
-        emit("romfs", "unchanged", len(image))
-        return done
-    emit("romfs", "writing", len(image))
-    romfs_lib.write_image(link, image)
-    done["written"] = True
-    emit("romfs", "written", len(image))
-    return done
 
 
 def _apply(link, everything, send, remove, report, emit):

@@ -95,3 +95,43 @@ def write_image(link, image, on_progress=None):
     link.exec("import vfs, sys\nvfs.mount(vfs.VfsRom(_rom), '/rom')\ndel _rom, _bs\n"
               "if '/rom' not in sys.path:\n sys.path.extend(('/rom', '/rom/lib'))")
     return len(image)
+
+
+# -- what `edgeshadow deploy` does with the partition ----------------------------------------------
+def layout(firmware_dir, board, mpy, rom_size, top_dirs, deployed_dirs):
+    """(files for the filesystem, their folders, the folders deploy manages, files for the ROMFS
+    image or None). With a ROMFS partition the modules go into the image and their filesystem
+    copies (every firmware folder included) are removed."""
+    from host_tools.device.firmware_files import local_files
+    local, local_dirs = local_files(firmware_dir, board["mpy_arch"] if (mpy or rom_size) else None)
+    if not rom_size:
+        return local, local_dirs, deployed_dirs, None
+    rom, local = split(local)
+    return local, set(), set(deployed_dirs) | top_dirs, rom
+
+
+def partition_for_deploy(link, romfs):
+    """Bytes of the board's ROMFS partition when the firmware goes there, else 0."""
+    if romfs is False:
+        return 0
+    try:
+        return partition_size(link)
+    except EdgeshadowError:
+        if romfs:
+            raise
+        return 0
+
+
+def put_image(link, rom_files, size, emit):
+    """The firmware's ROMFS image on the board (written only when the board holds another one)."""
+    image = build_image(rom_files)
+    sha = hashlib.sha256(image).hexdigest()
+    done = {"bytes": len(image), "sha256": sha, "partition": size, "written": False}
+    if held_sha256(link, len(image)) == sha:
+        emit("romfs", "unchanged", len(image))
+        return done
+    emit("romfs", "writing", len(image))
+    write_image(link, image)
+    done["written"] = True
+    emit("romfs", "written", len(image))
+    return done
