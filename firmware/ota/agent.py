@@ -152,22 +152,27 @@ async def _going_on(jobs, job, details):
     return True
 
 
-def _rehash(path, h, most):
-    """Bytes of path (a file cut by a restart) fed to h: where its download goes on; 0 to start
-    again (none, or more than the file should hold)."""
-    buf = bytearray(512)
+def _feed(path, h):
+    """Feed the file at path to h in small pieces; its length, or None if it cannot be read."""
+    buf = bytearray(256)
     n = 0
     try:
         with open(path, "rb") as f:
             while True:
                 k = f.readinto(buf)
                 if not k:
-                    break
+                    return n
                 h.update(memoryview(buf)[:k])
                 n += k
     except OSError:
-        return 0
-    return n if n <= most else 0
+        return None
+
+
+def _rehash(path, h, most):
+    """Bytes of path (a file cut by a restart) fed to h: where its download goes on; 0 to start
+    again (none, or more than the file should hold)."""
+    n = _feed(path, h)
+    return n if n is not None and n <= most else 0
 
 
 def _incoming():
@@ -272,17 +277,7 @@ async def run(jobs, ex, st):
 def _digest_of(p):
     """SHA-256 of the file at p, read in small pieces; None if there is none."""
     h = hashlib.sha256()
-    buf = bytearray(256)
-    try:
-        with open(p, "rb") as f:
-            while True:
-                n = f.readinto(buf)
-                if not n:
-                    break
-                h.update(memoryview(buf)[:n])
-    except OSError:
-        return None
-    return binascii.hexlify(h.digest()).decode()
+    return None if _feed(p, h) is None else binascii.hexlify(h.digest()).decode()
 
 
 def _free_bytes():
