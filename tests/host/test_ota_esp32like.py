@@ -126,7 +126,10 @@ def test_a_romfs_update_that_raises_at_start_is_rolled_back_to_the_previous_imag
     vb.wait_for_log("edgeshadow firmware v0.2.0", start=mark + back)
     vb.wait_for_log("net: connected", start=mark + back, timeout=60)
     assert _partition(vb, len(good)) == good
-    st = _state(vb)
+    # the board clears its result once the service has accepted its report, a moment
+    # after the job shows the final status
+    st = wait_until(lambda: (lambda s: s if s["result"] is None else None)(_state(vb)), 30,
+                    f"{vb.thing}'s reported result cleared")
     assert st["active"] == "a" and st["pending"] is None and st["result"] is None, st
 
 

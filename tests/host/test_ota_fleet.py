@@ -91,7 +91,10 @@ def test_rollout_to_ten_boards_is_confirmed_and_the_shadow_shows_it(local_broker
     crt, key = local_broker.client_cert("edgeshadow-admin")
     with LocalShadow(local_broker.host, local_broker.port, local_broker.broker.ca_cert, crt, key) as sh:
         for b in fleet:
-            st = state(b)
+            # the board clears its result once the service has accepted its report, a moment
+            # after the job shows the final status
+            st = wait_until(lambda: (lambda s: s if s["result"] is None else None)(state(b)), 30,
+                            f"{b.thing}'s reported result cleared")
             assert st["active"] == "a" and st["pending"] is None and st["result"] is None, st
             assert "edgeshadow firmware v0.2.0" in b.log()
             wait_until(lambda: sh.get(b.thing)["state"]["reported"].get("fw") == "0.2.0", 30,
@@ -110,7 +113,10 @@ def test_an_app_that_raises_at_start_is_rolled_back_and_the_rollout_stops(local_
     for b in fleet[:2]:
         reason = local_broker.jobs.store.jobs[job]["executions"][b.thing]["statusDetails"]["reason"]
         assert "0.3.0 cannot start: missing calibration table" in reason
-        st = state(b)
+        # the board clears its result once the service has accepted its report, a moment
+        # after the job shows the final status
+        st = wait_until(lambda: (lambda s: s if s["result"] is None else None)(state(b)), 30,
+                        f"{b.thing}'s reported result cleared")
         assert st["active"] == "a" and st["pending"] is None and st["result"] is None, st  # back on 0.2.0
         mark = b.log().rfind("rolled back")
         assert mark > 0
