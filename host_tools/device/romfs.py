@@ -45,14 +45,21 @@ def build_image(rom_files):
             return bytes(make_romfs(tmp, mpy_cross=False))
 
 
-def partition_size(link):
-    """Bytes of the board's first ROMFS partition; a clear error when its MicroPython has none."""
+def partition_bytes(link):
+    """Bytes of the board's first ROMFS partition, 0 when its MicroPython has none (a link that
+    fails still raises)."""
     size = link.eval("(lambda v: len(memoryview(v.rom_ioctl(2, 0))) if hasattr(v, 'rom_ioctl') and "
                      "v.rom_ioctl(1) > 0 else -1)(__import__('vfs'))")
-    if not isinstance(size, int) or size < 0:
+    return size if isinstance(size, int) and size > 0 else 0
+
+
+def partition_size(link):
+    """Bytes of the board's first ROMFS partition; a clear error when its MicroPython has none."""
+    size = partition_bytes(link)
+    if not size:
         raise EdgeshadowError(f"the board on {link.port} has no ROMFS partition",
                               hint="ROMFS needs a MicroPython build with a 'romfs' partition; "
-                                   "deploy without --romfs puts the firmware on the filesystem")
+                                   "on such a board `edgeshadow deploy` puts the firmware on the filesystem")
     return size
 
 
@@ -85,9 +92,7 @@ def write_image(link, image, on_progress=None):
         if on_progress:
             on_progress(min(offset + CHUNK, len(image)), len(image))
     link.exec("_rom.ioctl(3, 0)")
-    held = link.exec("import vfs, hashlib, binascii\n"
-                     f"print(binascii.hexlify(hashlib.sha256(memoryview(_rom)[:{len(image)}])"
-                     ".digest()).decode())").strip()
+    held = held_sha256(link, len(image))
     if held != hashlib.sha256(image).hexdigest():
         raise EdgeshadowError(f"the board on {link.port} holds another ROMFS image than the one written "
                               f"(SHA-256 {held[:16]}...): its partition may be damaged")
@@ -114,12 +119,7 @@ def partition_for_deploy(link, romfs):
     """Bytes of the board's ROMFS partition when the firmware goes there, else 0."""
     if romfs is False:
         return 0
-    try:
-        return partition_size(link)
-    except EdgeshadowError:
-        if romfs:
-            raise
-        return 0
+    return partition_size(link) if romfs else partition_bytes(link)
 
 
 def put_image(link, rom_files, size, emit):
