@@ -69,7 +69,7 @@ esp32like: $(STAMP) gcc-multilib
 	@test -n "$(MICROPYTHON_SRC)" || { echo "make esp32like needs MICROPYTHON_SRC=<a MicroPython 1.2x source archive or checkout>"; exit 2; }
 	host_tools/sim/esp32like/build.sh "$(MICROPYTHON_SRC)" $(ESP32LIKE)
 
-$(ESP32LIKE): host_tools/sim/esp32like/build.sh host_tools/sim/esp32like/manifest.py host_tools/sim/esp32like/uart_noflush.c $(wildcard host_tools/sim/esp32like/variant/*) $(MICROPYTHON_SRC)
+$(ESP32LIKE): host_tools/sim/esp32like/build.sh host_tools/sim/esp32like/manifest.py $(wildcard host_tools/sim/esp32like/*.c) $(wildcard host_tools/sim/esp32like/variant/*) $(MICROPYTHON_SRC)
 	@$(MAKE) --no-print-directory gcc-multilib
 	host_tools/sim/esp32like/build.sh "$(MICROPYTHON_SRC)" $@
 

@@ -7,6 +7,8 @@
 #   ROMFS partition      vfs.rom_ioctl over a memory-mapped file (variant/romfs_partition.c), as an
 #                        ESP32 build with a "romfs" partition has
 #   input kept           the REPL does not flush typed-ahead input, as a board's UART buffer keeps it
+#   Ctrl-C scheduled     KeyboardInterrupt raised by the VM at its next check, as the ESP32's UART
+#                        interrupt does, never longjmp'd out of the signal handler (kbd_sched.c)
 # Run it with `-X heapsize=110k` for an ESP32-WROOM's GC heap (boards/*.json: gc_heap).
 #
 #   build.sh SRC OUT      SRC: a MicroPython 1.2x source archive (.tar.xz/.tar.gz) or checkout
@@ -38,13 +40,15 @@ fi
 log="$work/build.log"
 # The board keeps what the host typed while code ran (uart_noflush.c says why).
 gcc -m32 -O2 -c "$here/uart_noflush.c" -o "$work/uart_noflush.o"
+# Ctrl-C raises KeyboardInterrupt between bytecodes, as on the board (kbd_sched.c says why).
+gcc -m32 -O2 -c "$here/kbd_sched.c" -o "$work/kbd_sched.o"
 echo "esp32like: building mpy-cross" >&2
 make -s -C "$tree/mpy-cross" -j"$jobs" >"$log" 2>&1 || { tail -30 "$log" >&2; exit 1; }
 echo "esp32like: building the unix port (-m32, float32, mbedTLS); about a minute on 2 cores" >&2
 make -s -C "$tree/ports/unix" -j"$jobs" VARIANT_DIR="$here/variant" \
     MICROPY_PY_FFI=0 MICROPY_PY_BTREE=0 MICROPY_SSL_MBEDTLS=1 \
     FROZEN_MANIFEST="$here/manifest.py" \
-    CFLAGS_EXTRA='-m32 -DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT' LDFLAGS_EXTRA="-m32 -Wl,--wrap=tcsetattr -Wl,--wrap=mp_vfs_rom_ioctl $work/uart_noflush.o" \
+    CFLAGS_EXTRA='-m32 -DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT' LDFLAGS_EXTRA="-m32 -Wl,--wrap=tcsetattr -Wl,--wrap=mp_vfs_rom_ioctl -Wl,--wrap=sigaction $work/uart_noflush.o $work/kbd_sched.o" \
     BUILD="$work/build" PROG=micropython-esp32like >>"$log" 2>&1 || { tail -30 "$log" >&2; exit 1; }
 
 # The binary must be what it claims: 32-bit small ints, 30-bit ticks, float32, ssl and asyncio.

@@ -6,3 +6,8 @@
 
 #undef MICROPY_VFS_ROM_IOCTL
 #define MICROPY_VFS_ROM_IOCTL (1)
+
+// Ctrl-C schedules KeyboardInterrupt (raised by the VM at its next check), as on the ESP32; the
+// standard unix build longjmps out of the SIGINT handler instead (../kbd_sched.c says why not).
+#undef MICROPY_ASYNC_KBD_INTR
+#define MICROPY_ASYNC_KBD_INTR (0)
