@@ -65,9 +65,13 @@ def versions(keys, tmp_path_factory):
     return {"good": good, "crash": bad}
 
 
-def end_states(env, job, things, timeout):
-    wait_until(lambda: all(executions(env, job)[t] in TERMINAL for t in things), timeout,
-               f"every execution of {job} to end: {executions(env, job)}", every=0.25)
+def end_states(env, job, things, timeout, boards=()):
+    try:
+        wait_until(lambda: all(executions(env, job)[t] in TERMINAL for t in things), timeout,
+                   f"every execution of {job} to end: {executions(env, job)}", every=0.25)
+    except AssertionError as e:  # what the boards said is what tells why
+        tails = "".join(f"\n--- {b.thing} ---\n{b.log()[-1500:]}" for b in boards)
+        raise AssertionError(f"{e}{tails}") from None
     return executions(env, job)
 
 
@@ -295,7 +299,7 @@ def test_power_cuts_at_random_moments_never_leave_a_board_unbootable(local_broke
             time.sleep(max(0.0, t0 + delay - time.monotonic()))  # the random moment itself
             phases.append(_phase(boards[i], job))
             _power_cut(boards[i])
-        ex = end_states(local_broker, job, [b.thing for b in boards], 120)
+        ex = end_states(local_broker, job, [b.thing for b in boards], 120, boards)
         for b, mark in zip(boards, marks):
             st = state(b)
             running = st["active"] if st else None

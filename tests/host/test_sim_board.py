@@ -8,6 +8,7 @@ import pytest
 
 from host_tools.errors import EdgeshadowError
 from host_tools.device.link import BoardLink
+from host_tools.sim import runtimes
 from host_tools.sim.board import VirtualBoard
 from tests.host.conftest import AMPY, MPREMOTE, firmware_without_app, processes_of
 
@@ -216,27 +217,41 @@ def test_deadlock_detector_tells_a_parked_process_from_a_sleeping_one():
             p.wait()
 
 
-def test_a_ctrl_c_that_leaves_the_qstr_lock_taken_costs_a_reset_not_a_command(virtual_board, tmp_path):
-    """A main.py that compiles without pause holds the unix port's qstr lock often, so a Ctrl-C
-    leaves it taken about one time in three: the board must then reset before its REPL answers
-    (the bootstrap's compile after main.py), and the host's command still runs. Without that
-    compile about a third of these commands failed mid-paste."""
-    from host_tools.device.link import BoardLink
-    flash = tmp_path / "qstr-001" / "flash"
+def _takeovers(virtual_board, tmp_path, thing, runtime, limit):
+    """mpremote-style takeovers (soft reset, then a command) of a main.py that compiles without
+    pause, so that Ctrl-C often lands inside a compile; returns the board's log."""
+    flash = tmp_path / thing / "flash"
     flash.mkdir(parents=True)
     (flash / "main.py").write_text(
-        "print('edgeshadow firmware v0 thing=qstr-001')\nn = 0\nwhile True:\n    n += 1\n"
+        f"print('edgeshadow firmware v0 thing={thing}')\nn = 0\nwhile True:\n    n += 1\n"
         "    exec(compile('\\n'.join('v%d_%d = 1' % (n, i) for i in range(50)), 's', 'exec'), {})\n")
-    vb = virtual_board("qstr-001", firmware=False)
+    vb = virtual_board(thing, firmware=False, runtime=runtime)
     rnd = __import__("random").Random(7)
     takeovers = 0
     with BoardLink(vb.port) as link:
-        while vb.log().count("Guru Meditation") < 2 and takeovers < 60:
+        while vb.log().count("Guru Meditation") < 2 and takeovers < limit:
             link.soft_reset()
             time.sleep(rnd.random() * 0.05)
             assert link.exec("print(6 * 7)").strip() == "42", f"takeover {takeovers + 1}"
             takeovers += 1
-    assert "the firmware process is deadlocked" in vb.log()  # the path was taken, and absorbed
+    return vb.log()
+
+
+def test_a_ctrl_c_that_leaves_the_qstr_lock_taken_costs_a_reset_not_a_command(virtual_board, tmp_path):
+    """On the unix port a Ctrl-C longjmps out of whatever runs, and a main.py that compiles without
+    pause holds the qstr lock often, so it is left taken about one time in three: the board must
+    then reset before its REPL answers (the bootstrap's compile after main.py), and the host's
+    command still runs. Without that compile about a third of these commands failed mid-paste."""
+    log = _takeovers(virtual_board, tmp_path, "qstr-001", "unix", 60)
+    assert "the firmware process is deadlocked" in log  # the path was taken, and absorbed
+
+
+@pytest.mark.skipif(not runtimes.available("esp32like"), reason="the ESP32-like runtime is not built")
+def test_on_the_esp32like_runtime_a_ctrl_c_never_leaves_a_lock_taken(virtual_board, tmp_path):
+    """The ESP32-like runtime raises KeyboardInterrupt between bytecodes, as a board does: the same
+    takeovers never find the firmware process deadlocked, nor its heap locked."""
+    log = _takeovers(virtual_board, tmp_path, "qstr-002", "esp32like", 20)
+    assert "Guru Meditation" not in log and "heap is locked" not in log, log[-2000:]
 
 
 def test_deepsleep_wakes_up_with_deepsleep_reset_cause(virtual_board, tmp_path):
