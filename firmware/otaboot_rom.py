@@ -65,21 +65,27 @@ def _ms():
 
 
 def _copy(dev, path, n, buf):
-    """Erase and write the partition's first n bytes from the file, one erase block at a time."""
+    """Erase and write the partition's first n bytes from the file, one erase block at a time, the
+    first block (the image's header) last: a power cut in between leaves a partition holding no
+    image, which the runtime does not mount and the next boot copies again, never a header over
+    half an image (a boot that imports from it reads garbage)."""
     try:
         import vfs
         vfs.umount("/rom")   # nothing is imported from it yet: boot.py selects the slot first
     except (ImportError, OSError):
         pass
     bs = dev.ioctl(5, 0)
-    off = 0
+    dev.ioctl(6, 0)
     with open(path, "rb") as f:
-        while off < n:
-            if off % bs == 0:
-                dev.ioctl(6, off // bs)
-            k = f.readinto(buf)
-            dev.writeblocks(off // bs, memoryview(buf)[:k], off % bs)
-            off += k
+        for start, end in ((bs, n), (0, min(bs, n))):
+            f.seek(start)
+            off = start
+            while off < end:
+                if off % bs == 0 and off:
+                    dev.ioctl(6, off // bs)
+                k = f.readinto(buf)
+                dev.writeblocks(off // bs, memoryview(buf)[:k], off % bs)
+                off += k
     dev.ioctl(3, 0)
 
 

@@ -73,7 +73,9 @@ def held_sha256(link, n):
 def write_image(link, image, on_progress=None):
     """Erase, write and verify the board's ROMFS partition 0 (SHA-256 of what the board holds).
     As on the ESP32 port, vfs.rom_ioctl(2, 0) is the partition object: erased a block at a time
-    (ioctl 6), written with writeblocks(block, buf, offset), as mpremote's `romfs deploy` does."""
+    (ioctl 6), written with writeblocks(block, buf, offset), as mpremote's `romfs deploy` does.
+    The first erase block (the image's header) is written last: a cable pulled mid-write leaves a
+    partition holding no image, which the board does not mount, never a header over half of one."""
     size = partition_size(link)
     if len(image) > size:
         raise EdgeshadowError(f"the firmware's ROMFS image is {len(image)} bytes; the board's "
@@ -82,15 +84,18 @@ def write_image(link, image, on_progress=None):
               "_rom = vfs.rom_ioctl(2, 0)\n_bs = _rom.ioctl(5, 0)\n"
               f"for _b in range(({len(image)} + _bs - 1) // _bs):\n _rom.ioctl(6, _b)")
     bs = link.eval("_bs")
-    for offset in range(0, len(image), CHUNK):
+    offsets = list(range(0, len(image), CHUNK))
+    done = 0
+    for offset in [o for o in offsets if o >= bs] + [o for o in offsets if o < bs]:
         chunk = image[offset:offset + CHUNK]
         b64 = base64.b64encode(chunk).decode()
         try:
             link.exec(f"_rom.writeblocks({offset // bs}, __import__('binascii').a2b_base64('{b64}'), {offset % bs})")
         except Exception as e:
             raise EdgeshadowError(f"the board on {link.port} refused a ROMFS write at offset {offset} ({e})")
+        done += len(chunk)
         if on_progress:
-            on_progress(min(offset + CHUNK, len(image)), len(image))
+            on_progress(done, len(image))
     link.exec("_rom.ioctl(3, 0)")
     held = held_sha256(link, len(image))
     if held != hashlib.sha256(image).hexdigest():

@@ -51,3 +51,39 @@ def test_no_romfs_keeps_the_filesystem_layout_and_romfs_on_a_board_without_the_p
     code, doc, err = _deploy(capsys, vb2.port, "--no-romfs")
     assert code == 0 and doc["romfs"] is None, err
     assert (vb2.flash_dir / "app.py").exists() and (vb2.flash_dir / "net" / "mqtt.py").exists()
+
+
+class _CablePulled(Exception):
+    pass
+
+
+@needs_esp32like
+def test_a_write_cut_halfway_leaves_no_image_and_the_next_deploy_restores_it(virtual_board, capsys):
+    """The image's header (its first erase block) is written last: a write cut halfway leaves a
+    partition that holds no image, so the board boots without mounting it (a header over half an
+    image would send every import from /rom into garbage), and the next deploy writes it whole."""
+    import os
+    from host_tools.device import romfs
+    vb = virtual_board("romdep-004", runtime="esp32like", romfs=256 * 1024)
+    assert _deploy(capsys, vb.port)[0] == 0
+    image = romfs.build_image({f"/pad{i}.py": os.urandom(3000) for i in range(20)})  # another image
+
+    def pull_the_cable(done, total):
+        if done >= total // 2:
+            raise _CablePulled()
+
+    with BoardLink(vb.port) as link:
+        with pytest.raises(_CablePulled):
+            romfs.write_image(link, image, on_progress=pull_the_cable)
+    held = (vb.sim_dir / "romfs.bin").read_bytes()
+    assert held[:3] != b"\xd2\xcd\x31" and held[4096:len(image) // 2] == image[4096:len(image) // 2]
+    mark = len(vb.log())
+    vb.stop()   # power off and on: the partition keeps what was written
+    vb.start()
+    vb.wait_for_log("no module named 'edge'", start=mark)   # booted to the REPL, nothing to run
+    with BoardLink(vb.port) as link:
+        assert link.exec("import os\ntry:\n os.listdir('/rom')\nexcept OSError:\n print('none')").strip() == "none"
+    code, doc, err = _deploy(capsys, vb.port)
+    assert code == 0 and doc["romfs"]["written"] is True, err
+    with BoardLink(vb.port) as link:
+        assert link.exec("import app\nprint(app.__file__)").strip() == "/rom/app.mpy"
