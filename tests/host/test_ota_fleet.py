@@ -68,10 +68,10 @@ def versions(keys, tmp_path_factory):
 def end_states(env, job, things, timeout, boards=()):
     try:
         wait_until(lambda: all(executions(env, job)[t] in TERMINAL for t in things), timeout,
-                   f"every execution of {job} to end: {executions(env, job)}", every=0.25)
-    except AssertionError as e:  # what the boards said is what tells why
+                   f"every execution of {job} to end", every=0.25)
+    except AssertionError as e:  # the states at the deadline, and what the boards said
         tails = "".join(f"\n--- {b.thing} ---\n{b.log()[-1500:]}" for b in boards)
-        raise AssertionError(f"{e}{tails}") from None
+        raise AssertionError(f"{e}: {executions(env, job)}{tails}") from None
     return executions(env, job)
 
 
