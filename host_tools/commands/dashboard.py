@@ -34,6 +34,10 @@ def do_dashboard(args):
         with lib.Dashboard(db, host=args.host, port=args.port, token=args.token,
                            allow_remote=args.allow_remote, config=args.config) as d:
             print(d.url, flush=True)
+            if not Path(db).exists():
+                print(f"dashboard: warning: no historian database at {db} yet; the page stays empty "
+                      "until `edgeshadow historian` (or `edgeshadow broker`, or the demo) writes it there",
+                      file=sys.stderr, flush=True)
             print(f"dashboard: serving {db}; Ctrl-C stops", file=sys.stderr, flush=True)
             while not stop.wait(0.5):
                 pass

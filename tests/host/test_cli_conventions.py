@@ -183,6 +183,24 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_output(tmp_path, runtime):
     assert processes_reading(inp) == []         # the MicroPython child went with it
 
 
+def test_dashboard_on_a_missing_database_says_so_and_stops_on_ctrl_c(tmp_path):
+    """The URL on stdout; on stderr a warning naming the file that is not there yet."""
+    db = tmp_path / "nope" / "historian.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "host_tools", "dashboard", "--db", str(db)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("http://127.0.0.1:")
+        warning = proc.stderr.readline()
+        assert warning.startswith("dashboard: warning: no historian database at") and str(db) in warning
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not db.exists()   # read-only: it made nothing
+
+
 def test_a_closed_stdout_stops_quietly_with_141():
     """`edgeshadow replay ... | head -1`: no traceback, no message, exit 141 (128 + SIGPIPE)."""
     for runtime in ("cpython", "micropython"):
