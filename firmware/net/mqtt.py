@@ -269,7 +269,10 @@ class MQTTClient:
         kind = ptype & 0xF0
         if kind == P.PUBLISH:
             topic, pid, off = P.split_publish(ptype, body)
-            if self.on_message is not None:
+            if isinstance(body, P.Skipped):
+                print("mqtt: a %d-byte message on %s is more than the heap can take: skipped"
+                      % (len(body), topic))
+            elif self.on_message is not None:
                 # the payload without a copy: a memoryview of the receive buffer (valid until the
                 # next read: handlers parse it at once), or the body itself, cut in place
                 if isinstance(body, P.Chunks):

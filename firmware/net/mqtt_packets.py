@@ -158,10 +158,26 @@ def puback(pid):
     return _packet(PUBACK, struct.pack("!H", pid))
 
 
+class Skipped:
+    """A body the heap could not take (MemoryError allocating its pieces): its head (topic and
+    packet id) kept in the receive buffer, the rest read and thrown away. The link stays up and the
+    packet is still acknowledged; a shadow document too large for the board costs a log line, not a
+    reconnect (which would bring the same document again)."""
+
+    def __init__(self, head, n):
+        self.head = head
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+
 def split_publish(ptype, body):
     """(topic, pid or None, payload offset) of an incoming PUBLISH."""
     if isinstance(body, Chunks):
         body = body.parts[0]  # the topic (AWS: 256 bytes at most) is in the first piece
+    elif isinstance(body, Skipped):
+        body = body.head
     tlen = struct.unpack_from("!H", body, 0)[0]
     topic = str(body[2:2 + tlen], "utf-8")
     off = 2 + tlen
@@ -198,7 +214,12 @@ async def _read_body(r, n, buf):
     if buf is not None and n <= len(buf):
         mv = memoryview(buf)[:n]
     elif buf is not None and n > _CHUNK:
-        body = Chunks(n)
+        try:
+            body = Chunks(n)
+        except MemoryError:
+            body = None   # (the pieces allocated so far are garbage now)
+        if body is None:
+            return await _skip(r, n, buf)
         for p in body.parts:
             await _read_into(r, memoryview(p))
         return body
@@ -206,6 +227,20 @@ async def _read_body(r, n, buf):
         mv = memoryview(bytearray(n))
     await _read_into(r, mv)
     return mv
+
+
+async def _skip(r, n, buf):
+    """Skipped: the body's first bytes (a topic is 2 + 256 bytes at most, then the packet id) in
+    buf, the rest read through the buffer after them and dropped."""
+    mv = memoryview(buf)
+    head = min(n, 260, len(buf) - 16)
+    await _read_into(r, mv[:head])
+    left = n - head
+    while left:
+        k = min(left, len(buf) - head)
+        await _read_into(r, mv[head:head + k])
+        left -= k
+    return Skipped(mv[:head], n)
 
 
 async def _read_into(r, mv):

@@ -204,6 +204,39 @@ def test_a_body_larger_than_the_buffer_comes_in_pieces_as_a_stream_to_the_handle
     run(main())
 
 
+def test_a_body_the_heap_cannot_take_is_skipped_and_acknowledged_and_the_link_stays_up():
+    """At 112 KB of heap a 16 KB shadow document (4.5 KB of rules in desired, reported, delta and
+    metadata) found no room for its pieces: the link dropped, and every reconnect's GET brought the
+    same document again. Now it is read through the receive buffer and dropped, acknowledged, and
+    the next packet is read as usual."""
+    async def main():
+        op = Opener(IntoBroker)
+        c = client(op, rx_buf=128)
+        c.chunked.append("$aws/")
+        got = []
+        c.on_message = lambda t, p, r: got.append((t, bytes(p) if not isinstance(p, mqtt_packets.Chunks) else b"chunks"))
+        await c.connect()
+        real = mqtt_packets.Chunks
+
+        class NoRoom(real):
+            def __init__(self, n):
+                raise MemoryError("memory allocation failed, allocating 1024 bytes")
+        mqtt_packets.Chunks = NoRoom
+        try:
+            big = b'{"state":{"desired":{"rules":"' + b"r" * 5000 + b'"}}}'
+            op.brokers[0].feed(publish_packet("$aws/things/t/shadow/get/accepted", big, qos=1, pid=41))
+            op.brokers[0].feed(publish_packet("$aws/things/t/shadow/update/delta", b'{"version":3}', qos=1, pid=42))
+            await until(lambda: len(got) == 1)
+        finally:
+            mqtt_packets.Chunks = real
+        assert got == [("$aws/things/t/shadow/update/delta", b'{"version":3}')]
+        acks = [b for t, b in op.brokers[0].packets() if t == 0x40]
+        assert acks == [b"\x00\x29", b"\x00\x2a"]   # both acknowledged, in order
+        assert c.connected
+        await c.disconnect()
+    run(main())
+
+
 def test_a_body_that_fits_is_a_view_of_the_given_buffer():
     async def main():
         r = IntoBroker()
