@@ -10,6 +10,7 @@ from host_tools.cli import main
 from host_tools.device.deploy import deploy, firmware_version, local_files
 from host_tools.errors import EdgeshadowError
 from host_tools.device.link import BoardLink
+from host_tools.sim import runtimes
 from host_tools.sim.board import VirtualBoard
 
 pytestmark = pytest.mark.timeout(240)
@@ -27,8 +28,11 @@ def firmware(tmp_path):
 def board(tmp_path):
     """A virtual board with no firmware on it yet, but certificates, config and a spool file."""
     # romfs=0: the stock ESP32 image's layout, the firmware on the filesystem (where the board has a
-    # ROMFS partition deploy puts it there: tests/host/test_deploy_romfs.py)
-    with VirtualBoard(tmp_path / "board", thing="deploy-001", firmware=False, romfs=0) as vb:
+    # ROMFS partition deploy puts it there: tests/host/test_deploy_romfs.py). From files the firmware
+    # needs runtimes.NEEDED_HEAP: at a WROOM's 112,000 B its imports failed now and then (MemoryError
+    # in app_boot, 7 of these tests in one make test run), a board with more RAM is what it needs.
+    with VirtualBoard(tmp_path / "board", thing="deploy-001", firmware=False, romfs=0,
+                      heap=runtimes.NEEDED_HEAP) as vb:
         certs = vb.flash_dir / "certs"
         certs.mkdir(exist_ok=True)
         for name in ("device.der", "device.key.der", "root-ca.der"):

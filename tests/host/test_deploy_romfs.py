@@ -41,13 +41,14 @@ def test_deploy_puts_the_firmware_in_romfs_removes_the_filesystem_copies_and_ski
 @needs_esp32like
 def test_no_romfs_keeps_the_filesystem_layout_and_romfs_on_a_board_without_the_partition_is_refused(
         virtual_board, capsys):
-    vb = virtual_board("romdep-002", runtime="esp32like", romfs=0)   # the stock ESP32 image's layout
+    # the stock ESP32 image's layout; from files the firmware needs runtimes.NEEDED_HEAP
+    vb = virtual_board("romdep-002", runtime="esp32like", romfs=0, heap=runtimes.NEEDED_HEAP)
     code, doc, err = _deploy(capsys, vb.port, "--romfs")
     assert code == 1 and doc is None
     assert "has no ROMFS partition" in err
     code, doc, err = _deploy(capsys, vb.port)     # default: the filesystem, as the board has no partition
     assert code == 0 and doc["romfs"] is None, err
-    vb2 = virtual_board("romdep-003", runtime="esp32like", romfs=256 * 1024)
+    vb2 = virtual_board("romdep-003", runtime="esp32like", romfs=256 * 1024, heap=runtimes.NEEDED_HEAP)
     code, doc, err = _deploy(capsys, vb2.port, "--no-romfs")
     assert code == 0 and doc["romfs"] is None, err
     assert (vb2.flash_dir / "app.py").exists() and (vb2.flash_dir / "net" / "mqtt.py").exists()
