@@ -208,6 +208,13 @@ class App:
                              "problems": ["report: the shadow service refused the applied state: %s" % err]}
         return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
 
+    def on_too_large(self, version, n):
+        """A delta too large for the heap to read in: refused, with the reason, in the shadow."""
+        self.config_error = {"version": version, "problems": [
+            "shadow: the delta of version %d is %d bytes with its metadata, more than this board's "
+            "heap can take in; make the desired state smaller" % (version, n)]}
+        return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+
     # --- network --------------------------------------------------------------------------------
     def start_network(self):
         m = self.cfg["mqtt"]
@@ -242,7 +249,8 @@ class App:
                                ntp_host=self.cfg["ntp"]["host"], log=log)
         self.forwarder = Forwarder(self.spool, self.conn, prefix + "telemetry", prefix + "alerts",
                                    batch_max=m["batch_max"], log=log)
-        self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log, on_rejected=self.on_rejected)
+        self.shadow = ShadowClient(self.conn, thing, self.on_delta, log=log, on_rejected=self.on_rejected,
+                                   on_too_large=self.on_too_large)
         self.conn.on_connect(self._on_connect)
         tasks = [self.conn.run(), self.forwarder.run(), self.reporter(), self._rollback_guard()]
         try:  # over-the-air updates (AWS IoT Jobs) only on a board that holds the key to check them

@@ -164,9 +164,10 @@ class Skipped:
     packet is still acknowledged; a shadow document too large for the board costs a log line, not a
     reconnect (which would bring the same document again)."""
 
-    def __init__(self, head, n):
+    def __init__(self, head, n, version=None):
         self.head = head
         self.n = n
+        self.version = version  # the payload's top-level "version", when found
 
     def __len__(self):
         return self.n
@@ -205,10 +206,10 @@ async def read(r, buf=None):
             raise MQTTError("mqtt: malformed remaining length")
     if n > _MAX_PACKET:
         raise MQTTError("mqtt: incoming packet of %d bytes exceeds the buffer limit" % n)
-    return ptype, (await _read_body(r, n, buf) if n else b"")
+    return ptype, (await _read_body(r, n, buf, ptype) if n else b"")
 
 
-async def _read_body(r, n, buf):
+async def _read_body(r, n, buf, ptype=PUBLISH):
     if not hasattr(r, "readinto"):  # CPython's StreamReader
         return bytearray(await r.readexactly(n))
     if buf is not None and n <= len(buf):
@@ -219,7 +220,7 @@ async def _read_body(r, n, buf):
         except MemoryError:
             body = None   # (the pieces allocated so far are garbage now)
         if body is None:
-            return await _skip(r, n, buf)
+            return await _skip(r, n, buf, ptype)
         for p in body.parts:
             await _read_into(r, memoryview(p))
         return body
@@ -229,18 +230,30 @@ async def _read_body(r, n, buf):
     return mv
 
 
-async def _skip(r, n, buf):
+async def _skip(r, n, buf, ptype):
     """Skipped: the body's first bytes (a topic is 2 + 256 bytes at most, then the packet id) in
-    buf, the rest read through the buffer after them and dropped."""
+    buf, the rest read through the buffer after them and dropped; on the way, the top-level
+    "version" of a JSON payload (net.doc_version) when there is room for the scan."""
     mv = memoryview(buf)
     head = min(n, 260, len(buf) - 16)
     await _read_into(r, mv[:head])
+    scan = None
+    off = 2 + (buf[0] << 8 | buf[1]) + (2 if (ptype >> 1) & 3 else 0)
+    if off <= head:
+        try:
+            from net.doc_version import TopVersion
+            scan = TopVersion()
+            scan.feed(mv[off:head])
+        except MemoryError:
+            scan = None
     left = n - head
     while left:
         k = min(left, len(buf) - head)
         await _read_into(r, mv[head:head + k])
         left -= k
-    return Skipped(mv[:head], n)
+        if scan is not None:
+            scan.feed(mv[head:head + k])
+    return Skipped(mv[:head], n, scan.version if scan is not None else None)
 
 
 async def _read_into(r, mv):

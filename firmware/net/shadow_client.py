@@ -9,6 +9,7 @@ import io
 import json
 
 from net.backoff import Backoff
+from net.mqtt_packets import Skipped
 
 _TOPICS = ("update/delta", "update/accepted", "update/rejected", "get/accepted", "get/rejected")
 
@@ -43,7 +44,7 @@ class ShadowError(Exception):
 
 class ShadowClient:
     def __init__(self, conn, thing, on_delta, max_inflight=4, timeout=10,
-                 retries=5, log=print, backoff=None, on_rejected=None):
+                 retries=5, log=print, backoff=None, on_rejected=None, on_too_large=None):
         self.conn = conn
         self.thing = thing
         self.base = "$aws/things/%s/shadow/" % thing
@@ -51,6 +52,9 @@ class ShadowClient:
         # fn(reported, ShadowError) -> dict to report instead, when the service refused what
         # on_delta returned (400, 413, 415): an error is reported, the delta is not tried again
         self.on_rejected = on_rejected
+        # fn(version, bytes) -> dict to report, for a delta the heap could not take in (read and
+        # dropped by the MQTT client: mqtt_packets.Skipped): refused for that version, not retried
+        self.on_too_large = on_too_large
         self._rechecking = False
         self.max_inflight = max_inflight
         self.timeout = timeout
@@ -152,6 +156,9 @@ class ShadowClient:
         raise ShadowError(429, "gave up after %d attempts" % self.retries)
 
     def _on_message(self, topic, payload, retain):
+        if isinstance(payload, Skipped):
+            self._skipped(topic[len(self.base):], payload)
+            return
         try:
             doc = json.load(payload) if hasattr(payload, "readinto") else json.loads(payload)
         except (ValueError, RuntimeError, MemoryError):  # (RuntimeError: nested too deep)
@@ -188,6 +195,16 @@ class ShadowClient:
             if v <= self.applied:
                 return  # stale or repeated: a newer state was already applied
             self._deliver(doc["state"], v)
+
+    def _skipped(self, op, body):
+        self.log("shadow: %s of %d bytes is more than the heap can take: not read" % (op, len(body)))
+        v = body.version
+        if op != "update/delta" or v is None or v <= self.applied or self.on_too_large is None:
+            return  # (a GET's answer: the same desired comes as a delta, or was refused as one)
+        self.applied = v
+        out = self.on_too_large(v, len(body))
+        if out:
+            asyncio.create_task(self._report_quietly(out))
 
     def _deliver(self, state, version):
         # applied in a task of its own: the MQTT read loop goes on reading (PUBACKs, pings)

@@ -214,7 +214,8 @@ def test_a_body_the_heap_cannot_take_is_skipped_and_acknowledged_and_the_link_st
         c = client(op, rx_buf=128)
         c.chunked.append("$aws/")
         got = []
-        c.on_message = lambda t, p, r: got.append((t, bytes(p) if not isinstance(p, mqtt_packets.Chunks) else b"chunks"))
+        c.on_message = lambda t, p, r: got.append((t, bytes(p) if not isinstance(p, mqtt_packets.Skipped)
+                                                   else ("skipped", len(p), p.version)))
         await c.connect()
         real = mqtt_packets.Chunks
 
@@ -223,15 +224,19 @@ def test_a_body_the_heap_cannot_take_is_skipped_and_acknowledged_and_the_link_st
                 raise MemoryError("memory allocation failed, allocating 1024 bytes")
         mqtt_packets.Chunks = NoRoom
         try:
-            big = b'{"state":{"desired":{"rules":"' + b"r" * 5000 + b'"}}}'
-            op.brokers[0].feed(publish_packet("$aws/things/t/shadow/get/accepted", big, qos=1, pid=41))
-            op.brokers[0].feed(publish_packet("$aws/things/t/shadow/update/delta", b'{"version":3}', qos=1, pid=42))
-            await until(lambda: len(got) == 1)
+            big = (b'{"state":{"desired":{"rules":"' + b"r" * 5000 + b'"}},"metadata":{"version":1},'
+                   b'"note":"\\"version\\":3,","version":1234,"timestamp":99}')
+            op.brokers[0].feed(publish_packet("$aws/things/t/shadow/update/delta", big, qos=1, pid=41))
+            op.brokers[0].feed(publish_packet("other/big", big, qos=1, pid=42))   # not a shadow topic
+            op.brokers[0].feed(publish_packet("$aws/things/t/shadow/update/delta", b'{"version":3}', qos=1, pid=43))
+            await until(lambda: len(got) == 2)
         finally:
             mqtt_packets.Chunks = real
-        assert got == [("$aws/things/t/shadow/update/delta", b'{"version":3}')]
+        # the shadow's handler hears of it, with the top-level version found while it was dropped
+        assert got == [("$aws/things/t/shadow/update/delta", ("skipped", 2 + len("$aws/things/t/shadow/update/delta") + 2 + len(big), 1234)),
+                       ("$aws/things/t/shadow/update/delta", b'{"version":3}')]
         acks = [b for t, b in op.brokers[0].packets() if t == 0x40]
-        assert acks == [b"\x00\x29", b"\x00\x2a"]   # both acknowledged, in order
+        assert acks == [b"\x00\x29", b"\x00\x2a", b"\x00\x2b"]   # all acknowledged, in order
         assert c.connected
         await c.disconnect()
     run(main())

@@ -105,6 +105,38 @@ def test_stale_and_repeated_deltas_are_ignored():
     run(main())
 
 
+def test_a_delta_too_large_for_the_heap_is_refused_for_its_version_once():
+    """The MQTT client read it through its buffer and dropped it (mqtt_packets.Skipped, with the
+    version it found on the way): on_too_large answers it, reported once; a GET's answer that was
+    dropped, or the same delta again, is not answered twice."""
+    from net.mqtt_packets import Skipped
+
+    async def main():
+        script = ShadowScript()
+        script.desired = {}
+        script.answers["get"] = [("accepted", {"state": {"desired": {}}, "version": 10})]
+        calls = []
+
+        def too_large(version, n):
+            calls.append((version, n))
+            return {"config_error": {"version": version, "problems": ["too large"]}}
+        op, conn, sh = setup(script, lambda s, v: None, on_too_large=too_large)
+        task = asyncio.create_task(conn.run())
+        await until(lambda: sh.version == 10)
+        head = memoryview(b"head")
+        sh._on_message(BASE + "get/accepted", Skipped(head, 16490, 11), False)
+        sh._on_message(BASE + "update/delta", Skipped(head, 11199, 11), False)
+        sh._on_message(BASE + "update/delta", Skipped(head, 11199, 11), False)
+        sh._on_message(BASE + "update/delta", Skipped(head, 11199, None), False)  # no version found
+        await until(lambda: any(op_ == "update" for op_, _ in script.requests))
+        await asyncio.sleep(0.05)
+        assert calls == [(11, 11199)]
+        reports = [d["state"]["reported"] for op_, d in script.requests if op_ == "update"]
+        assert reports == [{"config_error": {"version": 11, "problems": ["too large"]}}]
+        await shut(conn, task)
+    run(main())
+
+
 def test_429_backs_off_and_retries_other_codes_raise():
     async def main():
         script = ShadowScript()
@@ -208,7 +240,9 @@ def test_a_request_is_sent_from_the_buffer_and_not_overwritten_while_its_packet_
         sh = ShadowClient(conn, "thing-1", lambda state, version: None, log=lambda m: None)
         buf = sh._out.buf
         task = asyncio.create_task(conn.run())
-        await until(lambda: len(script.requests) >= 1)  # the GET, sent from the buffer, unacknowledged
+        # the GET, sent from the buffer, unacknowledged (the fake broker may see it before publish()
+        # has returned its packet id: wait for both)
+        await until(lambda: len(script.requests) >= 1 and sh._pid is not None)
         assert sh._pid in c.inflight
         head = bytes(buf[:buf.find(b"{")])
         assert b"\x00" + bytes([len(BASE + "get")]) + (BASE + "get").encode() in head  # the header in front
