@@ -16,6 +16,7 @@ Use from a test module (one broker per module):
 .device_cert(thing) -> (crt, key) and .client_cert(cn) -> (crt, key) for the host CNs
 (edgeshadow-monitor, edgeshadow-admin), .state_file() -> broker.json for CLI commands.
 """
+import contextlib
 import json
 import queue
 import ssl
@@ -185,3 +186,30 @@ def local_broker(tmp_path_factory):
             service.stop()
     finally:
         broker.stop()
+
+
+@contextlib.contextmanager
+def connected_board(env, root, thing, interval_s, **vb_kw):
+    """A virtual board running the firmware (scenario "nominal"), its certificate and a config for
+    env's broker injected as a user would (`edgeshadow inject`), soft-reset and connected; stopped
+    afterwards. vb.started_at: the unix second before it started."""
+    from host_tools.demo import device_config
+    from host_tools.device.inject import inject_boards
+    from host_tools.device.link import BoardLink
+    from host_tools.sim.board import VirtualBoard
+    certs.issue_device(thing, root / "certs" / thing, env.ca_dir)
+    config = root / "config.json"
+    config.write_text(json.dumps(device_config(env.port, interval_s)))
+    vb = VirtualBoard(root / "board", thing=thing, scenario="nominal", **vb_kw)
+    vb.started_at = int(time.time())
+    vb.start()
+    try:
+        [result] = inject_boards([(vb.port, thing)], root / "certs", config=config)
+        assert result.ok, result.detail
+        mark = len(vb.log())
+        with BoardLink(vb.port) as link:
+            link.soft_reset()
+        vb.wait_for_log("net: connected", timeout=60, start=mark)
+        yield vb
+    finally:
+        vb.stop()

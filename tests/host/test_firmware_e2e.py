@@ -6,13 +6,9 @@ import time
 
 import pytest
 
-from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + shadow service)
-from host_tools.cloud import certs
-from host_tools.demo import device_config
-from host_tools.device.inject import inject_boards
+from _broker_fixtures import connected_board, local_broker  # noqa: F401  (module-scoped broker + shadow service)
 from host_tools.device.link import BoardLink
 from host_tools.cloud.shadow_api import LocalShadow
-from host_tools.sim.board import VirtualBoard
 
 THING = "grid-e2e-001"
 INTERVAL_S = 2
@@ -31,23 +27,8 @@ def wait_until(fn, timeout, what):
 
 @pytest.fixture(scope="module")
 def board(local_broker, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    certs.issue_device(THING, root / "certs" / THING, local_broker.ca_dir)
-    config = root / "config.json"
-    config.write_text(json.dumps(device_config(local_broker.port, INTERVAL_S)))
-    vb = VirtualBoard(root / "board", thing=THING, scenario="nominal")
-    vb.started_at = int(time.time())  # every reading's timestamp (unix seconds) comes after it
-    vb.start()
-    try:
-        [result] = inject_boards([(vb.port, THING)], root / "certs", config=config)
-        assert result.ok, result.detail
-        mark = len(vb.log())
-        with BoardLink(vb.port) as link:
-            link.soft_reset()
-        vb.wait_for_log("net: connected", timeout=60, start=mark)
+    with connected_board(local_broker, tmp_path_factory.mktemp("e2e"), THING, INTERVAL_S) as vb:
         yield vb
-    finally:
-        vb.stop()
 
 
 @pytest.fixture

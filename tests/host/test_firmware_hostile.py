@@ -8,13 +8,9 @@ import time
 
 import pytest
 
-from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + shadow service)
-from host_tools.cloud import certs
-from host_tools.demo import device_config
-from host_tools.device.inject import inject_boards
+from _broker_fixtures import connected_board, local_broker  # noqa: F401  (module-scoped broker + shadow service)
 from host_tools.device.link import BoardLink
 from host_tools.cloud.shadow_api import LocalShadow
-from host_tools.sim.board import VirtualBoard
 
 THING = "grid-hostile-001"
 INTERVAL_S = 1
@@ -33,23 +29,10 @@ def wait_until(fn, timeout, what):
 
 @pytest.fixture(scope="module")
 def board(local_broker, tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile")
-    certs.issue_device(THING, root / "certs" / THING, local_broker.ca_dir)
-    config = root / "config.json"
-    config.write_text(json.dumps(device_config(local_broker.port, INTERVAL_S)))
-    # On the unix port: the unreportable-state case applies 4.5 KB of rules, and on the ESP32-like
-    # runtime (at 112,000 B and at 128 KB alike) the board then has no 1 KB block left for the
-    # ~16 KB shadow document every later GET returns: it drops its link on each connect. A known
-    # limit of the memory budget (issue 10's closing note), not what this module tests.
-    vb = VirtualBoard(root / "board", thing=THING, scenario="nominal", runtime="unix")
-    vb.start()
-    try:
-        [result] = inject_boards([(vb.port, THING)], root / "certs", config=config)
-        assert result.ok, result.message
-        reboot(vb)
+    # On the unix port: the unreportable-state case applies 4.5 KB of rules, which a board at 112,000 B
+    # cannot (tests/host/test_large_desired.py: it refuses such a delta, naming its size).
+    with connected_board(local_broker, tmp_path_factory.mktemp("hostile"), THING, INTERVAL_S, runtime="unix") as vb:
         yield vb
-    finally:
-        vb.stop()
 
 
 def reboot(vb):

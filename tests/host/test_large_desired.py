@@ -8,15 +8,10 @@ import json
 
 import pytest
 
-from _broker_fixtures import local_broker  # noqa: F401  (module-scoped broker + shadow service)
+from _broker_fixtures import connected_board, local_broker  # noqa: F401  (module-scoped broker + shadow service)
 from host_tools import cli
-from host_tools.cloud import certs
 from host_tools.cloud.shadow_api import LocalShadow
-from host_tools.demo import device_config
-from host_tools.device.inject import inject_boards
-from host_tools.device.link import BoardLink
 from host_tools.sim import runtimes
-from host_tools.sim.board import VirtualBoard
 
 pytestmark = pytest.mark.skipif(not runtimes.available("esp32like"),
                                 reason="the ESP32-like runtime is not built (`make esp32like`)")
@@ -26,22 +21,8 @@ SKIPPED = "more than the heap can take: not read"
 
 @pytest.fixture(scope="module")
 def board(local_broker, tmp_path_factory):
-    root = tmp_path_factory.mktemp("large")
-    certs.issue_device(THING, root / "certs" / THING, local_broker.ca_dir)
-    config = root / "config.json"
-    config.write_text(json.dumps(device_config(local_broker.port, 1)))
-    vb = VirtualBoard(root / "board", thing=THING, scenario="nominal", runtime="esp32like")
-    vb.start()
-    try:
-        [result] = inject_boards([(vb.port, THING)], root / "certs", config=config)
-        assert result.ok, result.message
-        mark = len(vb.log())
-        with BoardLink(vb.port) as link:
-            link.soft_reset()
-        vb.wait_for_log("net: connected", timeout=60, start=mark)
+    with connected_board(local_broker, tmp_path_factory.mktemp("large"), THING, 1, runtime="esp32like") as vb:
         yield vb
-    finally:
-        vb.stop()
 
 
 def test_a_desired_state_too_large_for_the_heap_is_refused_and_the_board_stays_online(board, local_broker, capsys):

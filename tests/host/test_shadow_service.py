@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from _broker_fixtures import local_broker  # noqa: F401  (fixture)
+from _broker_fixtures import connected_board, local_broker  # noqa: F401  (fixture)
 from host_tools import cli
 from host_tools.errors import EdgeshadowError
 from host_tools.cloud.shadow_api import AwsShadow, LocalShadow, parse_assignments
@@ -349,27 +349,8 @@ BOARD_THING = "shadow-set-001"
 @pytest.fixture(scope="module")
 def board(local_broker, tmp_path_factory):
     """The firmware on a virtual board, connected to this module's broker and shadow service."""
-    from host_tools.cloud import certs
-    from host_tools.demo import device_config
-    from host_tools.device.inject import inject_boards
-    from host_tools.device.link import BoardLink
-    from host_tools.sim.board import VirtualBoard
-    root = tmp_path_factory.mktemp("shadow-set")
-    certs.issue_device(BOARD_THING, root / "certs" / BOARD_THING, local_broker.ca_dir)
-    config = root / "config.json"
-    config.write_text(json.dumps(device_config(local_broker.port, 2)))
-    vb = VirtualBoard(root / "board", thing=BOARD_THING, scenario="nominal")
-    vb.start()
-    try:
-        [result] = inject_boards([(vb.port, BOARD_THING)], root / "certs", config=config)
-        assert result.ok, result.detail
-        mark = len(vb.log())
-        with BoardLink(vb.port) as link:
-            link.soft_reset()
-        vb.wait_for_log("net: connected", timeout=60, start=mark)
+    with connected_board(local_broker, tmp_path_factory.mktemp("shadow-set"), BOARD_THING, 2) as vb:
         yield vb
-    finally:
-        vb.stop()
 
 
 def _set(local_broker, *words):
