@@ -270,13 +270,14 @@ class MQTTClient:
         if kind == P.PUBLISH:
             topic, pid, off = P.split_publish(ptype, body)
             if isinstance(body, P.Skipped):
-                print("mqtt: a %d-byte message on %s is more than the heap can take: skipped"
-                      % (len(body), topic))
                 if self.on_message is not None and any(topic.startswith(c) for c in self.chunked):
-                    try:  # its handler answers it (a delta's version refused)
+                    try:  # its handler says so and answers it (a delta's version refused)
                         self.on_message(topic, body, bool(ptype & 1))
                     except Exception as e:
                         print("mqtt: on_message failed for %s: %r" % (topic, e))
+                else:
+                    print("mqtt: a %d-byte message on %s is more than the heap can take: skipped"
+                          % (len(body), topic))
             elif self.on_message is not None:
                 # the payload without a copy: a memoryview of the receive buffer (valid until the
                 # next read: handlers parse it at once), or the body itself, cut in place
