@@ -200,20 +200,24 @@ class App:
             del app_delta
             unload("app_delta", *_CHECKS)
 
+    def refuse(self, version, problems):
+        """The shadow version refused, with its problems: kept as config_error (reported until a
+        delta applies) and returned as the state to report now."""
+        self.config_error = {"version": version, "problems": problems}
+        return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+
     def on_rejected(self, reported, err):
         """The service refused the report of an applied delta (too large, ...): say so instead."""
         self._unreportable = dict((k, v) for k, v in reported.items()
                                   if k not in ("config_version", "config_error"))
-        self.config_error = {"version": self.cfg.get("version", 0),
-                             "problems": ["report: the shadow service refused the applied state: %s" % err]}
-        return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+        return self.refuse(self.cfg.get("version", 0),
+                           ["report: the shadow service refused the applied state: %s" % err])
 
     def on_too_large(self, version, n):
         """A delta too large for the heap to read in: refused, with the reason, in the shadow."""
-        self.config_error = {"version": version, "problems": [
-            "shadow: the delta of version %d is %d bytes with its metadata, more than this board's "
-            "heap can take in; make the desired state smaller" % (version, n)]}
-        return {"config_error": self.config_error, "config_version": self.cfg.get("version", 0)}
+        return self.refuse(version, ["shadow: the delta of version %d is %d bytes with its metadata, more "
+                                     "than this board's heap can take in; make the desired state smaller"
+                                     % (version, n)])
 
     # --- network --------------------------------------------------------------------------------
     def start_network(self):

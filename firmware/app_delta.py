@@ -37,9 +37,8 @@ def apply(app, state, version):
     """What to report for the delta (None: nothing)."""
     new, problems = _check(app, state, version)
     if problems:
-        app.config_error = {"version": version, "problems": problems}
         log("shadow: delta v%d rejected: %s" % (version, "; ".join(problems)))
-        return {"config_error": app.config_error, "config_version": app.cfg.get("version", 0)}
+        return app.refuse(version, problems)
     same = dict(new)
     same["version"] = app.cfg.get("version", 0)
     if same == app.cfg:  # a delta we applied, again (it stays until reported): no rewrite

@@ -269,8 +269,10 @@ class MQTTClient:
         kind = ptype & 0xF0
         if kind == P.PUBLISH:
             topic, pid, off = P.split_publish(ptype, body)
+            # a handler that takes a large payload as a stream (and hears of one skipped)
+            streams = any(topic.startswith(c) for c in self.chunked)
             if isinstance(body, P.Skipped):
-                if self.on_message is not None and any(topic.startswith(c) for c in self.chunked):
+                if self.on_message is not None and streams:
                     try:  # its handler says so and answers it (a delta's version refused)
                         self.on_message(topic, body, bool(ptype & 1))
                     except Exception as e:
@@ -283,7 +285,7 @@ class MQTTClient:
                 # next read: handlers parse it at once), or the body itself, cut in place
                 if isinstance(body, P.Chunks):
                     body.seek(off)
-                    if not any(topic.startswith(c) for c in self.chunked):
+                    if not streams:
                         body = body.join()
                 elif isinstance(body, memoryview):
                     body = body[off:]

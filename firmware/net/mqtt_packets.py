@@ -209,7 +209,7 @@ async def read(r, buf=None):
     return ptype, (await _read_body(r, n, buf, ptype) if n else b"")
 
 
-async def _read_body(r, n, buf, ptype=PUBLISH):
+async def _read_body(r, n, buf, ptype):
     if not hasattr(r, "readinto"):  # CPython's StreamReader
         return bytearray(await r.readexactly(n))
     if buf is not None and n <= len(buf):
@@ -237,15 +237,15 @@ async def _skip(r, n, buf, ptype):
     mv = memoryview(buf)
     head = min(n, 260, len(buf) - 16)
     await _read_into(r, mv[:head])
-    scan = None
-    off = 2 + (buf[0] << 8 | buf[1]) + (2 if (ptype >> 1) & 3 else 0)
-    if off <= head:
-        try:
-            from net.doc_version import TopVersion
-            scan = TopVersion()
-            scan.feed(mv[off:head])
-        except MemoryError:
-            scan = None
+    try:
+        off = split_publish(ptype, mv[:head])[2]
+        if off > head:
+            raise ValueError
+        from net.doc_version import TopVersion
+        scan = TopVersion()
+        scan.feed(mv[off:head])
+    except MALFORMED + (MemoryError,):  # (a topic longer than the head: no scan)
+        scan = None
     left = n - head
     while left:
         k = min(left, len(buf) - head)
